@@ -1,0 +1,96 @@
+"""The ``stratasync`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+
+def _add_storage_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dynamodb-endpoint",
+        metavar="URL",
+        help="DynamoDB endpoint (DynamoDB Local, another emulator, or AWS); default: an embedded moto",
+    )
+    parser.add_argument("--table", default="stratasync", help="DynamoDB table name (created if missing)")
+    parser.add_argument("--workers", type=int, default=2, help="Lambda worker processes (default: 2)")
+    parser.add_argument("--log-level", default="WARNING", help="handler log level (default: WARNING)")
+
+
+def _dev_config(args: argparse.Namespace, port: int) -> object:
+    from stratasync.devserver import DevServerConfig
+
+    if args.workers < 1:
+        raise SystemExit("stratasync: --workers must be at least 1")
+    return DevServerConfig(
+        host=args.host,
+        port=port,
+        dynamodb_endpoint=args.dynamodb_endpoint,
+        table_name=args.table,
+        workers=args.workers,
+        log_level=args.log_level.upper(),
+    )
+
+
+def _run_dev(args: argparse.Namespace) -> int:
+    from stratasync.devserver import DevServer, DevServerConfig
+
+    config = _dev_config(args, args.port)
+    assert isinstance(config, DevServerConfig)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        with DevServer(config):
+            print("  press Ctrl-C to stop", flush=True)
+            try:
+                stop.wait()
+            except KeyboardInterrupt:
+                pass
+    except OSError as error:
+        print(f"stratasync dev: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from stratasync.client.demo import run_demo
+    from stratasync.devserver import DevServer, DevServerConfig
+
+    config = _dev_config(args, args.port)
+    assert isinstance(config, DevServerConfig)
+    with DevServer(config) as server:
+        converged = run_demo(server.url)
+    return 0 if converged else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``stratasync`` command."""
+    parser = argparse.ArgumentParser(prog="stratasync", description="LiveStore-compatible sync backend on AWS")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    dev = commands.add_parser("dev", help="serve the sync Lambda on localhost")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8787)
+    _add_storage_options(dev)
+    dev.set_defaults(run=_run_dev)
+
+    demo = commands.add_parser("demo", help="start a dev server and run a short two-client demo sync")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=0, help="default: a free port")
+    _add_storage_options(demo)
+    demo.set_defaults(run=_run_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``stratasync`` console script."""
+    args = build_parser().parse_args(argv)
+    result: int = args.run(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,285 @@
+"""The dev server: each HTTP request becomes an API Gateway HTTP API (payload 2.0) event.
+
+Requests are handed to a pool of worker *processes*, each importing the real Lambda handler
+module: every worker is one simulated Lambda execution environment (one request at a time,
+module state kept warm), so concurrent requests really run concurrently, as on AWS.
+"""
+
+from __future__ import annotations
+
+import base64
+import multiprocessing
+import os
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, TextIO
+from urllib.parse import parse_qsl, urlsplit
+
+from stratasync.devserver.embedded_moto import EmbeddedMoto, ensure_fake_credentials
+
+#: API Gateway's own payload limit; larger requests never reach the Lambda.
+MAX_GATEWAY_BODY_BYTES = 10 * 1024 * 1024
+
+
+@dataclass
+class DevServerConfig:
+    """How to run ``stratasync dev``."""
+
+    host: str = "127.0.0.1"
+    port: int = 8787
+    #: None: an embedded moto. Otherwise DynamoDB Local, another emulator, or a real AWS endpoint.
+    dynamodb_endpoint: str | None = None
+    table_name: str = "stratasync"
+    workers: int = 2
+    log_level: str = "WARNING"
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+class _FakeLambdaContext:
+    function_name = "stratasync-sync-dev"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:stratasync-sync-dev"
+
+    def __init__(self) -> None:
+        self.aws_request_id = str(uuid.uuid4())
+        self._deadline = time.monotonic() + 30
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def _init_worker(env: dict[str, str]) -> None:
+    os.environ.update(env)
+    import stratasync.handlers.sync  # noqa: F401 - the cold start happens here, once per worker
+
+
+def _invoke(event: dict[str, Any]) -> dict[str, Any]:
+    from stratasync.handlers.sync import lambda_handler
+
+    result: dict[str, Any] = lambda_handler(event, _FakeLambdaContext())  # type: ignore[arg-type]
+    return result
+
+
+def _warm() -> int:
+    return os.getpid()
+
+
+def to_gateway_event(
+    method: str, target: str, headers: list[tuple[str, str]], body: bytes, source_ip: str
+) -> dict[str, Any]:
+    """An API Gateway HTTP API payload-2.0 event for one HTTP request."""
+    parts = urlsplit(target)
+    merged: dict[str, str] = {}
+    cookies: list[str] = []
+    for name, value in headers:
+        lower = name.lower()
+        if lower == "cookie":
+            cookies.extend(cookie.strip() for cookie in value.split(";") if cookie.strip())
+            continue
+        merged[lower] = f"{merged[lower]},{value}" if lower in merged else value
+    query: dict[str, str] = {}
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        query[name] = f"{query[name]},{value}" if name in query else value
+    try:
+        text_body: str | None = body.decode() if body else None
+        is_base64 = False
+    except UnicodeDecodeError:
+        text_body, is_base64 = base64.b64encode(body).decode(), True
+    now = time.time()
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": parts.path or "/",
+        "rawQueryString": parts.query,
+        "headers": merged,
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "dev",
+            "domainName": merged.get("host", "localhost"),
+            "domainPrefix": "dev",
+            "http": {
+                "method": method,
+                "path": parts.path or "/",
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": merged.get("user-agent", ""),
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
+        },
+        "isBase64Encoded": is_base64,
+    }
+    if cookies:
+        event["cookies"] = cookies
+    if query:
+        event["queryStringParameters"] = query
+    if text_body is not None:
+        event["body"] = text_body
+    return event
+
+
+class DevServer:
+    """Runs the sync Lambda on ``http://host:port/``; use as a context manager or start()/stop()."""
+
+    def __init__(self, config: DevServerConfig, out: TextIO | None = None) -> None:
+        self.config = config
+        self._out = out if out is not None else sys.stdout
+        self._moto: EmbeddedMoto | None = None
+        self._pool: ProcessPoolExecutor | None = None
+        self._http: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.dynamodb_endpoint: str | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._http is not None, "start() first"
+        host, port = self._http.server_address[:2]
+        return f"http://{host}:{port}/"
+
+    def start(self) -> DevServer:
+        from stratasync.storage.dynamodb import create_table, make_client
+
+        config = self.config
+        if config.dynamodb_endpoint is None:
+            self._moto = EmbeddedMoto().start()
+            self.dynamodb_endpoint = self._moto.endpoint
+            storage_text = f"embedded moto at {self.dynamodb_endpoint} (in memory, gone when the server stops)"
+        else:
+            self.dynamodb_endpoint = config.dynamodb_endpoint
+            storage_text = f"DynamoDB at {self.dynamodb_endpoint}"
+        if self.dynamodb_endpoint.startswith("http://"):
+            ensure_fake_credentials()  # local emulators accept any credentials
+        create_table(make_client(self.dynamodb_endpoint), config.table_name)
+
+        env = {
+            "STRATASYNC_TABLE_NAME": config.table_name,
+            "STRATASYNC_DYNAMODB_ENDPOINT": self.dynamodb_endpoint,
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": config.log_level,
+            "POWERTOOLS_SERVICE_NAME": "stratasync",
+            **{name: os.environ[name] for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+               if name in os.environ},
+            **config.extra_env,
+        }
+        self._pool = ProcessPoolExecutor(
+            max_workers=config.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(env,),
+        )
+        # Start every worker now, so a misconfiguration shows at once and not on the first request.
+        for future in [self._pool.submit(_warm) for _ in range(config.workers)]:
+            future.result(timeout=120)
+
+        self._http = ThreadingHTTPServer((config.host, config.port), self._make_handler())
+        self._http.daemon_threads = True
+        self._thread = threading.Thread(target=self._http.serve_forever, name="devserver-http", daemon=True)
+        self._thread.start()
+        print(f"stratasync dev server listening on {self.url}", file=self._out)
+        print(f"  storage: {storage_text}, table {config.table_name!r}", file=self._out)
+        print(f"  {config.workers} Lambda worker process(es); LiveStore: makeHttpSync({{ url: '{self.url}' }})",
+              file=self._out, flush=True)
+        return self
+
+    def stop(self) -> None:
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+
+    def __enter__(self) -> DevServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Run one API Gateway event through a worker (an execution environment)."""
+        assert self._pool is not None, "start() first"
+        return self._pool.submit(_invoke, event).result(timeout=60)
+
+    def _make_handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            server_version = "stratasync-dev"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+                pass
+
+            def _read_body(self) -> bytes | None:
+                if self.headers.get("transfer-encoding", "").lower() == "chunked":
+                    pieces = []
+                    total = 0
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                        if size == 0:
+                            self.rfile.readline()
+                            return b"".join(pieces)
+                        total += size
+                        if total > MAX_GATEWAY_BODY_BYTES:
+                            return None
+                        pieces.append(self.rfile.read(size))
+                        self.rfile.readline()
+                length = int(self.headers.get("content-length") or 0)
+                if length > MAX_GATEWAY_BODY_BYTES:
+                    return None
+                return self.rfile.read(length) if length else b""
+
+            def _reply(self, status: int, headers: dict[str, str], body: bytes) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                        self.send_header(name, value)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def _handle(self) -> None:
+                try:
+                    body = self._read_body()
+                except ValueError:
+                    self.close_connection = True
+                    self._reply(400, {"content-type": "text/plain"}, b"malformed chunked body")
+                    return
+                if body is None:
+                    self.close_connection = True
+                    self._reply(413, {"content-type": "application/json"}, b'{"message":"Request Entity Too Large"}')
+                    return
+                event = to_gateway_event(
+                    self.command, self.path, list(self.headers.items()), body, self.client_address[0]
+                )
+                try:
+                    result = server.invoke(event)
+                except Exception as error:  # the Lambda "crashed": API Gateway answers 500
+                    message = f'{{"message":"Internal Server Error","detail":{str(error)!r:s}}}'
+                    self._reply(500, {"content-type": "application/json"}, message.encode())
+                    return
+                headers = dict(result.get("headers") or {})
+                for name, values in (result.get("multiValueHeaders") or {}).items():
+                    headers[name] = ",".join(values)
+                raw = result.get("body") or ""
+                payload = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode()
+                self._reply(int(result.get("statusCode", 200)), headers, payload)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _handle
+
+        return Handler

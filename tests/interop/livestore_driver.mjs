@@ -1,0 +1,417 @@
+#!/usr/bin/env node
+// Drives the REAL LiveStore 0.4 HTTP sync client (`makeHttpSync` from @livestore/sync-cf/client)
+// against a sync server and runs one scenario.
+//
+//   node livestore_driver.mjs <baseUrl> <scenario> [storeId]
+//
+// Prints exactly ONE JSON object on stdout; exit code 0 when the scenario passed, 1 when it
+// failed (the JSON then has ok:false and an `error`), 2 on bad usage. Everything else the
+// client logs goes to stderr.
+//
+// Env: DRIVER_TIMEOUT_MS (per scenario, default 60000), DRIVER_PAGING_EVENTS (default 1000).
+
+import { performance } from 'node:perf_hooks'
+import { randomUUID } from 'node:crypto'
+
+// Keep stdout for the single JSON result: route every console method to stderr.
+const writeStdout = process.stdout.write.bind(process.stdout)
+for (const m of ['log', 'info', 'debug', 'warn', 'error', 'trace']) {
+  console[m] = (...args) => process.stderr.write(`${args.map(String).join(' ')}\n`)
+}
+
+const SCENARIOS = ['ping', 'empty-pull', 'push-pull', 'server-ahead', 'backend-id-mismatch', 'paging-1000']
+
+const usage = () => {
+  writeStdout(
+    `${JSON.stringify({
+      ok: false,
+      error: { message: `usage: node livestore_driver.mjs <baseUrl> <${[...SCENARIOS, 'all'].join('|')}> [storeId]` },
+    })}\n`,
+  )
+  process.exit(2)
+}
+
+const [baseUrl, scenarioArg, storeIdArg] = process.argv.slice(2)
+if (!baseUrl || !scenarioArg || (scenarioArg !== 'all' && !SCENARIOS.includes(scenarioArg))) usage()
+
+const { makeHttpSync } = await import('@livestore/sync-cf/client')
+const { Chunk, Effect, FetchHttpClient, KeyValueStore, Layer, Option, Stream, Logger, LogLevel } = await import(
+  '@livestore/utils/effect'
+)
+
+const TIMEOUT_MS = Number(process.env.DRIVER_TIMEOUT_MS ?? 60_000)
+const PAGING_EVENTS = Number(process.env.DRIVER_PAGING_EVENTS ?? 1000)
+const CLIENT_ID = 'interop-client'
+const SESSION_ID = 'interop-session'
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+
+class ScenarioFailure extends Error {
+  constructor(message, details) {
+    super(message)
+    this.details = details
+  }
+}
+
+const check = (cond, message, details) => {
+  if (!cond) throw new ScenarioFailure(message, details)
+}
+
+const ms = (t0) => Math.round((performance.now() - t0) * 100) / 100
+
+/** Turn Effect values (Option, tagged errors, Chunks, Error causes) into plain JSON. */
+const toPlain = (v, depth = 0) => {
+  if (depth > 8) return '[depth]'
+  if (v === null || v === undefined) return v ?? null
+  if (typeof v === 'bigint') return v.toString()
+  if (typeof v !== 'object') return v
+  if (ArrayBuffer.isView(v)) {
+    const text = new TextDecoder().decode(v)
+    return text.length > 2000 ? `${text.slice(0, 2000)}...` : text
+  }
+  if (Option.isOption(v)) return Option.isSome(v) ? { _tag: 'Some', value: toPlain(v.value, depth + 1) } : { _tag: 'None' }
+  if (Chunk.isChunk(v)) return Chunk.toReadonlyArray(v).map((x) => toPlain(x, depth + 1))
+  if (Array.isArray(v)) return v.map((x) => toPlain(x, depth + 1))
+  const out = {}
+  if (v instanceof Error) {
+    out.name = v.name
+    out.message = v.message
+  }
+  for (const k of Object.keys(v)) {
+    if (k === 'stack' || k === 'span') continue
+    out[k] = toPlain(v[k], depth + 1)
+  }
+  if (v instanceof Error && v.cause !== undefined && out.cause === undefined) out.cause = toPlain(v.cause, depth + 1)
+  return out
+}
+
+const plainError = (e) => {
+  const p = toPlain(e)
+  if (p && typeof p === 'object' && !Array.isArray(p) && p._tag === undefined && e?._tag !== undefined) p._tag = e._tag
+  return p
+}
+
+const makeEvent = (seqNum, parentSeqNum, prefix = 'todo') => ({
+  name: 'v1.TodoCreated',
+  args: { id: `${prefix}-${seqNum}`, text: `Todo number ${seqNum}` },
+  seqNum,
+  parentSeqNum,
+  clientId: CLIENT_ID,
+  sessionId: SESSION_ID,
+})
+
+const makeEvents = (from, to, prefix) => {
+  const evs = []
+  for (let s = from; s <= to; s++) evs.push(makeEvent(s, s - 1, prefix))
+  return evs
+}
+
+const sameEvent = (a, b) => JSON.stringify(a) === JSON.stringify(b)
+
+/**
+ * Build a real client, the way upstream's sync-provider tests do: call the
+ * SyncBackendConstructor with {storeId, clientId, payload} inside a scope, with an
+ * HttpClient and a KeyValueStore in context. The KeyValueStore holds the key `backendId`
+ * that the client's backendId helper reads at construction and updates after each pull;
+ * `presetBackendId` pre-populates it (how we provoke BackendIdMismatchError).
+ *
+ * Returns { backend, kvBackendId } where kvBackendId reads what the client currently stores.
+ */
+const makeClient = (storeId, { presetBackendId, payload } = {}) =>
+  Effect.gen(function* () {
+    const kv = yield* KeyValueStore.KeyValueStore
+    if (presetBackendId !== undefined) yield* kv.set('backendId', presetBackendId)
+    const backend = yield* makeHttpSync({
+      url: baseUrl,
+      // no background pinging: keeps the server's request log deterministic
+      ping: { enabled: false },
+    })({ storeId, clientId: CLIENT_ID, payload })
+    const kvBackendId = kv.get('backendId').pipe(Effect.map(Option.getOrNull))
+    return { backend, kvBackendId }
+  }).pipe(Effect.provide(KeyValueStore.layerMemory))
+
+/** Pull (non-live) and collect every item the client yields, with per-item arrival times. */
+const pullAll = (backend, cursor) =>
+  Effect.gen(function* () {
+    const t0 = performance.now()
+    const items = yield* backend.pull(cursor).pipe(Stream.runCollect, Effect.map(Chunk.toReadonlyArray))
+    return { items, durationMs: ms(t0) }
+  })
+
+const cursorAt = (eventSequenceNumber) => Option.some({ eventSequenceNumber, metadata: Option.none() })
+
+const timed = (eff) =>
+  Effect.gen(function* () {
+    const t0 = performance.now()
+    const value = yield* eff
+    return { value, durationMs: ms(t0) }
+  })
+
+const itemSummary = (item) => ({
+  batchSize: item.batch.length,
+  firstSeqNum: item.batch[0]?.eventEncoded.seqNum ?? null,
+  lastSeqNum: item.batch.at(-1)?.eventEncoded.seqNum ?? null,
+  pageInfo: toPlain(item.pageInfo),
+})
+
+const storeFor = (base, name) => `${base}-${name}`
+
+// ---------------------------------------------------------------------------------------------
+// scenarios: each gets its own storeId; returns a plain result object or throws ScenarioFailure
+
+const scenarios = {
+  ping: (storeId) =>
+    Effect.gen(function* () {
+      const { backend } = yield* makeClient(storeId)
+      const before = yield* backend.isConnected.get
+      const { durationMs } = yield* timed(backend.ping)
+      // NOTE: the client's `ping` swallows its own timeout (sets isConnected=false and succeeds),
+      // so isConnected is the real success signal.
+      const after = yield* backend.isConnected.get
+      check(before === false, 'isConnected should start false', { before })
+      check(after === true, 'isConnected should be true after ping', { after })
+      const c = yield* timed(backend.connect)
+      return { isConnectedBefore: before, isConnectedAfter: after, pingMs: durationMs, connectMs: c.durationMs }
+    }),
+
+  'empty-pull': (storeId) =>
+    Effect.gen(function* () {
+      const { backend, kvBackendId } = yield* makeClient(storeId)
+      const { items, durationMs } = yield* pullAll(backend, Option.none())
+      const plain = toPlain(items)
+      check(items.length === 1, 'expected exactly one item', { items: plain })
+      check(items[0].batch.length === 0, 'expected an empty batch', { items: plain })
+      check(items[0].pageInfo._tag === 'NoMore', 'expected pageInfo NoMore', { items: plain })
+      const backendId = yield* kvBackendId
+      check(typeof backendId === 'string' && backendId.length > 0, 'client should have learned a backendId', {
+        backendId,
+      })
+      return { items: plain, learnedBackendId: backendId, pullMs: durationMs }
+    }),
+
+  'push-pull': (storeId) =>
+    Effect.gen(function* () {
+      const { backend, kvBackendId } = yield* makeClient(storeId)
+      const events = makeEvents(1, 3)
+      const push = yield* timed(backend.push(events))
+
+      const full = yield* pullAll(backend, Option.none())
+      const pulled = full.items.flatMap((i) => i.batch)
+      check(pulled.length === 3, 'expected 3 events from the full pull', { items: toPlain(full.items) })
+      pulled.forEach((b, i) =>
+        check(sameEvent(b.eventEncoded, events[i]), `event ${i} differs`, {
+          expected: events[i],
+          got: toPlain(b.eventEncoded),
+        }),
+      )
+      check(full.items.at(-1).pageInfo._tag === 'NoMore', 'last page must be NoMore', { items: toPlain(full.items) })
+      const backendId = yield* kvBackendId
+
+      // pull with cursor at seqNum 1 (the cursor's backendId comes from the helper, set by the pull above)
+      const fromCursor = yield* pullAll(backend, cursorAt(1))
+      const pulled2 = fromCursor.items.flatMap((i) => i.batch)
+      check(
+        pulled2.length === 2 && sameEvent(pulled2[0].eventEncoded, events[1]) && sameEvent(pulled2[1].eventEncoded, events[2]),
+        'cursor pull from seqNum 1 should yield events 2..3',
+        { items: toPlain(fromCursor.items) },
+      )
+      check(fromCursor.items.at(-1).pageInfo._tag === 'NoMore', 'last page must be NoMore', {
+        items: toPlain(fromCursor.items),
+      })
+
+      // pull from the head: one empty NoMore page
+      const fromHead = yield* pullAll(backend, cursorAt(3))
+      check(
+        fromHead.items.length === 1 && fromHead.items[0].batch.length === 0 && fromHead.items[0].pageInfo._tag === 'NoMore',
+        'pull from head should yield one empty NoMore page',
+        { items: toPlain(fromHead.items) },
+      )
+
+      return {
+        pushed: events,
+        fullPull: { items: toPlain(full.items) },
+        cursorPull: { cursor: 1, items: toPlain(fromCursor.items) },
+        headPull: { cursor: 3, items: toPlain(fromHead.items) },
+        learnedBackendId: backendId,
+        pushMs: push.durationMs,
+        pullMs: full.durationMs,
+        cursorPullMs: fromCursor.durationMs,
+      }
+    }),
+
+  'server-ahead': (storeId) =>
+    Effect.gen(function* () {
+      const { backend } = yield* makeClient(storeId)
+      const first = yield* timed(backend.push(makeEvents(1, 2)))
+      const stale = [makeEvent(1, 0, 'stale')]
+      const t0 = performance.now()
+      const err = yield* backend.push(stale).pipe(Effect.flip)
+      const rejectMs = ms(t0)
+      const e = plainError(err)
+      check(err?._tag === 'ServerAheadError', 'expected ServerAheadError', { error: e })
+      check(err.minimumExpectedNum === 2 && err.providedNum === 0, 'unexpected ServerAheadError fields', { error: e })
+      // the store is unchanged: still exactly events 1..2
+      const { items } = yield* pullAll(backend, Option.none())
+      const seqs = items.flatMap((i) => i.batch.map((b) => b.eventEncoded.seqNum))
+      check(JSON.stringify(seqs) === '[1,2]', 'rejected push must not change the store', { seqs })
+      return {
+        error: { _tag: err._tag, minimumExpectedNum: err.minimumExpectedNum, providedNum: err.providedNum },
+        errorPlain: e,
+        pushMs: first.durationMs,
+        rejectedPushMs: rejectMs,
+      }
+    }),
+
+  'backend-id-mismatch': (storeId) =>
+    Effect.gen(function* () {
+      // 1. a healthy client pushes and pulls, learning the server's backendId
+      const a = yield* makeClient(storeId)
+      yield* a.backend.push(makeEvents(1, 2))
+      yield* pullAll(a.backend, Option.none())
+      const realId = yield* a.kvBackendId
+      check(typeof realId === 'string', 'first client should learn a backendId', { realId })
+
+      // 2. a second client whose persisted backendId (KeyValueStore key `backendId`) is wrong,
+      //    as after a server-side reset.
+      const wrong = 'wrong-backend-id'
+      const b = yield* makeClient(storeId, { presetBackendId: wrong })
+
+      const pushErr = yield* b.backend.push([makeEvent(3, 2)]).pipe(Effect.flip)
+      check(pushErr?._tag === 'BackendIdMismatchError', 'push with wrong backendId: expected BackendIdMismatchError', {
+        error: plainError(pushErr),
+      })
+      check(pushErr.expected === realId && pushErr.received === wrong, 'push mismatch fields', {
+        error: plainError(pushErr),
+        realId,
+      })
+
+      const pullErr = yield* pullAll(b.backend, cursorAt(1)).pipe(Effect.flip)
+      check(pullErr?._tag === 'BackendIdMismatchError', 'pull with wrong cursor backendId: expected BackendIdMismatchError', {
+        error: plainError(pullErr),
+      })
+      check(pullErr.expected === realId && pullErr.received === wrong, 'pull mismatch fields', {
+        error: plainError(pullErr),
+        realId,
+      })
+
+      // 3. a pull without cursor carries no backendId: it succeeds and the client adopts the server's id
+      const recovered = yield* pullAll(b.backend, Option.none())
+      const adopted = yield* b.kvBackendId
+      check(adopted === realId, 'after a cursor-less pull the client should adopt the server backendId', {
+        adopted,
+        realId,
+      })
+      check(
+        recovered.items.flatMap((i) => i.batch).length === 2,
+        'cursor-less pull should return the 2 stored events',
+        { items: toPlain(recovered.items) },
+      )
+      const okPush = yield* timed(b.backend.push([makeEvent(3, 2)]))
+
+      return {
+        serverBackendId: realId,
+        pushError: { _tag: pushErr._tag, expected: pushErr.expected, received: pushErr.received },
+        pullError: { _tag: pullErr._tag, expected: pullErr.expected, received: pullErr.received },
+        afterCursorlessPull: { adoptedBackendId: adopted, pushAfterRecoveryMs: okPush.durationMs },
+      }
+    }),
+
+  'paging-1000': (storeId) =>
+    Effect.gen(function* () {
+      const { backend } = yield* makeClient(storeId)
+      const total = PAGING_EVENTS
+      const half = Math.floor(total / 2 / 100) * 100
+      const events = makeEvents(1, total, 'page')
+      const pushTimes = []
+      const t0 = performance.now()
+      // first half: explicit push calls of 100 events each
+      for (let i = 0; i < half; i += 100) {
+        const t = yield* timed(backend.push(events.slice(i, i + 100)))
+        pushTimes.push(t.durationMs)
+      }
+      // second half: one push call; the client splits it into requests of <= 100 events
+      const rest = yield* timed(backend.push(events.slice(half)))
+      const pushMs = ms(t0)
+
+      const { items, durationMs: pullMs } = yield* pullAll(backend, Option.none())
+      const pages = items.map(itemSummary)
+      const seqs = items.flatMap((i) => i.batch.map((b) => b.eventEncoded.seqNum))
+      check(seqs.length === total, `expected ${total} events`, { got: seqs.length, pages })
+      for (let i = 0; i < seqs.length; i++) check(seqs[i] === i + 1, 'events not ascending/contiguous', { at: i, seq: seqs[i] })
+      let seen = 0
+      items.forEach((item, i) => {
+        check(item.batch.length <= 100, 'page larger than 100 events', { page: i, size: item.batch.length })
+        seen += item.batch.length
+        const last = i === items.length - 1
+        if (last) check(item.pageInfo._tag === 'NoMore', 'last page must be NoMore', { page: i, pageInfo: toPlain(item.pageInfo) })
+        else
+          check(
+            item.pageInfo._tag === 'MoreKnown' && item.pageInfo.remaining === total - seen,
+            'intermediate page must be MoreKnown with correct remaining',
+            { page: i, pageInfo: toPlain(item.pageInfo), expectedRemaining: total - seen },
+          )
+      })
+      const allEq = items.flatMap((i) => i.batch).every((b, i) => sameEvent(b.eventEncoded, events[i]))
+      check(allEq, 'pulled events differ from pushed events')
+
+      // pull from the middle
+      const mid = half
+      const fromMid = yield* pullAll(backend, cursorAt(mid))
+      const midSeqs = fromMid.items.flatMap((i) => i.batch.map((b) => b.eventEncoded.seqNum))
+      check(midSeqs.length === total - mid && midSeqs[0] === mid + 1, 'cursor pull from the middle', {
+        count: midSeqs.length,
+        first: midSeqs[0],
+      })
+
+      return {
+        events: total,
+        pushCallsOf100: pushTimes.length,
+        pushCallMs: pushTimes,
+        clientSplitPush: { events: total - half, ms: rest.durationMs },
+        pushMs,
+        pullMs,
+        pageCount: items.length,
+        pages,
+        cursorPull: { cursor: mid, events: midSeqs.length, pageCount: fromMid.items.length, ms: fromMid.durationMs },
+      }
+    }),
+}
+
+const runScenario = (name, storeId) =>
+  Effect.gen(function* () {
+    const t0 = performance.now()
+    const result = yield* scenarios[name](storeId)
+    return { scenario: name, ok: true, storeId, durationMs: ms(t0), ...result }
+  }).pipe(
+    Effect.scoped,
+    Effect.timeoutFail({
+      duration: TIMEOUT_MS,
+      onTimeout: () => new ScenarioFailure(`scenario timed out after ${TIMEOUT_MS} ms`),
+    }),
+    Effect.catchAllCause((cause) => {
+      const squashed = cause._tag === 'Die' ? cause.defect : cause._tag === 'Fail' ? cause.error : undefined
+      const err = squashed ?? cause
+      const error =
+        err instanceof ScenarioFailure
+          ? { message: err.message, details: toPlain(err.details ?? null) }
+          : { message: 'unexpected error', cause: plainError(err), pretty: String(cause) }
+      return Effect.succeed({ scenario: name, ok: false, storeId, error })
+    }),
+  )
+
+const baseStore = storeIdArg ?? `interop-${Date.now()}-${randomUUID().slice(0, 8)}`
+
+const program = Effect.gen(function* () {
+  if (scenarioArg !== 'all') return yield* runScenario(scenarioArg, baseStore)
+  const results = {}
+  for (const name of SCENARIOS) results[name] = yield* runScenario(name, storeFor(baseStore, name))
+  const failed = SCENARIOS.filter((n) => !results[n].ok)
+  return { scenario: 'all', ok: failed.length === 0, failed, results }
+}).pipe(
+  Effect.provide(FetchHttpClient.layer),
+  Effect.provide(Layer.mergeAll(Logger.minimumLogLevel(LogLevel.Warning))),
+)
+
+const result = await Effect.runPromise(program).catch((e) => ({ scenario: scenarioArg, ok: false, error: plainError(e) }))
+writeStdout(`${JSON.stringify({ baseUrl, ...result })}\n`, () => process.exit(result.ok ? 0 : 1))
