@@ -34,10 +34,18 @@ const usage = () => {
 const [baseUrl, scenarioArg, storeIdArg] = process.argv.slice(2)
 if (!baseUrl || !scenarioArg || (scenarioArg !== 'all' && !SCENARIOS.includes(scenarioArg))) usage()
 
-const { makeHttpSync } = await import('@livestore/sync-cf/client')
-const { Chunk, Effect, FetchHttpClient, KeyValueStore, Layer, Option, Stream, Logger, LogLevel } = await import(
-  '@livestore/utils/effect'
-)
+let makeHttpSync, Chunk, Effect, FetchHttpClient, KeyValueStore, Layer, Option, Stream, Logger, LogLevel
+try {
+  ;({ makeHttpSync } = await import('@livestore/sync-cf/client'))
+  ;({ Chunk, Effect, FetchHttpClient, KeyValueStore, Layer, Option, Stream, Logger, LogLevel } = await import(
+    '@livestore/utils/effect'
+  ))
+} catch (e) {
+  writeStdout(
+    `${JSON.stringify({ ok: false, scenario: scenarioArg, error: { message: `cannot load the LiveStore client (run npm ci in tests/interop): ${e?.message ?? e}` } })}\n`,
+  )
+  process.exit(1)
+}
 
 const TIMEOUT_MS = Number(process.env.DRIVER_TIMEOUT_MS ?? 60_000)
 const PAGING_EVENTS = Number(process.env.DRIVER_PAGING_EVENTS ?? 1000)

@@ -1,0 +1,43 @@
+"""Shared fixtures: AWS emulators (embedded moto server, DynamoDB Local) and a dev server."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+
+from stratasync.devserver import DevServer, DevServerConfig  # noqa: E402
+from stratasync.devserver.embedded_moto import EmbeddedMoto  # noqa: E402
+from stratasync.storage.dynamodb import create_table, make_client  # noqa: E402
+from tests import emulators  # noqa: E402
+
+TABLE = "stratasync-test"
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """An embedded moto server (each request atomic) with the test table."""
+    with EmbeddedMoto() as moto:
+        create_table(make_client(moto.endpoint), TABLE)
+        yield moto.endpoint
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local_endpoint() -> Iterator[str]:
+    """DynamoDB Local (java) with the test table."""
+    with emulators.dynamodb_local() as endpoint:
+        create_table(make_client(endpoint), TABLE)
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def dev_server() -> Iterator[DevServer]:
+    """``stratasync dev`` (embedded moto, 2 worker processes) on a free port."""
+    with DevServer(DevServerConfig(port=0, workers=2), out=open(os.devnull, "w")) as server:
+        yield server

@@ -1,0 +1,160 @@
+"""The DynamoDB adapter: the conformance suite on moto (server mode) and on DynamoDB Local,
+plus what only this adapter has (parts, retries, empty last pages, ALL_OLD on conflict)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from stratasync.storage import EventStore, HeadMismatchError, StorageError, StorageUnavailableError
+from stratasync.storage.dynamodb import DynamoDBEventStore, make_client
+from tests.conftest import TABLE
+from tests.storage.conformance import EventStoreConformance, make_batch
+
+
+class TestDynamoDBOnMoto(EventStoreConformance):
+    @pytest.fixture(autouse=True)
+    def _endpoint(self, moto_endpoint: str) -> None:
+        self.endpoint = moto_endpoint
+
+    def create_store(self) -> EventStore:
+        return DynamoDBEventStore(TABLE, make_client(self.endpoint))
+
+
+@pytest.mark.dynamodb_local
+class TestDynamoDBOnDynamoDBLocal(EventStoreConformance):
+    @pytest.fixture(autouse=True)
+    def _endpoint(self, dynamodb_local_endpoint: str) -> None:
+        self.endpoint = dynamodb_local_endpoint
+
+    def create_store(self) -> EventStore:
+        return DynamoDBEventStore(TABLE, make_client(self.endpoint))
+
+
+class ClientWrapper:
+    """A DynamoDB client that lets a test intercept calls (faults, races, page shapes)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.calls: list[str] = []
+        self.hooks: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.client, name)
+
+        def call(**kwargs: Any) -> Any:
+            self.calls.append(name)
+            hook = self.hooks.get(name)
+            if hook is not None:
+                return hook(method, **kwargs)
+            return method(**kwargs)
+
+        return call
+
+
+def throttled(operation: str) -> ClientError:
+    return ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, operation)
+
+
+@pytest.fixture
+def wrapped(moto_endpoint: str) -> tuple[DynamoDBEventStore, ClientWrapper]:
+    wrapper = ClientWrapper(make_client(moto_endpoint))
+    return DynamoDBEventStore(TABLE, wrapper, time_budget_seconds=1.0), wrapper  # type: ignore[arg-type]
+
+
+def test_empty_last_page_is_followed_until_the_end(wrapped: tuple[DynamoDBEventStore, ClientWrapper]) -> None:
+    store, wrapper = wrapped
+    for parent in range(6):
+        store.append("pages", make_batch(parent, 1))
+    store.page_items = 3
+
+    def real_dynamodb_paging(method: Any, **kwargs: Any) -> Any:
+        page = method(**kwargs)
+        # Real DynamoDB: a page that exactly fills Limit carries a LastEvaluatedKey, then comes an empty page.
+        if kwargs.get("ScanIndexForward", True) and "LastEvaluatedKey" not in page and page["Items"]:
+            if len(page["Items"]) == kwargs["Limit"]:
+                last = page["Items"][-1]
+                page["LastEvaluatedKey"] = {"pk": last["pk"], "sk": last["sk"]}
+        return page
+
+    wrapper.hooks["query"] = real_dynamodb_paging
+    wrapper.calls.clear()
+    assert [event.seq_num for event in store.read("pages", 0)] == [1, 2, 3, 4, 5, 6]
+    assert wrapper.calls.count("query") == 3  # two full pages and the empty last one
+
+
+def test_throttling_is_retried_within_the_budget(wrapped: tuple[DynamoDBEventStore, ClientWrapper]) -> None:
+    store, wrapper = wrapped
+    failures = {"left": 3}
+
+    def flaky(method: Any, **kwargs: Any) -> Any:
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise throttled("PutItem")
+        return method(**kwargs)
+
+    wrapper.hooks["put_item"] = flaky
+    store.append("throttled", make_batch(0, 2))
+    assert store.head("throttled") == 2
+    assert wrapper.calls.count("put_item") >= 4
+
+
+def test_persistent_throttling_ends_as_storage_unavailable(
+    wrapped: tuple[DynamoDBEventStore, ClientWrapper],
+) -> None:
+    store, wrapper = wrapped
+
+    def always(method: Any, **kwargs: Any) -> Any:
+        raise throttled("Query")
+
+    wrapper.hooks["query"] = always
+    with pytest.raises(StorageUnavailableError, match="still failing"):
+        store.head("busy")
+
+
+def test_other_driver_errors_become_storage_errors(moto_endpoint: str) -> None:
+    store = DynamoDBEventStore("no-such-table", make_client(moto_endpoint))
+    with pytest.raises(StorageError, match="ResourceNotFoundException"):
+        store.head("s")
+
+
+def test_losing_writer_learns_the_winners_head_without_another_read(
+    wrapped: tuple[DynamoDBEventStore, ClientWrapper], moto_endpoint: str
+) -> None:
+    store, wrapper = wrapped
+    rival = DynamoDBEventStore(TABLE, make_client(moto_endpoint))
+
+    def rival_commits_first(method: Any, **kwargs: Any) -> Any:
+        if kwargs.get("ConditionExpression") == "attribute_not_exists(sk)":
+            rival.append("race", make_batch(0, 4, client="rival"))
+        return method(**kwargs)
+
+    wrapper.hooks["put_item"] = rival_commits_first
+    with pytest.raises(HeadMismatchError) as refused:
+        store.append("race", make_batch(0, 1))
+    assert refused.value.head == 4
+    assert wrapper.calls == ["query", "put_item"]  # head query, the failed put: no extra round trip
+
+
+def test_crash_between_parts_and_commit_leaves_nothing_visible(
+    wrapped: tuple[DynamoDBEventStore, ClientWrapper],
+) -> None:
+    store, wrapper = wrapped
+    big = make_batch(0, 100, text_bytes=8_800)
+
+    def crash_on_commit(method: Any, **kwargs: Any) -> Any:
+        if kwargs.get("ConditionExpression") == "attribute_not_exists(sk)":
+            raise KeyboardInterrupt("process killed")  # nothing after this line runs
+        return method(**kwargs)
+
+    wrapper.hooks["put_item"] = crash_on_commit
+    with pytest.raises(KeyboardInterrupt):
+        store.append("crash", big)
+    assert wrapper.calls.count("put_item") >= 2  # overflow part(s), then the commit that never happened
+    del wrapper.hooks["put_item"]
+    assert store.head("crash") == 0
+    assert list(store.read("crash", 0)) == []
+    store.append("crash", big)  # the client retries: it commits cleanly
+    assert [event.seq_num for event in store.read("crash", 0)] == list(range(1, 101))
