@@ -24,7 +24,8 @@ tracer = Tracer(service="stratasync")
 app = APIGatewayHttpResolver(
     cors=CORSConfig(
         allow_origin="*",
-        allow_headers=["content-type", "x-livestore-store-id", "authorization"],
+        # Browsers preflight the LiveStore client's JSON POST, its store id header, auth, and tracing.
+        allow_headers=["content-type", "x-livestore-store-id", "authorization", "b3", "traceparent", "tracestate"],
         max_age=600,
     )
 )
@@ -59,7 +60,6 @@ def sync_rpc() -> Response[str]:
 def _observe(result: RpcResponse) -> None:
     """One log line and the EMF metrics of a request (never event args or tokens)."""
     fields: dict[str, Any] = {"rpc": result.rpc.value if result.rpc else None, "store_id": result.store_id}
-    metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
     if result.push is not None:
         metrics.add_metric(name="Pushes", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="EventsPushed", unit=MetricUnit.Count, value=result.push.events)
@@ -83,4 +83,5 @@ def _observe(result: RpcResponse) -> None:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """The Lambda entry point."""
+    metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
     return app.resolve(event, context)

@@ -1,0 +1,130 @@
+"""The Lambda handler with API Gateway HTTP API (payload 2.0) events, on moto."""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from stratasync.config import Settings
+from stratasync.devserver.server import _FakeLambdaContext, to_gateway_event
+from tests.conftest import TABLE
+from tests.protocol.test_envelopes import event, pull_body, push_body, request
+
+SECRET_TEXT = "my-secret-todo-text"
+
+
+@pytest.fixture
+def handler(
+    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ModuleType]:
+    monkeypatch.setenv("STRATASYNC_TABLE_NAME", TABLE)
+    monkeypatch.setenv("STRATASYNC_DYNAMODB_ENDPOINT", moto_endpoint)
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "stratasync")
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    sys.modules.pop("stratasync.handlers.sync", None)
+    yield importlib.import_module("stratasync.handlers.sync")
+    sys.modules.pop("stratasync.handlers.sync", None)
+
+
+def invoke(handler: ModuleType, body: bytes, *, store: str = "s1", method: str = "POST",
+           headers: list[tuple[str, str]] | None = None, path: str = "/") -> dict[str, Any]:
+    gateway_event = to_gateway_event(
+        method,
+        f"{path}?storeId={store}&transport=http",
+        [("content-type", "application/json"), ("x-livestore-store-id", store), *(headers or [])],
+        body,
+        "127.0.0.1",
+    )
+    result: dict[str, Any] = handler.lambda_handler(gateway_event, _FakeLambdaContext())
+    return result
+
+
+def emf_metrics(output: str) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for line in output.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            record = json.loads(line)
+            for definition in record["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+                found[definition["Name"]] = sum(record[definition["Name"]]) if isinstance(
+                    record[definition["Name"]], list) else record[definition["Name"]]
+    return found
+
+
+def test_ping_through_the_handler(handler: ModuleType) -> None:
+    result = invoke(handler, request("SyncHttpRpc.Ping", {"storeId": "s1"}))
+    assert result["statusCode"] == 200
+    assert result["headers"]["Content-Type"] == "application/json"
+    assert json.loads(result["body"])[0]["exit"]["value"] == {"_tag": "SyncMessage.Pong"}
+
+
+def test_cors_preflight_allows_the_livestore_headers(handler: ModuleType) -> None:
+    result = invoke(handler, b"", method="OPTIONS", headers=[
+        ("origin", "http://localhost:5173"),
+        ("access-control-request-method", "POST"),
+        ("access-control-request-headers", "content-type,x-livestore-store-id,authorization"),
+    ])
+    assert result["statusCode"] == 204
+    allowed = result["headers"]["Access-Control-Allow-Headers"].lower()
+    for header in ("content-type", "x-livestore-store-id", "authorization"):
+        assert header in allowed
+    assert result["headers"]["Access-Control-Allow-Origin"] == "*"
+
+
+def test_base64_body_is_decoded(handler: ModuleType) -> None:
+    gateway_event = to_gateway_event("POST", "/?storeId=s1", [], request("SyncHttpRpc.Ping", {"storeId": "s1"}),
+                                     "127.0.0.1")
+    gateway_event["body"] = base64.b64encode(gateway_event["body"].encode()).decode()
+    gateway_event["isBase64Encoded"] = True
+    result = handler.lambda_handler(gateway_event, _FakeLambdaContext())
+    assert json.loads(result["body"])[0]["exit"]["_tag"] == "Success"
+
+
+def test_unknown_path_is_404_not_500(handler: ModuleType) -> None:
+    assert invoke(handler, b"{}", path="/nope")["statusCode"] == 404
+
+
+def test_metrics_and_logs_per_request(
+    handler: ModuleType, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="stratasync")
+    store = "metrics-store"
+    batch = [event(1, args={"text": SECRET_TEXT}), event(2, args={"text": SECRET_TEXT})]
+    invoke(handler, push_body(batch, store=store), store=store)
+    pushed = capsys.readouterr().out
+    assert emf_metrics(pushed) == {"Requests": 1, "Pushes": 1, "EventsPushed": 2}
+
+    invoke(handler, push_body([event(1, args={"text": SECRET_TEXT})], store=store), store=store)
+    conflicted = capsys.readouterr().out
+    assert emf_metrics(conflicted) == {"Requests": 1, "Conflicts": 1}
+
+    invoke(handler, pull_body(store=store), store=store)
+    pulled = capsys.readouterr().out
+    assert emf_metrics(pulled) == {"Requests": 1, "EventsPulled": 2}
+
+    records = [record for record in caplog.records if record.name == "stratasync"]
+    assert [record.getMessage() for record in records] == ["sync request", "sync request refused", "sync request"]
+    assert records[1].error == "ServerAheadError"  # type: ignore[attr-defined]
+    assert records[0].events == 2  # type: ignore[attr-defined]
+    assert handler.logger.get_correlation_id()  # the API Gateway request id
+    assert SECRET_TEXT not in pushed + conflicted + pulled + caplog.text  # event args never reach the logs
+
+
+def test_malformed_body_is_a_400_with_a_defect(handler: ModuleType) -> None:
+    result = invoke(handler, b"{oops")
+    assert result["statusCode"] == 400
+    assert json.loads(result["body"])[0]["_tag"] == "Defect"
+
+
+def test_settings_errors_are_readable() -> None:
+    with pytest.raises(RuntimeError, match="STRATASYNC_TABLE_NAME: Field required"):
+        Settings.from_env({})
+    with pytest.raises(RuntimeError, match="STRATASYNC_STORAGE_TIME_BUDGET_SECONDS"):
+        Settings.from_env({"STRATASYNC_TABLE_NAME": "t" * 5, "STRATASYNC_STORAGE_TIME_BUDGET_SECONDS": "-1"})
