@@ -29,7 +29,10 @@ def _log(transport: SyncHttpTransport) -> list[tuple[int, str, str]]:
 def run_demo(url: str, out: TextIO = sys.stdout) -> bool:
     """Run the demo against a sync-cf backend at ``url``; True if both clients converged."""
     store_id = f"demo-{secrets.token_hex(4)}"
-    say = lambda text: print(text, file=out, flush=True)  # noqa: E731
+
+    def say(text: str) -> None:
+        print(text, file=out, flush=True)
+
     say(f"\nDemo: store {store_id!r} at {url}")
     with SyncHttpTransport(url, store_id) as alice, SyncHttpTransport(url, store_id) as bob:
         alice.ping()
@@ -45,7 +48,8 @@ def run_demo(url: str, out: TextIO = sys.stdout) -> bool:
             say("  bob's push was accepted: unexpected")
             return False
         except ServerAheadError as conflict:
-            say(f"  bob pushed 1 event on parent 0 -> ServerAheadError (server head {conflict.minimum_expected_num})")
+            head = conflict.minimum_expected_num
+            say(f"  bob pushed 1 event on parent 0 -> ServerAheadError (server head {head})")
 
         pulled = [event for page in bob.pull(None) for event in page.events]
         head = pulled[-1]["seqNum"]

@@ -10,7 +10,6 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-
 from stratasync.protocol.errors import ProtocolError, error_from_wire
 from stratasync.protocol.rpc import RpcTag
 
@@ -52,7 +51,11 @@ class SyncHttpTransport:
         if payload is not None:
             query += "&payload=" + quote(json.dumps(payload, separators=(",", ":")), safe="")
         self._url = f"{url}?{query}"
-        self._headers = {"content-type": "application/json", "x-livestore-store-id": store_id, **(headers or {})}
+        self._headers = {
+            "content-type": "application/json",
+            "x-livestore-store-id": store_id,
+            **(headers or {}),
+        }
         self._client = client if client is not None else httpx.Client(timeout=timeout)
         self._ids = itertools.count()
 
@@ -70,14 +73,22 @@ class SyncHttpTransport:
         payload: dict[str, Any] = {"storeId": self.store_id, **fields}
         if self.payload is not None:
             payload["payload"] = self.payload
-        body = {"_tag": "Request", "id": request_id, "tag": tag.value, "payload": payload, "headers": []}
+        body: dict[str, Any] = {
+            "_tag": "Request",
+            "id": request_id,
+            "tag": tag.value,
+            "payload": payload,
+            "headers": [],
+        }
         try:
             response = self._client.post(self._url, content=json.dumps(body), headers=self._headers)
             messages = response.json()
         except (httpx.HTTPError, ValueError) as error:
             raise TransportError(f"{tag.value}: {error}") from error
         if not isinstance(messages, list):
-            raise TransportError(f"{tag.value}: HTTP {response.status_code}, not an RPC response: {messages!r}")
+            raise TransportError(
+                f"{tag.value}: HTTP {response.status_code}, not an RPC response: {messages!r}"
+            )
         for message in messages:
             if message.get("_tag") == "Defect":
                 raise TransportError(f"{tag.value}: backend reported a defect: {message.get('defect')!r}")
@@ -113,7 +124,9 @@ class SyncHttpTransport:
                     PullPage(
                         events=[item["eventEncoded"] for item in items],
                         created_at=[
-                            item["metadata"]["value"]["createdAt"] if item["metadata"]["_tag"] == "Some" else None
+                            item["metadata"]["value"]["createdAt"]
+                            if item["metadata"]["_tag"] == "Some"
+                            else None
                             for item in items
                         ],
                         page_info=value["pageInfo"],

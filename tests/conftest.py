@@ -12,10 +12,11 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 
-from stratasync.devserver import DevServer, DevServerConfig  # noqa: E402
-from stratasync.devserver.embedded_moto import EmbeddedMoto  # noqa: E402
-from stratasync.storage.dynamodb import create_table, make_client  # noqa: E402
-from tests import emulators  # noqa: E402
+from stratasync.devserver import DevServer, DevServerConfig
+from stratasync.devserver.embedded_moto import EmbeddedMoto
+from stratasync.storage.dynamodb import create_table, make_client
+
+from tests import emulators
 
 TABLE = "stratasync-test"
 

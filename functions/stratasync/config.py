@@ -31,6 +31,7 @@ class Settings(BaseModel):
             return cls.model_validate(values)
         except ValidationError as error:
             problems = "; ".join(
-                f"STRATASYNC_{'.'.join(map(str, item['loc'])).upper()}: {item['msg']}" for item in error.errors()
+                f"STRATASYNC_{'.'.join(map(str, item['loc'])).upper()}: {item['msg']}"
+                for item in error.errors()
             )
             raise RuntimeError(f"stratasync is misconfigured: {problems}") from None

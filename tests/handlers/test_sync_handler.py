@@ -12,9 +12,9 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-
 from stratasync.config import Settings
 from stratasync.devserver.server import _FakeLambdaContext, to_gateway_event
+
 from tests.conftest import TABLE
 from tests.protocol.test_envelopes import event, pull_body, push_body, request
 
@@ -22,9 +22,7 @@ SECRET_TEXT = "my-secret-todo-text"
 
 
 @pytest.fixture
-def handler(
-    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[ModuleType]:
+def handler(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     monkeypatch.setenv("STRATASYNC_TABLE_NAME", TABLE)
     monkeypatch.setenv("STRATASYNC_DYNAMODB_ENDPOINT", moto_endpoint)
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "stratasync")
@@ -34,8 +32,15 @@ def handler(
     sys.modules.pop("stratasync.handlers.sync", None)
 
 
-def invoke(handler: ModuleType, body: bytes, *, store: str = "s1", method: str = "POST",
-           headers: list[tuple[str, str]] | None = None, path: str = "/") -> dict[str, Any]:
+def invoke(
+    handler: ModuleType,
+    body: bytes,
+    *,
+    store: str = "s1",
+    method: str = "POST",
+    headers: list[tuple[str, str]] | None = None,
+    path: str = "/",
+) -> dict[str, Any]:
     gateway_event = to_gateway_event(
         method,
         f"{path}?storeId={store}&transport=http",
@@ -53,8 +58,11 @@ def emf_metrics(output: str) -> dict[str, float]:
         if line.startswith("{") and '"_aws"' in line:
             record = json.loads(line)
             for definition in record["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
-                found[definition["Name"]] = sum(record[definition["Name"]]) if isinstance(
-                    record[definition["Name"]], list) else record[definition["Name"]]
+                found[definition["Name"]] = (
+                    sum(record[definition["Name"]])
+                    if isinstance(record[definition["Name"]], list)
+                    else record[definition["Name"]]
+                )
     return found
 
 
@@ -66,11 +74,16 @@ def test_ping_through_the_handler(handler: ModuleType) -> None:
 
 
 def test_cors_preflight_allows_the_livestore_headers(handler: ModuleType) -> None:
-    result = invoke(handler, b"", method="OPTIONS", headers=[
-        ("origin", "http://localhost:5173"),
-        ("access-control-request-method", "POST"),
-        ("access-control-request-headers", "content-type,x-livestore-store-id,authorization"),
-    ])
+    result = invoke(
+        handler,
+        b"",
+        method="OPTIONS",
+        headers=[
+            ("origin", "http://localhost:5173"),
+            ("access-control-request-method", "POST"),
+            ("access-control-request-headers", "content-type,x-livestore-store-id,authorization"),
+        ],
+    )
     assert result["statusCode"] == 204
     allowed = result["headers"]["Access-Control-Allow-Headers"].lower()
     for header in ("content-type", "x-livestore-store-id", "authorization"):
@@ -79,8 +92,9 @@ def test_cors_preflight_allows_the_livestore_headers(handler: ModuleType) -> Non
 
 
 def test_base64_body_is_decoded(handler: ModuleType) -> None:
-    gateway_event = to_gateway_event("POST", "/?storeId=s1", [], request("SyncHttpRpc.Ping", {"storeId": "s1"}),
-                                     "127.0.0.1")
+    gateway_event = to_gateway_event(
+        "POST", "/?storeId=s1", [], request("SyncHttpRpc.Ping", {"storeId": "s1"}), "127.0.0.1"
+    )
     gateway_event["body"] = base64.b64encode(gateway_event["body"].encode()).decode()
     gateway_event["isBase64Encoded"] = True
     result = handler.lambda_handler(gateway_event, _FakeLambdaContext())
@@ -110,7 +124,11 @@ def test_metrics_and_logs_per_request(
     assert emf_metrics(pulled) == {"Requests": 1, "EventsPulled": 2}
 
     records = [record for record in caplog.records if record.name == "stratasync"]
-    assert [record.getMessage() for record in records] == ["sync request", "sync request refused", "sync request"]
+    assert [record.getMessage() for record in records] == [
+        "sync request",
+        "sync request refused",
+        "sync request",
+    ]
     assert records[1].error == "ServerAheadError"  # type: ignore[attr-defined]
     assert records[0].events == 2  # type: ignore[attr-defined]
     assert handler.logger.get_correlation_id()  # the API Gateway request id

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ pytestmark = pytest.mark.interop
 
 
 @pytest.fixture(scope="module")
-def livestore_results() -> Iterator[dict[str, dict[str, Any]]]:
+def livestore_results() -> dict[str, dict[str, Any]]:
     node = shutil.which("node")
     if node is None:
         missing("node is not installed, so the real LiveStore client cannot run")
@@ -35,9 +34,11 @@ def livestore_results() -> Iterator[dict[str, dict[str, Any]]]:
     try:
         report = json.loads(completed.stdout)
     except ValueError:
-        pytest.fail(f"driver printed no JSON (exit {completed.returncode}):\n{completed.stdout}\n{completed.stderr}")
+        pytest.fail(
+            f"driver printed no JSON (exit {completed.returncode}):\n{completed.stdout}\n{completed.stderr}"
+        )
     results: dict[str, dict[str, Any]] = report["results"]
-    yield results
+    return results
 
 
 @pytest.mark.parametrize(

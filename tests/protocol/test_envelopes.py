@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import pytest
-
 from stratasync.core import SyncService, handle_rpc
 from stratasync.storage.memory import InMemoryEventStore
 
@@ -31,8 +30,10 @@ def event(seq: int, parent: int | None = None, **overrides: Any) -> dict[str, An
     return value
 
 
-def request(tag: str, payload: dict[str, Any], request_id: str = "7", **extra: Any) -> bytes:
-    return json.dumps({"_tag": "Request", "id": request_id, "tag": tag, "payload": payload, "headers": [], **extra}).encode()
+def request(tag: str, payload: Any, request_id: str = "7", **extra: Any) -> bytes:
+    return json.dumps(
+        {"_tag": "Request", "id": request_id, "tag": tag, "payload": payload, "headers": [], **extra}
+    ).encode()
 
 
 def push_body(batch: list[dict[str, Any]], backend_id: str | None = None, store: str = "s1") -> bytes:
@@ -48,7 +49,9 @@ def pull_body(cursor: tuple[str, int] | None = None, store: str = "s1") -> bytes
 
 
 def call(service: SyncService, body: bytes, query: dict[str, str] | None = None) -> tuple[int, Any]:
-    response = handle_rpc(service, body, query if query is not None else {"storeId": "s1", "transport": "http"})
+    response = handle_rpc(
+        service, body, query if query is not None else {"storeId": "s1", "transport": "http"}
+    )
     return response.status, json.loads(response.body)
 
 
@@ -66,7 +69,13 @@ def test_ping(service: SyncService) -> None:
     body = request("SyncHttpRpc.Ping", {"storeId": "s1"}, traceId="abc", spanId="def", sampled=True)
     assert call(service, body) == (
         200,
-        [{"_tag": "Exit", "requestId": "7", "exit": {"_tag": "Success", "value": {"_tag": "SyncMessage.Pong"}}}],
+        [
+            {
+                "_tag": "Exit",
+                "requestId": "7",
+                "exit": {"_tag": "Success", "value": {"_tag": "SyncMessage.Pong"}},
+            }
+        ],
     )
 
 
@@ -191,7 +200,9 @@ def test_backend_id_mismatch_on_push_and_pull(service: SyncService) -> None:
     assert call(service, pull_body())[1][0]["values"][0]["batch"] == []
 
 
-def assert_invalid(service: SyncService, body: bytes, fragment: str, query: dict[str, str] | None = None) -> None:
+def assert_invalid(
+    service: SyncService, body: bytes, fragment: str, query: dict[str, str] | None = None
+) -> None:
     status, messages = call(service, body, query)
     assert status == 200
     error = failure(messages)
@@ -236,7 +247,10 @@ def test_oversize_body_is_refused(service: SyncService) -> None:
         (request("SyncHttpRpc.Nope", {"storeId": "s1"}), "unknown RPC tag 'SyncHttpRpc.Nope'"),
         (request("SyncHttpRpc.Pull", {"storeId": "s1"}), "cursor: Field required"),
         (request("SyncHttpRpc.Pull", {"storeId": "s1", "cursor": {"_tag": "Maybe"}}), "cursor"),
-        (request("SyncHttpRpc.Push", {"storeId": "s1", "batch": "no"}), "batch: Input should be a valid list"),
+        (
+            request("SyncHttpRpc.Push", {"storeId": "s1", "batch": "no"}),
+            "batch: Input should be a valid list",
+        ),
         (request("SyncHttpRpc.Ping", "s1"), "Input should be a valid dictionary"),
         (request("SyncHttpRpc.Ping", {"storeId": ""}), "storeId: String should have at least 1 character"),
         (request("SyncHttpRpc.Ping", {"storeId": "s2"}), "differs from 's1' in the query parameter storeId"),

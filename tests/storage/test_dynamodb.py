@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-
 from stratasync.storage import EventStore, HeadMismatchError, StorageError, StorageUnavailableError
 from stratasync.storage.dynamodb import DynamoDBEventStore, make_client
+
 from tests.conftest import TABLE
 from tests.storage.conformance import EventStoreConformance, make_batch
 
@@ -55,7 +55,9 @@ class ClientWrapper:
 
 
 def throttled(operation: str) -> ClientError:
-    return ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, operation)
+    return ClientError(
+        {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, operation
+    )
 
 
 @pytest.fixture
@@ -73,10 +75,10 @@ def test_empty_last_page_is_followed_until_the_end(wrapped: tuple[DynamoDBEventS
     def real_dynamodb_paging(method: Any, **kwargs: Any) -> Any:
         page = method(**kwargs)
         # Real DynamoDB: a page that exactly fills Limit carries a LastEvaluatedKey, then comes an empty page.
-        if kwargs.get("ScanIndexForward", True) and "LastEvaluatedKey" not in page and page["Items"]:
-            if len(page["Items"]) == kwargs["Limit"]:
-                last = page["Items"][-1]
-                page["LastEvaluatedKey"] = {"pk": last["pk"], "sk": last["sk"]}
+        forward = kwargs.get("ScanIndexForward", True)
+        if forward and "LastEvaluatedKey" not in page and len(page["Items"]) == kwargs["Limit"]:
+            last = page["Items"][-1]
+            page["LastEvaluatedKey"] = {"pk": last["pk"], "sk": last["sk"]}
         return page
 
     wrapper.hooks["query"] = real_dynamodb_paging

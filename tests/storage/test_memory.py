@@ -1,5 +1,6 @@
 from stratasync.storage import EventStore
 from stratasync.storage.memory import InMemoryEventStore
+
 from tests.storage.conformance import EventStoreConformance
 
 _SHARED = InMemoryEventStore()

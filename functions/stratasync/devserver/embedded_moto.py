@@ -40,8 +40,7 @@ class EmbeddedMoto:
     @property
     def endpoint(self) -> str:
         assert self._server is not None, "start() first"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self._server.host}:{self._server.server_port}"
 
     def start(self) -> EmbeddedMoto:
         from moto.moto_server.werkzeug_app import (
@@ -57,7 +56,7 @@ class EmbeddedMoto:
             with self._lock:
                 return list(moto_app(environ, start_response))
 
-        class QuietHandler(MotoRequestHandler):  # type: ignore[misc]
+        class QuietHandler(MotoRequestHandler):
             def log_request(self, *args: Any, **kwargs: Any) -> None:
                 pass
 

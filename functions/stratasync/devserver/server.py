@@ -62,7 +62,7 @@ def _init_worker(env: dict[str, str]) -> None:
 def _invoke(event: dict[str, Any]) -> dict[str, Any]:
     from stratasync.handlers.sync import lambda_handler
 
-    result: dict[str, Any] = lambda_handler(event, _FakeLambdaContext())  # type: ignore[arg-type]
+    result: dict[str, Any] = lambda_handler(event, _FakeLambdaContext())
     return result
 
 
@@ -143,16 +143,21 @@ class DevServer:
     def url(self) -> str:
         assert self._http is not None, "start() first"
         host, port = self._http.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://{host!s}:{port}/"
 
     def start(self) -> DevServer:
         from stratasync.storage.dynamodb import create_table, make_client
 
         config = self.config
+        # Bind first: a busy port is reported before anything slow starts.
+        self._http = ThreadingHTTPServer((config.host, config.port), self._make_handler())
+        self._http.daemon_threads = True
         if config.dynamodb_endpoint is None:
             self._moto = EmbeddedMoto().start()
             self.dynamodb_endpoint = self._moto.endpoint
-            storage_text = f"embedded moto at {self.dynamodb_endpoint} (in memory, gone when the server stops)"
+            storage_text = (
+                f"embedded moto at {self.dynamodb_endpoint} (in memory, gone when the server stops)"
+            )
         else:
             self.dynamodb_endpoint = config.dynamodb_endpoint
             storage_text = f"DynamoDB at {self.dynamodb_endpoint}"
@@ -167,8 +172,11 @@ class DevServer:
             "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": config.log_level,
             "POWERTOOLS_SERVICE_NAME": "stratasync",
-            **{name: os.environ[name] for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
-               if name in os.environ},
+            **{
+                name: os.environ[name]
+                for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+                if name in os.environ
+            },
             **config.extra_env,
         }
         self._pool = ProcessPoolExecutor(
@@ -181,14 +189,15 @@ class DevServer:
         for future in [self._pool.submit(_warm) for _ in range(config.workers)]:
             future.result(timeout=120)
 
-        self._http = ThreadingHTTPServer((config.host, config.port), self._make_handler())
-        self._http.daemon_threads = True
         self._thread = threading.Thread(target=self._http.serve_forever, name="devserver-http", daemon=True)
         self._thread.start()
         print(f"stratasync dev server listening on {self.url}", file=self._out)
         print(f"  storage: {storage_text}, table {config.table_name!r}", file=self._out)
-        print(f"  {config.workers} Lambda worker process(es); LiveStore: makeHttpSync({{ url: '{self.url}' }})",
-              file=self._out, flush=True)
+        print(
+            f"  {config.workers} Lambda worker process(es); LiveStore: makeHttpSync({{ url: '{self.url}' }})",
+            file=self._out,
+            flush=True,
+        )
         return self
 
     def stop(self) -> None:
@@ -221,12 +230,12 @@ class DevServer:
             protocol_version = "HTTP/1.1"
             server_version = "stratasync-dev"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
             def _read_body(self) -> bytes | None:
                 if self.headers.get("transfer-encoding", "").lower() == "chunked":
-                    pieces = []
+                    pieces: list[bytes] = []
                     total = 0
                     while True:
                         size = int(self.rfile.readline().split(b";")[0].strip(), 16)
@@ -262,7 +271,9 @@ class DevServer:
                     return
                 if body is None:
                     self.close_connection = True
-                    self._reply(413, {"content-type": "application/json"}, b'{"message":"Request Entity Too Large"}')
+                    self._reply(
+                        413, {"content-type": "application/json"}, b'{"message":"Request Entity Too Large"}'
+                    )
                     return
                 event = to_gateway_event(
                     self.command, self.path, list(self.headers.items()), body, self.client_address[0]
@@ -280,6 +291,6 @@ class DevServer:
                 payload = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode()
                 self._reply(int(result.get("statusCode", 200)), headers, payload)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _handle
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _handle  # noqa: N815
 
         return Handler

@@ -25,7 +25,14 @@ app = APIGatewayHttpResolver(
     cors=CORSConfig(
         allow_origin="*",
         # Browsers preflight the LiveStore client's JSON POST, its store id header, auth, and tracing.
-        allow_headers=["content-type", "x-livestore-store-id", "authorization", "b3", "traceparent", "tracestate"],
+        allow_headers=[
+            "content-type",
+            "x-livestore-store-id",
+            "authorization",
+            "b3",
+            "traceparent",
+            "tracestate",
+        ],
         max_age=600,
     )
 )

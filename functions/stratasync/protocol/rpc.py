@@ -94,7 +94,9 @@ def parse_request(body: bytes | str) -> RpcRequest:
     if not isinstance(message, dict):
         raise EnvelopeError("request body must be one JSON object (an Effect-RPC Request)")
     if message.get("_tag") != "Request":
-        raise EnvelopeError(f"expected an Effect-RPC message with _tag 'Request', got {message.get('_tag')!r}")
+        raise EnvelopeError(
+            f"expected an Effect-RPC message with _tag 'Request', got {message.get('_tag')!r}"
+        )
     request_id = message.get("id")
     if not isinstance(request_id, str) or not request_id.isdigit():
         raise EnvelopeError("an Effect-RPC Request needs an 'id' of decimal digits as a string")
@@ -130,7 +132,9 @@ def encode_pull_item(event_json: str, created_at: str | None) -> str:
         metadata = '{"_tag":"None"}'
     else:
         metadata = (
-            '{"_tag":"Some","value":{"_tag":"SyncMessage.SyncMetadata","createdAt":' + _dumps(created_at) + "}}"
+            '{"_tag":"Some","value":{"_tag":"SyncMessage.SyncMetadata","createdAt":'
+            + _dumps(created_at)
+            + "}}"
         )
     return '{"eventEncoded":' + event_json + ',"metadata":' + metadata + "}"
 
@@ -170,7 +174,9 @@ def encode_pull_stream(request_id: str, backend_id: str, chunks: Iterable[Sequen
     messages = []
     for page in pages:
         remaining -= len(page)
-        page_info = '{"_tag":"NoMore"}' if remaining == 0 else '{"_tag":"MoreKnown","remaining":%d}' % remaining
+        page_info = (
+            '{"_tag":"NoMore"}' if remaining == 0 else f'{{"_tag":"MoreKnown","remaining":{remaining}}}'
+        )
         pull_response = (
             '{"batch":[' + ",".join(page) + '],"pageInfo":' + page_info + ',"backendId":' + backend_json + "}"
         )

@@ -174,7 +174,7 @@ class DynamoDBEventStore(EventStore):
         key = {"pk": {"S": store_id}, "sk": {"S": META_SK}}
         found = self._call("get_item", Key=key, ConsistentRead=True).get("Item")
         if found is not None:
-            backend_id = found["backendId"]["S"]
+            backend_id = str(found["backendId"]["S"])
         else:
             candidate = uuid.uuid4().hex
             try:

