@@ -19,6 +19,7 @@ def _add_storage_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--table", default="stratasync", help="DynamoDB table name (created if missing)")
     parser.add_argument("--workers", type=int, default=2, help="Lambda worker processes (default: 2)")
     parser.add_argument("--log-level", default="WARNING", help="handler log level (default: WARNING)")
+    parser.add_argument("--show-metrics", action="store_true", help="print the handler's EMF metric lines")
 
 
 def _dev_config(args: argparse.Namespace, port: int) -> object:
@@ -33,6 +34,7 @@ def _dev_config(args: argparse.Namespace, port: int) -> object:
         table_name=args.table,
         workers=args.workers,
         log_level=args.log_level.upper(),
+        show_metrics=args.show_metrics,
     )
 
 

@@ -8,6 +8,7 @@ module state kept warm), so concurrent requests really run concurrently, as on A
 from __future__ import annotations
 
 import base64
+import io
 import multiprocessing
 import os
 import sys
@@ -37,6 +38,8 @@ class DevServerConfig:
     table_name: str = "stratasync"
     workers: int = 2
     log_level: str = "WARNING"
+    #: Print the handler's CloudWatch EMF metric lines too.
+    show_metrics: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -54,8 +57,31 @@ class _FakeLambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-def _init_worker(env: dict[str, str]) -> None:
+class _WithoutMetricLines(io.TextIOBase):
+    """stdout without Powertools' EMF metric lines (``{"_aws": ...}``), which only CloudWatch reads."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._dropping = False
+
+    def write(self, text: str) -> int:
+        if text.startswith('{"_aws"'):
+            self._dropping = True
+        elif not (self._dropping and text == "\n"):
+            self._dropping = False
+            self._stream.write(text)
+        else:
+            self._dropping = False
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
+def _init_worker(env: dict[str, str], show_metrics: bool) -> None:
     os.environ.update(env)
+    if not show_metrics:
+        sys.stdout = _WithoutMetricLines(sys.stdout)
     import stratasync.handlers.sync  # noqa: F401 - the cold start happens here, once per worker
 
 
@@ -169,7 +195,7 @@ class DevServer:
             "STRATASYNC_TABLE_NAME": config.table_name,
             "STRATASYNC_DYNAMODB_ENDPOINT": self.dynamodb_endpoint,
             "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_METRICS_NAMESPACE": "stratasync",
             "POWERTOOLS_LOG_LEVEL": config.log_level,
             "POWERTOOLS_SERVICE_NAME": "stratasync",
             **{
@@ -183,7 +209,7 @@ class DevServer:
             max_workers=config.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(env,),
+            initargs=(env, config.show_metrics),
         )
         # Start every worker now, so a misconfiguration shows at once and not on the first request.
         for future in [self._pool.submit(_warm) for _ in range(config.workers)]:
@@ -229,6 +255,7 @@ class DevServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             server_version = "stratasync-dev"
+            disable_nagle_algorithm = True  # else delayed ACKs add ~40 ms to each keep-alive request
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

@@ -4,15 +4,18 @@ Per store (partition key ``pk`` = store id), items by sort key ``sk``:
 
 * ``meta`` - the store's ``backendId``, created by a conditional put on first use.
 * ``b#<parent, 16 digits>`` - one *commit item* per pushed batch, keyed by the batch's parent
-  seqNum. It holds the batch's events (zlib-compressed ``"<seqNum> <json>"`` lines), its last
-  seqNum, commit time and digest. The key IS the concurrency control: a batch is committed by a
-  put conditioned on ``attribute_not_exists(sk)``, and because the head only moves past ``p``
-  by writing ``b#p``, a writer that saw ``p`` as the head and then wins that put was right.
-  Of several pushes on one parent exactly one wins, and the losers learn the winner's last
-  seqNum from ``ReturnValuesOnConditionCheckFailure=ALL_OLD`` without another round trip.
-* ``p#<parent>#<push id>#<k>`` - overflow parts of a batch whose compressed events exceed one
-  item (batches up to 900 KB). They are written *before* the commit item that names them, so a
-  reader either finds no commit item (nothing visible) or a commit item whose parts all exist.
+  seqNum: its last seqNum, event count, commit time, digest, and the events themselves
+  (zlib-compressed ``"<seqNum> <json>"`` lines) when they fit in ``inline_bytes`` (3.5 KB), so
+  that a commit item is always read for one read unit. The key IS the concurrency control: a
+  batch is committed by a put conditioned on ``attribute_not_exists(sk)``, and because the head
+  only moves past ``p`` by writing ``b#p``, a writer that saw ``p`` as the head and then wins
+  that put was right. Of several pushes on one parent exactly one wins, and the losers learn the
+  winner's last seqNum from ``ReturnValuesOnConditionCheckFailure=ALL_OLD``, with no extra read.
+* ``p#<parent>#<push id>#<k>`` - the compressed events of a larger batch, in parts of at most
+  ``part_bytes`` (350 KB, under the 400 KB item limit; batches reach 900 KB). They are written
+  *before* the commit item that names them, so a reader finds either no commit item (nothing
+  visible) or one whose parts all exist. A writer that loses the race deletes its parts; a
+  writer that crashes leaves parts that no commit item names, which no reader ever sees.
 
 Every DynamoDB call goes through :meth:`DynamoDBEventStore._call`, where throttling and
 transient errors are retried with jittered backoff inside a time budget and driver errors
@@ -52,6 +55,8 @@ BATCH_PREFIX = "b#"
 PART_PREFIX = "p#"
 _SEQ_DIGITS = 16
 _LAST_BATCH_SK = BATCH_PREFIX + "9" * _SEQ_DIGITS
+#: Fetch the parts of consecutive large batches together until about this many compressed bytes.
+_PART_FETCH_BYTES = 1_000_000
 
 #: Error codes worth retrying: throttling and transient service faults.
 RETRYABLE_ERROR_CODES = frozenset(
@@ -119,13 +124,15 @@ class DynamoDBEventStore(EventStore):
         *,
         time_budget_seconds: float = 5.0,
         part_bytes: int = 350_000,
+        inline_bytes: int = 3_500,
         compression_level: int = 1,
-        page_items: int = 25,
+        page_items: int = 100,
     ) -> None:
         self.table_name = table_name
         self._client = client if client is not None else make_client()
         self.time_budget_seconds = time_budget_seconds
         self.part_bytes = part_bytes
+        self.inline_bytes = inline_bytes
         self.compression_level = compression_level
         self.page_items = page_items
         # A backend id never changes once created, so a warm process may keep it.
@@ -145,7 +152,9 @@ class DynamoDBEventStore(EventStore):
         attempt = 0
         while True:
             try:
-                result: dict[str, Any] = method(TableName=self.table_name, **kwargs)
+                if operation != "batch_get_item":
+                    kwargs.setdefault("TableName", self.table_name)
+                result: dict[str, Any] = method(**kwargs)
                 return result
             except ClientError as error:
                 code = error.response.get("Error", {}).get("Code", "")
@@ -204,30 +213,37 @@ class DynamoDBEventStore(EventStore):
             raise HeadMismatchError(head=head, parent=parent)
 
         data = zlib.compress(batch.encode_lines(), self.compression_level)
-        parts = [data[offset : offset + self.part_bytes] for offset in range(0, len(data), self.part_bytes)]
         push_id = uuid.uuid4().hex[:12]
-        overflow_keys = [_part_sk(parent, push_id, index) for index in range(1, len(parts))]
-        for part_key, part in zip(overflow_keys, parts[1:], strict=True):
-            self._call("put_item", Item={"pk": {"S": store_id}, "sk": {"S": part_key}, "d": {"B": part}})
+        item: dict[str, Any] = {
+            "pk": {"S": store_id},
+            "sk": {"S": batch_sk(parent)},
+            "last": {"N": str(batch.last_seq_num)},
+            "n": {"N": str(len(batch.events))},
+            "at": {"S": batch.created_at},
+            "dg": {"S": batch.digest},
+            "z": {"N": str(len(data))},
+        }
+        part_keys: list[str] = []
+        if len(data) <= self.inline_bytes:
+            item["d"] = {"B": data}
+        else:
+            for index, offset in enumerate(range(0, len(data), self.part_bytes)):
+                part_keys.append(_part_sk(parent, push_id, index))
+                part = data[offset : offset + self.part_bytes]
+                self._call(
+                    "put_item", Item={"pk": {"S": store_id}, "sk": {"S": part_keys[-1]}, "d": {"B": part}}
+                )
+            item["pid"] = {"S": push_id}
+            item["parts"] = {"N": str(len(part_keys))}
         try:
             self._call(
                 "put_item",
-                Item={
-                    "pk": {"S": store_id},
-                    "sk": {"S": batch_sk(parent)},
-                    "last": {"N": str(batch.last_seq_num)},
-                    "n": {"N": str(len(batch.events))},
-                    "at": {"S": batch.created_at},
-                    "dg": {"S": batch.digest},
-                    "pid": {"S": push_id},
-                    "parts": {"N": str(len(parts))},
-                    "d": {"B": parts[0]},
-                },
+                Item=item,
                 ConditionExpression="attribute_not_exists(sk)",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
-            for part_key in overflow_keys:  # our parts are unreachable now: tidy them up
+            for part_key in part_keys:  # our parts are unreachable now: tidy them up
                 self._call("delete_item", Key={"pk": {"S": store_id}, "sk": {"S": part_key}})
             winner: Item = error.response.get("Item", {})  # type: ignore[assignment]
             if winner.get("dg", {}).get("S") == batch.digest:
@@ -243,7 +259,7 @@ class DynamoDBEventStore(EventStore):
             first = self._last_batch_at_or_before(store_id, after)
             if first is None or int(first["last"]["N"]) <= after:
                 return  # the cursor is at (or past) the head
-            yield from self._events_of(store_id, first, after)
+            yield from self._events_of(store_id, [first], after)
             lower = batch_sk(int(first["last"]["N"]))
         start_key: dict[str, Any] | None = None
         while True:
@@ -260,8 +276,15 @@ class DynamoDBEventStore(EventStore):
             if start_key is not None:
                 kwargs["ExclusiveStartKey"] = start_key
             page = self._call("query", **kwargs)
+            group: list[Item] = []
+            group_bytes = 0
             for item in page.get("Items", []):
-                yield from self._events_of(store_id, item, after)
+                group.append(item)
+                group_bytes += int(item["z"]["N"])
+                if group_bytes >= _PART_FETCH_BYTES:
+                    yield from self._events_of(store_id, group, after)
+                    group, group_bytes = [], 0
+            yield from self._events_of(store_id, group, after)
             start_key = page.get("LastEvaluatedKey")
             if start_key is None:  # real DynamoDB may end with an empty page: keep going until then
                 return
@@ -294,23 +317,48 @@ class DynamoDBEventStore(EventStore):
         ).get("Item")
         return found["dg"]["S"] if found is not None else None
 
-    def _events_of(self, store_id: str, item: Item, after: int) -> Iterator[StoredEvent]:
-        data = item["d"]["B"]
-        part_count = int(item["parts"]["N"])
-        if part_count > 1:
-            parent = int(item["sk"]["S"][len(BATCH_PREFIX) :])
-            push_id = item["pid"]["S"]
-            pieces = [data]
-            for index in range(1, part_count):
-                key = {"pk": {"S": store_id}, "sk": {"S": _part_sk(parent, push_id, index)}}
-                part = self._call("get_item", Key=key, ConsistentRead=True).get("Item")
-                if part is None:
-                    raise StorageError(f"store {store_id!r}: part {index} of batch at {parent} is missing")
-                pieces.append(part["d"]["B"])
-            data = b"".join(pieces)
-        for event in decode_lines(zlib.decompress(data), item["at"]["S"]):
-            if event.seq_num > after:
-                yield event
+    def _events_of(self, store_id: str, items: list[Item], after: int) -> Iterator[StoredEvent]:
+        """The events of consecutive commit items, fetching their parts in one batched read."""
+        wanted = [
+            _part_sk(int(item["sk"]["S"][len(BATCH_PREFIX) :]), item["pid"]["S"], index)
+            for item in items
+            if "parts" in item
+            for index in range(int(item["parts"]["N"]))
+        ]
+        parts = self._get_parts(store_id, wanted) if wanted else {}
+        for item in items:
+            if "parts" in item:
+                parent = int(item["sk"]["S"][len(BATCH_PREFIX) :])
+                keys = [_part_sk(parent, item["pid"]["S"], index) for index in range(int(item["parts"]["N"]))]
+                missing = [key for key in keys if key not in parts]
+                if missing:
+                    raise StorageError(f"store {store_id!r}: batch at {parent} misses parts {missing}")
+                data = b"".join(parts.pop(key) for key in keys)
+            else:
+                data = item["d"]["B"]
+            for event in decode_lines(zlib.decompress(data), item["at"]["S"]):
+                if event.seq_num > after:
+                    yield event
+
+    def _get_parts(self, store_id: str, part_keys: list[str]) -> dict[str, bytes]:
+        """Part items by sort key, read with BatchGetItem (100 keys a call, unprocessed keys retried)."""
+        found: dict[str, bytes] = {}
+        pending = [{"pk": {"S": store_id}, "sk": {"S": key}} for key in part_keys]
+        deadline = time.monotonic() + self.time_budget_seconds
+        while pending:
+            request, pending = pending[:100], pending[100:]
+            response = self._call(
+                "batch_get_item", RequestItems={self.table_name: {"Keys": request, "ConsistentRead": True}}
+            )
+            for item in response.get("Responses", {}).get(self.table_name, []):
+                found[item["sk"]["S"]] = item["d"]["B"]
+            unprocessed = response.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
+            if unprocessed:
+                if time.monotonic() >= deadline:
+                    raise StorageUnavailableError(f"BatchGetItem left {len(unprocessed)} keys unprocessed")
+                time.sleep(random.uniform(0, 0.05))
+                pending = list(unprocessed) + pending
+        return found
 
 
 def _now_iso() -> str:
