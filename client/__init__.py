@@ -1,5 +1,49 @@
-"""The stratasync Python client: talk the LiveStore sync-cf HTTP protocol to any such backend."""
+"""The stratasync Python client: a local-first store that syncs with any sync-cf backend.
 
-from stratasync.client.transport import PullPage, SyncHttpTransport, TransportError
+from stratasync.client import Schema, Table, Store, synced_event, sql
+"""
 
-__all__ = ["PullPage", "SyncHttpTransport", "TransportError"]
+from stratasync.client.localdb import LoggedEvent
+from stratasync.client.schema import (
+    Event,
+    EventDef,
+    Schema,
+    Table,
+    Write,
+    client_only_event,
+    sql,
+    synced_event,
+)
+from stratasync.client.store import (
+    BackendResetError,
+    RetryPolicy,
+    Store,
+    Subscription,
+    SyncError,
+    UnknownEventError,
+    open_store,
+)
+from stratasync.client.transport import PullPage, SyncHttpTransport, SyncTransport, TransportError
+
+__all__ = [
+    "BackendResetError",
+    "Event",
+    "EventDef",
+    "LoggedEvent",
+    "PullPage",
+    "RetryPolicy",
+    "Schema",
+    "Store",
+    "Subscription",
+    "SyncError",
+    "SyncHttpTransport",
+    "SyncTransport",
+    "Table",
+    "TransportError",
+    "UnknownEventError",
+    "Write",
+    "client_only_event",
+    "open_store",
+    "sql",
+    "synced_event",
+]

@@ -1,4 +1,9 @@
-"""A synchronous HTTP transport for the sync-cf protocol (Ping, Push, Pull), built on httpx."""
+"""Transports for the sync-cf protocol (Ping, Push, Pull): the wire codec and an HTTP client on httpx.
+
+:class:`SyncTransport` is what the sync engine needs; :class:`SyncHttpTransport` talks to a
+backend over HTTP exactly as LiveStore's ``makeHttpSync`` does. The request and response codec
+functions are shared by every transport.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,16 @@ import itertools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
+
 from stratasync.protocol.errors import ProtocolError, error_from_wire
 from stratasync.protocol.rpc import RpcTag
+
+Cursor = tuple[str, int]
+"""A pull cursor: ``(backendId, seqNum of the last event the client has)``."""
 
 
 class TransportError(Exception):
@@ -30,6 +39,83 @@ class PullPage:
     @property
     def is_last(self) -> bool:
         return self.page_info.get("_tag") == "NoMore"
+
+
+class SyncTransport(Protocol):
+    """One store on one sync backend."""
+
+    def ping(self) -> None: ...
+
+    def push(self, batch: Sequence[Mapping[str, Any]], backend_id: str | None) -> None: ...
+
+    def pull(self, cursor: Cursor | None) -> list[PullPage]: ...
+
+    def close(self) -> None: ...
+
+
+def request_body(
+    request_id: str, tag: RpcTag, store_id: str, payload: Any, fields: Mapping[str, Any]
+) -> dict[str, Any]:
+    """One Effect-RPC request envelope."""
+    rpc_payload: dict[str, Any] = {"storeId": store_id, **fields}
+    if payload is not None:
+        rpc_payload["payload"] = payload
+    return {"_tag": "Request", "id": request_id, "tag": tag.value, "payload": rpc_payload, "headers": []}
+
+
+def push_fields(batch: Sequence[Mapping[str, Any]], backend_id: str | None) -> dict[str, Any]:
+    option = {"_tag": "Some", "value": backend_id} if backend_id is not None else {"_tag": "None"}
+    return {"batch": list(batch), "backendId": option}
+
+
+def pull_fields(cursor: Cursor | None) -> dict[str, Any]:
+    if cursor is None:
+        return {"cursor": {"_tag": "None"}}
+    return {"cursor": {"_tag": "Some", "value": {"backendId": cursor[0], "eventSequenceNumber": cursor[1]}}}
+
+
+def check_response(tag: RpcTag, messages: Any) -> list[dict[str, Any]]:
+    """The response messages; raises the protocol error of a failed RPC, or :class:`TransportError`."""
+    if not isinstance(messages, list):
+        raise TransportError(f"{tag.value}: not an RPC response: {str(messages)[:200]!r}")
+    exited = False
+    for message in messages:
+        kind = message.get("_tag") if isinstance(message, dict) else None
+        if kind == "Defect":
+            raise TransportError(f"{tag.value}: backend reported a defect: {message.get('defect')!r}")
+        if kind == "Exit":
+            exited = True
+            outcome = message.get("exit", {})
+            if outcome.get("_tag") == "Failure":
+                cause = outcome.get("cause", {})
+                if cause.get("_tag") == "Fail":
+                    raise error_from_wire(cause.get("error"))
+                raise TransportError(f"{tag.value}: backend failed: {cause!r}")
+    if not exited:
+        raise TransportError(f"{tag.value}: response ended without an Exit message")
+    return messages
+
+
+def pull_pages(messages: Sequence[Mapping[str, Any]]) -> list[PullPage]:
+    """The pages of a checked pull response."""
+    pages = []
+    for message in messages:
+        if message.get("_tag") != "Chunk":
+            continue
+        for value in message["values"]:
+            items = value["batch"]
+            pages.append(
+                PullPage(
+                    events=[item["eventEncoded"] for item in items],
+                    created_at=[
+                        item["metadata"]["value"]["createdAt"] if item["metadata"]["_tag"] == "Some" else None
+                        for item in items
+                    ],
+                    page_info=value["pageInfo"],
+                    backend_id=value["backendId"],
+                )
+            )
+    return pages
 
 
 class SyncHttpTransport:
@@ -69,35 +155,13 @@ class SyncHttpTransport:
         self.close()
 
     def _call(self, tag: RpcTag, fields: Mapping[str, Any]) -> list[dict[str, Any]]:
-        request_id = str(next(self._ids))
-        payload: dict[str, Any] = {"storeId": self.store_id, **fields}
-        if self.payload is not None:
-            payload["payload"] = self.payload
-        body: dict[str, Any] = {
-            "_tag": "Request",
-            "id": request_id,
-            "tag": tag.value,
-            "payload": payload,
-            "headers": [],
-        }
+        body = request_body(str(next(self._ids)), tag, self.store_id, self.payload, fields)
         try:
             response = self._client.post(self._url, content=json.dumps(body), headers=self._headers)
             messages = response.json()
         except (httpx.HTTPError, ValueError) as error:
-            raise TransportError(f"{tag.value}: {error}") from error
-        if not isinstance(messages, list):
-            raise TransportError(
-                f"{tag.value}: HTTP {response.status_code}, not an RPC response: {messages!r}"
-            )
-        for message in messages:
-            if message.get("_tag") == "Defect":
-                raise TransportError(f"{tag.value}: backend reported a defect: {message.get('defect')!r}")
-            if message.get("_tag") == "Exit" and message.get("exit", {}).get("_tag") == "Failure":
-                cause = message["exit"].get("cause", {})
-                if cause.get("_tag") == "Fail":
-                    raise error_from_wire(cause.get("error"))
-                raise TransportError(f"{tag.value}: backend failed: {cause!r}")
-        return messages
+            raise TransportError(f"{tag.value}: {type(error).__name__}: {error}") from error
+        return check_response(tag, messages)
 
     def ping(self) -> None:
         """Ask the backend for a ``Pong``."""
@@ -105,35 +169,23 @@ class SyncHttpTransport:
 
     def push(self, batch: Sequence[Mapping[str, Any]], backend_id: str | None) -> None:
         """Push encoded events; raises :class:`~stratasync.protocol.ServerAheadError` and friends."""
-        option = {"_tag": "Some", "value": backend_id} if backend_id is not None else {"_tag": "None"}
-        self._call(RpcTag.PUSH, {"batch": list(batch), "backendId": option})
+        self._call(RpcTag.PUSH, push_fields(batch, backend_id))
 
-    def pull(self, cursor: tuple[str, int] | None) -> list[PullPage]:
-        """Every page of one pull response after ``cursor`` (``(backendId, seqNum)``, None: from 0)."""
-        if cursor is None:
-            option: dict[str, Any] = {"_tag": "None"}
-        else:
-            option = {"_tag": "Some", "value": {"backendId": cursor[0], "eventSequenceNumber": cursor[1]}}
-        pages = []
-        for message in self._call(RpcTag.PULL, {"cursor": option}):
-            if message.get("_tag") != "Chunk":
-                continue
-            for value in message["values"]:
-                items = value["batch"]
-                pages.append(
-                    PullPage(
-                        events=[item["eventEncoded"] for item in items],
-                        created_at=[
-                            item["metadata"]["value"]["createdAt"]
-                            if item["metadata"]["_tag"] == "Some"
-                            else None
-                            for item in items
-                        ],
-                        page_info=value["pageInfo"],
-                        backend_id=value["backendId"],
-                    )
-                )
-        return pages
+    def pull(self, cursor: Cursor | None) -> list[PullPage]:
+        """Every page of one pull response after ``cursor`` (None: from the beginning)."""
+        return pull_pages(self._call(RpcTag.PULL, pull_fields(cursor)))
 
 
-__all__ = ["ProtocolError", "PullPage", "SyncHttpTransport", "TransportError"]
+__all__ = [
+    "Cursor",
+    "ProtocolError",
+    "PullPage",
+    "SyncHttpTransport",
+    "SyncTransport",
+    "TransportError",
+    "check_response",
+    "pull_fields",
+    "pull_pages",
+    "push_fields",
+    "request_body",
+]

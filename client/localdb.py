@@ -1,0 +1,305 @@
+"""The local SQLite database of a store: state tables, the eventlog, and an undo log.
+
+Everything lives in one SQLite file, so an event and its materialized effect are written in
+one transaction: a crash never leaves one without the other.
+
+Rollback of pending events costs in proportion to the events rolled back: while a pending
+(not yet confirmed) event is materialized, temporary triggers on every state table record the
+inverse of each row change in ``__ss_undo``. Rolling back executes those inverses, newest
+first. Events confirmed by the backend keep no undo rows.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from stratasync.client.schema import Schema, Table, Write
+
+INTERNAL_DDL = (
+    "CREATE TABLE IF NOT EXISTS __ss_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS __ss_eventlog (
+        seq INTEGER PRIMARY KEY,
+        parent INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        args TEXT,
+        client_id TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        pending INTEGER NOT NULL,
+        created_at TEXT
+    )""",
+    """CREATE TABLE IF NOT EXISTS __ss_client_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        args TEXT,
+        session_id TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS __ss_undo (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        seq INTEGER NOT NULL,
+        tbl TEXT NOT NULL,
+        stmt TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS __ss_undo_seq ON __ss_undo (seq)",
+)
+
+_WRITE_ACTIONS = {sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE}
+
+
+@dataclass(frozen=True)
+class LoggedEvent:
+    """An event of the local eventlog (global sequence numbers)."""
+
+    seq_num: int
+    parent_seq_num: int
+    name: str
+    args: Any
+    client_id: str
+    session_id: str
+    pending: bool
+    created_at: str | None = None
+
+    def encoded(self) -> dict[str, Any]:
+        """The event as encoded on the wire."""
+        return {
+            "name": self.name,
+            "args": self.args,
+            "seqNum": self.seq_num,
+            "parentSeqNum": self.parent_seq_num,
+            "clientId": self.client_id,
+            "sessionId": self.session_id,
+        }
+
+    def same_event_as(self, wire: dict[str, Any]) -> bool:
+        """True if ``wire`` (from the backend) is this very event."""
+        return (
+            wire.get("seqNum") == self.seq_num
+            and wire.get("name") == self.name
+            and wire.get("clientId") == self.client_id
+            and wire.get("sessionId") == self.session_id
+            and wire.get("args") == self.args
+        )
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _undo_triggers(table: str, columns: Sequence[str]) -> list[str]:
+    """Temporary triggers that log the inverse of each row change while recording is on."""
+    q = _quote(table)
+    literal = "'" + table.replace("'", "''") + "'"
+    recording = "(SELECT seq FROM temp.__ss_ctx) IS NOT NULL"
+    insert_columns = ",".join(["rowid", *(_quote(column) for column in columns)])
+    old_values = " || ',' || ".join(["OLD.rowid", *(f"quote(OLD.{_quote(column)})" for column in columns)])
+    assignments = " || ',' || ".join(
+        [f"'rowid=' || OLD.rowid"]
+        + [f"'{_quote(column)}=' || quote(OLD.{_quote(column)})" for column in columns]
+    )
+    return [
+        f"""CREATE TEMP TRIGGER IF NOT EXISTS __ss_undo_ins_{table} AFTER INSERT ON main.{q} WHEN {recording}
+        BEGIN INSERT INTO __ss_undo (seq, tbl, stmt) VALUES ((SELECT seq FROM temp.__ss_ctx), {literal},
+            'DELETE FROM {q.replace("'", "''")} WHERE rowid=' || NEW.rowid); END""",
+        f"""CREATE TEMP TRIGGER IF NOT EXISTS __ss_undo_del_{table} AFTER DELETE ON main.{q} WHEN {recording}
+        BEGIN INSERT INTO __ss_undo (seq, tbl, stmt) VALUES ((SELECT seq FROM temp.__ss_ctx), {literal},
+            'INSERT INTO {q.replace("'", "''")} ({insert_columns.replace("'", "''")}) VALUES (' || {old_values} || ')');
+        END""",
+        f"""CREATE TEMP TRIGGER IF NOT EXISTS __ss_undo_upd_{table} AFTER UPDATE ON main.{q} WHEN {recording}
+        BEGIN INSERT INTO __ss_undo (seq, tbl, stmt) VALUES ((SELECT seq FROM temp.__ss_ctx), {literal},
+            'UPDATE {q.replace("'", "''")} SET ' || {assignments} || ' WHERE rowid=' || NEW.rowid); END""",
+    ]
+
+
+class LocalDatabase:
+    """One SQLite connection, guarded by a re-entrant lock (the store's database lock)."""
+
+    def __init__(self, path: str, schema: Schema, *, synchronous: str = "NORMAL") -> None:
+        self.path = path
+        self.schema = schema
+        self.lock = threading.RLock()
+        self.conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self.conn.row_factory = sqlite3.Row
+        if path != ":memory:":
+            self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute(f"PRAGMA synchronous={synchronous}")
+        self._tables_written: dict[str, frozenset[str]] = {}
+        self._tables_read: dict[str, frozenset[str]] = {}
+        self.changed_tables: set[str] = set()
+        with self.lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in INTERNAL_DDL:
+                    self.conn.execute(statement)
+                self._create_state_tables(schema.tables)
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS __ss_ctx (seq INTEGER)")
+            self.conn.execute("INSERT INTO temp.__ss_ctx (seq) VALUES (NULL)")
+            self._install_triggers(schema.tables)
+
+    def close(self) -> None:
+        with self.lock:
+            self.conn.close()
+
+    def _create_state_tables(self, tables: Iterable[Table]) -> None:
+        for table in tables:
+            exists = self.conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table.name,)
+            ).fetchone()
+            if not exists:
+                self.conn.execute(table.create_sql)
+                for index in table.indexes:
+                    self.conn.execute(index)
+
+    def _install_triggers(self, tables: Iterable[Table]) -> None:
+        for table in tables:
+            columns = [row["name"] for row in self.conn.execute(f"PRAGMA table_info({_quote(table.name)})")]
+            for trigger in _undo_triggers(table.name, columns):
+                self.conn.execute(trigger)
+
+    # -- transactions ------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction (under the lock); :attr:`changed_tables` collects what it touched."""
+        with self.lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                self.changed_tables.clear()
+                raise
+
+    def take_changed_tables(self) -> set[str]:
+        with self.lock:
+            changed, self.changed_tables = self.changed_tables, set()
+            return changed
+
+    # -- materialization ---------------------------------------------------------------------
+
+    def set_recording(self, seq: int | None) -> None:
+        """Record undo rows for changes made from now on as belonging to event ``seq`` (None: stop)."""
+        self.conn.execute("UPDATE temp.__ss_ctx SET seq = ?", (seq,))
+
+    def execute_writes(self, writes: Iterable[Write]) -> None:
+        for statement, params in writes:
+            written = self._tables_written.get(statement)
+            if written is None:
+                written = self._tables_written[statement] = self._analyse(statement, params, _WRITE_ACTIONS)
+            else:
+                self.conn.execute(statement, params)
+            self.changed_tables.update(written)
+
+    def _analyse(self, statement: str, params: Sequence[Any], actions: set[int]) -> frozenset[str]:
+        """Execute ``statement`` once while noting which state tables it touches."""
+        touched: set[str] = set()
+
+        def authorizer(
+            action: int, arg1: str | None, arg2: str | None, db: str | None, source: str | None
+        ) -> int:
+            if action in actions and arg1 and not arg1.startswith(("__ss_", "sqlite_")) and source is None:
+                touched.add(arg1)
+            return sqlite3.SQLITE_OK
+
+        self.conn.set_authorizer(authorizer)
+        try:
+            # A text the statement cache has not seen, so that SQLite prepares it (and asks us) afresh.
+            self.conn.execute(statement + "\n", params)
+        finally:
+            self.conn.set_authorizer(None)
+        return frozenset(touched)
+
+    def tables_read_by(self, statement: str, params: Sequence[Any]) -> frozenset[str]:
+        """The state tables a query reads (computed once per statement text)."""
+        with self.lock:
+            found = self._tables_read.get(statement)
+            if found is None:
+                found = self._tables_read[statement] = self._analyse(statement, params, {sqlite3.SQLITE_READ})
+            return found
+
+    def roll_back_after(self, seq: int) -> int:
+        """Undo the effects of every event with seq > ``seq``, newest first; returns undo rows run."""
+        rows = self.conn.execute(
+            "SELECT id, tbl, stmt FROM __ss_undo WHERE seq > ? ORDER BY id DESC", (seq,)
+        ).fetchall()
+        self.set_recording(None)
+        for row in rows:
+            self.conn.execute(row["stmt"])
+            self.changed_tables.add(row["tbl"])
+        self.conn.execute("DELETE FROM __ss_undo WHERE seq > ?", (seq,))
+        return len(rows)
+
+    def forget_undo_through(self, seq: int) -> None:
+        """Drop the undo rows of events up to ``seq`` (they are confirmed now)."""
+        self.conn.execute("DELETE FROM __ss_undo WHERE seq <= ?", (seq,))
+
+    # -- eventlog and meta -------------------------------------------------------------------
+
+    def meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM __ss_meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row["value"])
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        if value is None:
+            self.conn.execute("DELETE FROM __ss_meta WHERE key = ?", (key,))
+        else:
+            self.conn.execute(
+                "INSERT INTO __ss_meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def insert_events(self, events: Iterable[LoggedEvent]) -> None:
+        self.conn.executemany(
+            "INSERT INTO __ss_eventlog (seq, parent, name, args, client_id, session_id, pending, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    event.seq_num,
+                    event.parent_seq_num,
+                    event.name,
+                    json.dumps(event.args, separators=(",", ":")),
+                    event.client_id,
+                    event.session_id,
+                    int(event.pending),
+                    event.created_at,
+                )
+                for event in events
+            ],
+        )
+
+    def events(
+        self, *, after: int = 0, pending_only: bool = False, limit: int | None = None
+    ) -> list[LoggedEvent]:
+        query = "SELECT * FROM __ss_eventlog WHERE seq > ?" + (" AND pending = 1" if pending_only else "")
+        query += " ORDER BY seq" + (f" LIMIT {int(limit)}" if limit is not None else "")
+        return [
+            LoggedEvent(
+                seq_num=row["seq"],
+                parent_seq_num=row["parent"],
+                name=row["name"],
+                args=json.loads(row["args"]) if row["args"] is not None else None,
+                client_id=row["client_id"],
+                session_id=row["session_id"],
+                pending=bool(row["pending"]),
+                created_at=row["created_at"],
+            )
+            for row in self.conn.execute(query, (after,))
+        ]
+
+    def reset_state(self) -> None:
+        """Drop every state table, the eventlog and the undo log (inside a transaction)."""
+        for table in self.schema.tables:
+            self.conn.execute(f"DELETE FROM {_quote(table.name)}")
+            self.changed_tables.add(table.name)
+        for internal in ("__ss_eventlog", "__ss_undo", "__ss_client_events"):
+            self.conn.execute(f"DELETE FROM {internal}")

@@ -1,0 +1,548 @@
+"""The Store: commit events locally, query and subscribe, and sync with a backend.
+
+``commit`` writes events to the local eventlog and materializes them in one SQLite
+transaction. Synced events stay *pending* until the backend has them; the sync engine pushes
+them, pulls everyone else's, and rebases pending events on top when upstream moved on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import secrets
+import string
+import threading
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel
+
+from stratasync.client.localdb import LocalDatabase, LoggedEvent
+from stratasync.client.merge import plan_merge
+from stratasync.client.schema import Event, EventDef, Schema
+from stratasync.client.transport import SyncHttpTransport, SyncTransport, TransportError
+from stratasync.protocol.errors import BackendIdMismatchError, ServerAheadError, UnknownError
+from stratasync.protocol.limits import MAX_PUSH_EVENTS, MAX_REQUEST_BYTES
+
+logger = logging.getLogger("stratasync.client")
+
+M = TypeVar("M", bound=BaseModel)
+UnknownEventPolicy = Literal["warn", "ignore", "fail"] | Callable[[dict[str, Any]], None]
+BackendResetPolicy = Literal["reset", "fail"]
+
+_ID_ALPHABET = string.ascii_letters + string.digits
+#: Room left in a push body for the envelope around the events.
+_PUSH_ENVELOPE_BYTES = 10_000
+
+
+def _random_id(length: int = 6) -> str:
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
+
+
+class SyncError(Exception):
+    """Syncing stopped for a reason that retrying cannot fix."""
+
+
+class UnknownEventError(SyncError):
+    """An upstream event's name is not in this app's schema (policy ``"fail"``)."""
+
+
+class BackendResetError(SyncError):
+    """The backend was reset (its id changed) and the policy is ``"fail"``."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter for network errors, timeouts and ``UnknownError``."""
+
+    initial_seconds: float = 0.1
+    max_seconds: float = 10.0
+
+    def delay(self, attempt: int) -> float:
+        return random.uniform(0, min(self.max_seconds, self.initial_seconds * 2**attempt))
+
+
+class Subscription:
+    """A live query: ``callback(rows)`` now and whenever a table the query reads has changed."""
+
+    def __init__(
+        self,
+        store: Store,
+        statement: str,
+        params: Sequence[Any],
+        callback: Callable[[list[Any]], None],
+        model: type[BaseModel] | None,
+    ) -> None:
+        self._store = store
+        self.statement = statement
+        self.params = tuple(params)
+        self.callback = callback
+        self.model = model
+        self.tables = store._db.tables_read_by(statement, self.params)
+
+    def refresh(self) -> None:
+        self.callback(self._store.query(self.statement, self.params, model=self.model))
+
+    def unsubscribe(self) -> None:
+        """Stop calling back."""
+        self._store._drop_subscription(self)
+
+
+class Store:
+    """A local-first store: a SQLite file (or memory) that syncs its eventlog with a backend."""
+
+    def __init__(
+        self,
+        schema: Schema,
+        store_id: str,
+        path: str = ":memory:",
+        *,
+        backend_url: str | None = None,
+        payload: Any = None,
+        headers: dict[str, str] | None = None,
+        transport: SyncTransport | None = None,
+        unknown_events: UnknownEventPolicy = "warn",
+        on_backend_reset: BackendResetPolicy = "reset",
+        poll_interval: float = 5.0,
+        retry: RetryPolicy | None = None,
+        session_id: str | None = None,
+        synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL",
+    ) -> None:
+        self.schema = schema
+        self.store_id = store_id
+        self._db = LocalDatabase(path, schema, synchronous=synchronous)
+        with self._db.transaction():
+            stored_store = self._db.meta("store_id")
+            if stored_store is not None and stored_store != store_id:
+                raise ValueError(f"{path} holds store {stored_store!r}, not {store_id!r}")
+            self._db.set_meta("store_id", store_id)
+            client_id = self._db.meta("client_id")
+            if client_id is None:
+                client_id = _random_id()
+                self._db.set_meta("client_id", client_id)
+        self.client_id: str = client_id
+        self.session_id: str = session_id or _random_id()
+        if transport is None and backend_url is not None:
+            transport = SyncHttpTransport(backend_url, store_id, payload=payload, headers=headers)
+        self._transport = transport
+        self.unknown_events = unknown_events
+        self.on_backend_reset = on_backend_reset
+        self.poll_interval = poll_interval
+        self.retry = retry or RetryPolicy()
+        self._subscriptions: list[Subscription] = []
+        self._subscriptions_lock = threading.Lock()
+        self._sync_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._warned_unknown: set[str] = set()
+        #: The last error the background sync met (it keeps retrying), for apps to show.
+        self.last_sync_error: Exception | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop syncing and close the database."""
+        self.stop_sync()
+        if self._transport is not None:
+            self._transport.close()
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def upstream_head(self) -> int:
+        """The seqNum of the newest event the backend has confirmed to this client."""
+        with self._db.lock:
+            return int(self._db.meta("upstream_head") or 0)
+
+    @property
+    def local_head(self) -> int:
+        """The seqNum of the newest event in the local eventlog (pending or not)."""
+        with self._db.lock:
+            row = self._db.conn.execute("SELECT MAX(seq) AS head FROM __ss_eventlog").fetchone()
+            return max(int(row["head"] or 0), self.upstream_head)
+
+    @property
+    def backend_id(self) -> str | None:
+        with self._db.lock:
+            return self._db.meta("backend_id")
+
+    @property
+    def rebase_generation(self) -> int:
+        """How often pending events were rebased onto new upstream events."""
+        with self._db.lock:
+            return int(self._db.meta("rebase_generation") or 0)
+
+    def pending_events(self) -> list[LoggedEvent]:
+        """Events committed here that the backend has not confirmed yet, in order."""
+        with self._db.lock:
+            return self._db.events(after=self.upstream_head, pending_only=True)
+
+    def events(self, *, after: int = 0, limit: int | None = None) -> list[LoggedEvent]:
+        """The synced eventlog (confirmed, then pending) after ``after``."""
+        with self._db.lock:
+            return self._db.events(after=after, limit=limit)
+
+    # -- commit, query, subscribe ------------------------------------------------------------
+
+    def commit(self, *events: Event) -> None:
+        """Persist ``events`` to the local eventlog and materialize them, in one transaction."""
+        for event in events:
+            if self.schema.event(event.name) is not event.definition:
+                raise ValueError(f"event {event.name!r} is not part of this store's schema")
+        with self._db.transaction():
+            head = self.local_head
+            client_events = []
+            for event in events:
+                if event.definition.client_only:
+                    self._db.set_recording(None)
+                    self._db.execute_writes(self.schema.writes_for(event.definition, event.args))
+                    client_events.append(
+                        (event.name, json.dumps(event.definition.encode_args(event.args)), self.session_id)
+                    )
+                    continue
+                head += 1
+                self._db.set_recording(head)
+                self._db.execute_writes(self.schema.writes_for(event.definition, event.args))
+                self._db.insert_events(
+                    [
+                        LoggedEvent(
+                            seq_num=head,
+                            parent_seq_num=head - 1,
+                            name=event.name,
+                            args=event.definition.encode_args(event.args),
+                            client_id=self.client_id,
+                            session_id=self.session_id,
+                            pending=True,
+                        )
+                    ]
+                )
+            self._db.set_recording(None)
+            if client_events:
+                self._db.conn.executemany(
+                    "INSERT INTO __ss_client_events (name, args, session_id) VALUES (?, ?, ?)", client_events
+                )
+        self._notify()
+        self._wake.set()
+
+    def query(self, statement: str, params: Sequence[Any] = (), *, model: type[M] | None = None) -> list[Any]:
+        """Run a read query; rows as ``sqlite3.Row`` or, with ``model``, as pydantic models."""
+        with self._db.lock:
+            rows = self._db.conn.execute(statement, tuple(params)).fetchall()
+        if model is None:
+            return rows
+        return [model.model_validate(dict(row)) for row in rows]
+
+    def subscribe(
+        self,
+        statement: str,
+        callback: Callable[[list[Any]], None],
+        params: Sequence[Any] = (),
+        *,
+        model: type[BaseModel] | None = None,
+    ) -> Subscription:
+        """Call ``callback`` with the query's rows now and after each change to a table it reads."""
+        subscription = Subscription(self, statement, params, callback, model)
+        with self._subscriptions_lock:
+            self._subscriptions.append(subscription)
+        subscription.refresh()
+        return subscription
+
+    def _drop_subscription(self, subscription: Subscription) -> None:
+        with self._subscriptions_lock:
+            if subscription in self._subscriptions:
+                self._subscriptions.remove(subscription)
+
+    def _notify(self) -> None:
+        changed = self._db.take_changed_tables()
+        if not changed:
+            return
+        with self._subscriptions_lock:
+            affected = [sub for sub in self._subscriptions if sub.tables & changed]
+        for subscription in affected:
+            try:
+                subscription.refresh()
+            except Exception:  # a subscriber's bug must not break committing or syncing
+                logger.exception("subscription callback failed")
+
+    # -- materialization ---------------------------------------------------------------------
+
+    def _materialize(self, event: dict[str, Any], record_seq: int | None) -> None:
+        definition = self.schema.event(event["name"])
+        if definition is None:
+            self._unknown_event(event)
+            return
+        if definition.client_only:
+            return
+        args = definition.decode_args(event.get("args"))
+        self._db.set_recording(record_seq)
+        self._db.execute_writes(self.schema.writes_for(definition, args))
+
+    def _unknown_event(self, event: dict[str, Any]) -> None:
+        policy = self.unknown_events
+        if policy == "fail":
+            raise UnknownEventError(
+                f"unknown event {event['name']!r} (seqNum {event['seqNum']}) from upstream"
+            )
+        if policy == "warn":
+            if event["name"] not in self._warned_unknown:
+                self._warned_unknown.add(event["name"])
+                warnings.warn(
+                    f"stratasync: unknown event {event['name']!r} from upstream (a newer app version?); "
+                    "kept in the eventlog, not materialized",
+                    stacklevel=2,
+                )
+        elif callable(policy):
+            policy(event)
+
+    def _apply_upstream(self, incoming: list[dict[str, Any]], created_at: list[str | None]) -> None:
+        """Merge pulled events (after the upstream head) into the local state: confirm or rebase."""
+        with self._db.transaction():
+            upstream = self.upstream_head
+            keep = [index for index, event in enumerate(incoming) if event["seqNum"] > upstream]
+            incoming = [incoming[index] for index in keep]
+            created_at = [created_at[index] for index in keep]
+            if not incoming:
+                return
+            if incoming[0]["parentSeqNum"] != upstream:
+                raise SyncError(
+                    f"upstream events start at parent {incoming[0]['parentSeqNum']}, expected {upstream}"
+                )
+            pending = self._db.events(after=upstream, pending_only=True)
+            plan = plan_merge(pending, incoming)
+            if plan.confirmed:
+                confirmed_through = pending[plan.confirmed - 1].seq_num
+                self._db.conn.executemany(
+                    "UPDATE __ss_eventlog SET pending = 0, created_at = ? WHERE seq = ?",
+                    [(created_at[i], pending[i].seq_num) for i in range(plan.confirmed)],
+                )
+                self._db.forget_undo_through(confirmed_through)
+            new_events = incoming[plan.confirmed :]
+            if plan.rebase:
+                base = pending[plan.confirmed - 1].seq_num if plan.confirmed else upstream
+                self._db.roll_back_after(base)
+                self._db.conn.execute("DELETE FROM __ss_eventlog WHERE seq > ?", (base,))
+            if new_events and (plan.rebase or plan.confirmed == len(pending)):
+                self._db.set_recording(None)
+                for event in new_events:
+                    self._materialize(event, None)
+                self._db.insert_events(
+                    LoggedEvent(
+                        seq_num=event["seqNum"],
+                        parent_seq_num=event["parentSeqNum"],
+                        name=event["name"],
+                        args=event.get("args"),
+                        client_id=event["clientId"],
+                        session_id=event["sessionId"],
+                        pending=False,
+                        created_at=created_at[plan.confirmed + offset],
+                    )
+                    for offset, event in enumerate(new_events)
+                )
+            new_upstream = incoming[-1]["seqNum"]
+            if plan.rebase:
+                head = new_upstream
+                rebased = []
+                for old in pending[plan.confirmed :]:
+                    head += 1
+                    moved = LoggedEvent(
+                        seq_num=head,
+                        parent_seq_num=head - 1,
+                        name=old.name,
+                        args=old.args,
+                        client_id=old.client_id,
+                        session_id=old.session_id,
+                        pending=True,
+                    )
+                    self._materialize(moved.encoded(), head)
+                    rebased.append(moved)
+                self._db.set_recording(None)
+                self._db.insert_events(rebased)
+                self._db.set_meta("rebase_generation", str(self.rebase_generation + 1))
+            self._db.set_meta("upstream_head", str(new_upstream))
+        self._notify()
+
+    def _confirm_pushed(self, pushed: Sequence[LoggedEvent]) -> None:
+        with self._db.transaction():
+            current = self._db.events(after=self.upstream_head, pending_only=True, limit=len(pushed))
+            if [event.seq_num for event in current] != [event.seq_num for event in pushed]:
+                return  # state moved on (a reset): the next pull settles it
+            self._db.conn.execute(
+                "UPDATE __ss_eventlog SET pending = 0 WHERE seq BETWEEN ? AND ?",
+                (pushed[0].seq_num, pushed[-1].seq_num),
+            )
+            self._db.forget_undo_through(pushed[-1].seq_num)
+            self._db.set_meta("upstream_head", str(pushed[-1].seq_num))
+
+    def _reset_for_new_backend(self, error: BackendIdMismatchError) -> None:
+        if self.on_backend_reset == "fail":
+            raise BackendResetError(f"the backend was reset: {error}") from error
+        logger.warning("backend id changed (%s): resetting the local store and syncing from scratch", error)
+        with self._db.transaction():
+            self._db.reset_state()
+            for key in ("backend_id", "upstream_head", "rebase_generation"):
+                self._db.set_meta(key, None)
+        self._notify()
+
+    # -- syncing -----------------------------------------------------------------------------
+
+    def _require_transport(self) -> SyncTransport:
+        if self._transport is None:
+            raise SyncError("this store has no backend (pass backend_url or transport)")
+        return self._transport
+
+    def _pull_until_current(self) -> int:
+        """Pull until a response brings nothing new; returns the number of events merged."""
+        transport = self._require_transport()
+        merged = 0
+        while True:
+            backend_id = self.backend_id
+            cursor = (backend_id, self.upstream_head) if backend_id is not None else None
+            pages = transport.pull(cursor)
+            if pages and backend_id is None:
+                with self._db.transaction():
+                    self._db.set_meta("backend_id", pages[-1].backend_id)
+            events = [event for page in pages for event in page.events]
+            created = [stamp for page in pages for stamp in page.created_at]
+            if not events:
+                return merged
+            self._apply_upstream(events, created)
+            merged += len(events)
+
+    def _next_push_chunk(self) -> list[LoggedEvent]:
+        pending = self._db.events(after=self.upstream_head, pending_only=True, limit=MAX_PUSH_EVENTS)
+        chunk: list[LoggedEvent] = []
+        size = 0
+        for event in pending:
+            size += len(json.dumps(event.encoded(), separators=(",", ":")).encode()) + 1
+            if chunk and size > MAX_REQUEST_BYTES - _PUSH_ENVELOPE_BYTES:
+                break
+            chunk.append(event)
+        return chunk
+
+    def _push_pending(self) -> bool:
+        """Push pending events until none are left; False if the backend was ahead (pull now)."""
+        transport = self._require_transport()
+        while True:
+            with self._db.lock:
+                chunk = self._next_push_chunk()
+                backend_id = self.backend_id
+            if not chunk:
+                return True
+            try:
+                transport.push([event.encoded() for event in chunk], backend_id)
+            except ServerAheadError:
+                return False
+            self._confirm_pushed(chunk)
+
+    def _sync_round(self) -> bool:
+        """Pull, then push; True when caught up (nothing pending, nothing refused)."""
+        with self._sync_lock:
+            try:
+                self._pull_until_current()
+                return self._push_pending()
+            except BackendIdMismatchError as error:
+                self._reset_for_new_backend(error)
+                return False
+
+    def sync(self, timeout: float = 60.0) -> None:
+        """Sync until this store has everything upstream had and upstream has all its events.
+
+        Retries network errors and ``UnknownError`` with backoff; raises the last error if
+        ``timeout`` seconds pass first, and :class:`SyncError` subclasses at once.
+        """
+        deadline = time.monotonic() + timeout
+        attempt = 0
+        while True:
+            try:
+                if self._sync_round():
+                    self.last_sync_error = None
+                    return
+                attempt = 0
+                continue
+            except (TransportError, UnknownError) as error:
+                self.last_sync_error = error
+                delay = self.retry.delay(attempt)
+                attempt += 1
+                if time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"store {self.store_id!r} did not catch up within {timeout} s")
+
+    def start_sync(self) -> None:
+        """Sync in a background thread: push commits as they happen, poll for upstream events."""
+        self._require_transport()
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._sync_forever, name=f"stratasync-{self.store_id}", daemon=True
+        )
+        self._thread.start()
+
+    def stop_sync(self, timeout: float = 10.0) -> None:
+        """Stop the background sync thread (pending events stay pending)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _sync_forever(self) -> None:
+        attempt = 0
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                caught_up = self._sync_round()
+                attempt = 0
+                self.last_sync_error = None
+            except (TransportError, UnknownError) as error:
+                self.last_sync_error = error
+                logger.info("sync failed (%s); retrying", error)
+                self._stop.wait(self.retry.delay(attempt))
+                attempt += 1
+                continue
+            except SyncError as error:
+                self.last_sync_error = error
+                logger.error("sync stopped: %s", error)
+                return
+            except Exception as error:  # keep the app alive; report and retry
+                self.last_sync_error = error
+                logger.exception("sync failed unexpectedly; retrying")
+                self._stop.wait(self.retry.delay(attempt))
+                attempt += 1
+                continue
+            if not caught_up:
+                continue  # the backend was ahead: pull and push again now, never wait passively
+            self._wake.wait(self.poll_interval)
+
+
+def open_store(schema: Schema, store_id: str, path: str = ":memory:", **options: Any) -> Store:
+    """Open (or create) a store; see :class:`Store` for the options."""
+    return Store(schema, store_id, path, **options)
+
+
+__all__ = [
+    "BackendResetError",
+    "BackendResetPolicy",
+    "EventDef",
+    "RetryPolicy",
+    "Store",
+    "Subscription",
+    "SyncError",
+    "UnknownEventError",
+    "UnknownEventPolicy",
+    "open_store",
+]
