@@ -93,25 +93,26 @@ def _quote(name: str) -> str:
 def _undo_triggers(table: str, columns: Sequence[str]) -> list[str]:
     """Temporary triggers that log the inverse of each row change while recording is on."""
     q = _quote(table)
+    q_literal = q.replace("'", "''")
+    insert_literal = ",".join(["rowid", *(_quote(column) for column in columns)]).replace("'", "''")
     literal = "'" + table.replace("'", "''") + "'"
     recording = "(SELECT seq FROM temp.__ss_ctx) IS NOT NULL"
-    insert_columns = ",".join(["rowid", *(_quote(column) for column in columns)])
     old_values = " || ',' || ".join(["OLD.rowid", *(f"quote(OLD.{_quote(column)})" for column in columns)])
     assignments = " || ',' || ".join(
-        [f"'rowid=' || OLD.rowid"]
+        ["'rowid=' || OLD.rowid"]
         + [f"'{_quote(column)}=' || quote(OLD.{_quote(column)})" for column in columns]
     )
     return [
         f"""CREATE TEMP TRIGGER IF NOT EXISTS __ss_undo_ins_{table} AFTER INSERT ON main.{q} WHEN {recording}
         BEGIN INSERT INTO __ss_undo (seq, tbl, stmt) VALUES ((SELECT seq FROM temp.__ss_ctx), {literal},
-            'DELETE FROM {q.replace("'", "''")} WHERE rowid=' || NEW.rowid); END""",
+            'DELETE FROM {q_literal} WHERE rowid=' || NEW.rowid); END""",
         f"""CREATE TEMP TRIGGER IF NOT EXISTS __ss_undo_del_{table} AFTER DELETE ON main.{q} WHEN {recording}
         BEGIN INSERT INTO __ss_undo (seq, tbl, stmt) VALUES ((SELECT seq FROM temp.__ss_ctx), {literal},
-            'INSERT INTO {q.replace("'", "''")} ({insert_columns.replace("'", "''")}) VALUES (' || {old_values} || ')');
+            'INSERT INTO {q_literal} ({insert_literal}) VALUES (' || {old_values} || ')');
         END""",
         f"""CREATE TEMP TRIGGER IF NOT EXISTS __ss_undo_upd_{table} AFTER UPDATE ON main.{q} WHEN {recording}
         BEGIN INSERT INTO __ss_undo (seq, tbl, stmt) VALUES ((SELECT seq FROM temp.__ss_ctx), {literal},
-            'UPDATE {q.replace("'", "''")} SET ' || {assignments} || ' WHERE rowid=' || NEW.rowid); END""",
+            'UPDATE {q_literal} SET ' || {assignments} || ' WHERE rowid=' || NEW.rowid); END""",
     ]
 
 

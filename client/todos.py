@@ -86,8 +86,8 @@ def _deleted(args: TodoDeleted) -> list[Write]:
 def _ui_state(args: UiState) -> list[Write]:
     return [
         sql(
-            "INSERT INTO ui_state (id, new_todo_text, filter) VALUES (1, ?, ?)"
-            " ON CONFLICT (id) DO UPDATE SET new_todo_text = excluded.new_todo_text, filter = excluded.filter",
+            "INSERT INTO ui_state (id, new_todo_text, filter) VALUES (1, ?, ?) ON CONFLICT (id)"
+            " DO UPDATE SET new_todo_text = excluded.new_todo_text, filter = excluded.filter",
             args.new_todo_text,
             args.filter,
         )

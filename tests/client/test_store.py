@@ -211,7 +211,7 @@ def test_unknown_events_policies(service: SyncService) -> None:
         store.sync()
     assert seen == ["v2.TodoArchived"]
     with make_store(service, unknown_events="fail") as store:
-        with pytest.raises(UnknownEventError, match="v2.TodoArchived"):
+        with pytest.raises(UnknownEventError, match=r"v2\.TodoArchived"):
             store.sync()
         assert texts(store) == []  # the failing pull changed nothing
 

@@ -12,9 +12,9 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
 from stratasync.config import Settings
 from stratasync.devserver.server import _FakeLambdaContext, to_gateway_event
-
 from tests.conftest import TABLE
 from tests.protocol.test_envelopes import event, pull_body, push_body, request
 

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+
 from stratasync.core import SyncService, handle_rpc
 from stratasync.storage.memory import InMemoryEventStore
 

@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
 from stratasync.storage import AppendOutcome, EventBatch, EventStore, HeadMismatchError
 
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+
 from stratasync.storage import EventStore, HeadMismatchError, StorageError, StorageUnavailableError
 from stratasync.storage.dynamodb import DynamoDBEventStore, make_client
-
 from tests.conftest import TABLE
 from tests.storage.conformance import EventStoreConformance, make_batch
 
