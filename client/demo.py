@@ -1,68 +1,62 @@
-"""A short demo sync: two clients of one store race, one is refused, rebases, and both converge."""
+"""The todo demo: two local stores sync through a backend; a conflict is resolved by rebase."""
 
 from __future__ import annotations
 
 import secrets
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any, TextIO
 
-from stratasync.client.transport import SyncHttpTransport
-from stratasync.protocol.errors import ServerAheadError
-
-
-def _event(seq: int, parent: int, client_id: str, text: str) -> dict[str, Any]:
-    return {
-        "name": "v1.TodoCreated",
-        "args": {"id": f"{client_id}-{seq}", "text": text},
-        "seqNum": seq,
-        "parentSeqNum": parent,
-        "clientId": client_id,
-        "sessionId": "demo",
-    }
-
-
-def _log(transport: SyncHttpTransport) -> list[tuple[int, str, str]]:
-    events = [event for page in transport.pull(None) for event in page.events]
-    return [(event["seqNum"], event["clientId"], event["args"]["text"]) for event in events]
+from stratasync.client.store import Store
+from stratasync.client.todos import Todo, schema, todo_completed, todo_created
 
 
 def run_demo(url: str, out: TextIO = sys.stdout) -> bool:
-    """Run the demo against a sync-cf backend at ``url``; True if both clients converged."""
-    store_id = f"demo-{secrets.token_hex(4)}"
+    """Run the demo against a sync-cf backend at ``url``; True if both stores converged."""
 
     def say(text: str) -> None:
         print(text, file=out, flush=True)
 
-    say(f"\nDemo: store {store_id!r} at {url}")
-    with SyncHttpTransport(url, store_id) as alice, SyncHttpTransport(url, store_id) as bob:
-        alice.ping()
-        backend_id = alice.pull(None)[-1].backend_id
-        say(f"  ping ok; backend id {backend_id}")
+    store_id = f"todo-demo-{secrets.token_hex(3)}"
+    say(f"\nTodo demo: store {store_id!r} at {url}")
+    with tempfile.TemporaryDirectory(prefix="stratasync-demo-") as folder:
+        alice = Store(schema, store_id, str(Path(folder) / "alice.db"), backend_url=url)
+        bob = Store(schema, store_id, str(Path(folder) / "bob.db"), backend_url=url)
+        with alice, bob:
+            changes: list[int] = []
+            bob.subscribe("SELECT COUNT(*) FROM todos", lambda rows: changes.append(rows[0][0]))
 
-        alice.push([_event(1, 0, "alice", "buy milk"), _event(2, 1, "alice", "walk dog")], backend_id)
-        say("  alice pushed 2 events on parent 0 -> accepted (head 2)")
+            alice.commit(todo_created(id="a1", text="buy milk"), todo_created(id="a2", text="walk the dog"))
+            bob.commit(todo_created(id="b1", text="call mum"), todo_completed(id="b1"))
+            say("  alice and bob each commit offline: both logs start at seqNum 1")
+            say(f"    alice pending: {_describe(alice.pending_events())}")
+            say(f"    bob   pending: {_describe(bob.pending_events())}")
 
-        bob_pending = [_event(1, 0, "bob", "call mum")]
-        try:
-            bob.push(bob_pending, backend_id)
-            say("  bob's push was accepted: unexpected")
-            return False
-        except ServerAheadError as conflict:
-            head = conflict.minimum_expected_num
-            say(f"  bob pushed 1 event on parent 0 -> ServerAheadError (server head {head})")
+            alice.sync()
+            say(f"  alice syncs: her 2 events are confirmed (upstream head {alice.upstream_head})")
+            bob.sync()
+            say(
+                f"  bob syncs: his push is refused (ServerAheadError), he pulls alice's events, rolls back his own,"
+                f"\n    applies hers and re-applies his on top: rebase generation {bob.rebase_generation},"
+                f" now {_describe(bob.events(after=2))}"
+            )
+            alice.sync()
+            say("  alice syncs again and receives bob's events")
 
-        pulled = [event for page in bob.pull(None) for event in page.events]
-        head = pulled[-1]["seqNum"]
-        say(f"  bob pulled {len(pulled)} events and rebases his pending event onto head {head}")
-        rebased = [_event(head + 1, head, "bob", "call mum")]
-        bob.push(rebased, backend_id)
-        say(f"  bob pushed it again as seqNum {head + 1} -> accepted")
-        bob.push(rebased, backend_id)
-        say("  bob retried the same push (as after a lost ack) -> acknowledged, nothing duplicated")
+            rows_alice = alice.query("SELECT * FROM todos ORDER BY rowid", model=Todo)
+            rows_bob = bob.query("SELECT * FROM todos ORDER BY rowid", model=Todo)
+            for todo in rows_alice:
+                say(f"    [{'x' if todo.completed else ' '}] {todo.text}")
+            say(f"  bob's subscription saw the todo count go {' -> '.join(map(str, changes))}")
+            same = rows_alice == rows_bob and _log(alice) == _log(bob) and not alice.pending_events()
+            say("  both stores hold the same eventlog and tables: " + ("yes" if same else "NO"))
+            return same
 
-        alice_log, bob_log = _log(alice), _log(bob)
-        for seq, client, text in alice_log:
-            say(f"    #{seq} {client:<5} {text}")
-        same = alice_log == bob_log and len(alice_log) == 3
-        say("  both clients see the same eventlog: " + ("yes" if same else "NO"))
-        return same
+
+def _describe(events: list[Any]) -> str:
+    return ", ".join(f"#{event.seq_num} {event.name}({event.args.get('id')})" for event in events) or "-"
+
+
+def _log(store: Store) -> list[tuple[int, str, str, Any]]:
+    return [(event.seq_num, event.name, event.client_id, event.args) for event in store.events()]
