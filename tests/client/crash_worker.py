@@ -1,0 +1,67 @@
+"""A store process that the crash test kills with SIGKILL at random moments.
+
+It commits todos and syncs in a loop. Its materializers are slow (a few ms an event), so most of
+its time is spent inside SQLite transactions: committing, or pulling and rebasing. It prints
+``begin <step>`` / ``end <step>`` around each, so the test knows where the kill landed.
+
+    python -m tests.client.crash_worker URL PATH STORE_ID NAME
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from stratasync.client import RetryPolicy, Store, TransportError
+from stratasync.client.schema import Schema, Write
+from stratasync.client.todos import schema as todo_schema
+from stratasync.client.todos import todo_created
+
+SLOW_SECONDS = 0.004
+
+
+def slow_schema() -> Schema:
+    """The todo schema with the same tables and events, and materializers that take their time."""
+    slow = Schema(events=todo_schema.events, tables=todo_schema.tables)
+    for name, materializer in todo_schema.materializers.items():
+
+        def sleepy(args: Any, materializer: Any = materializer) -> list[Write]:
+            time.sleep(SLOW_SECONDS)
+            return list(materializer(args))
+
+        slow.materializers[name] = sleepy
+    return slow
+
+
+class NarratedStore(Store):
+    def commit(self, *events: Any) -> None:
+        print("begin commit", flush=True)
+        super().commit(*events)
+        print("end commit", flush=True)
+
+    def _apply_upstream(self, incoming: Any, created_at: Any) -> None:
+        print(f"begin merge {len(incoming)}", flush=True)
+        super()._apply_upstream(incoming, created_at)
+        print("end merge", flush=True)
+
+
+def main() -> None:
+    url, path, store_id, name = sys.argv[1:5]
+    store = NarratedStore(slow_schema(), store_id, path, backend_url=url,
+                          retry=RetryPolicy(initial_seconds=0.01, max_seconds=0.1))
+    start = len(store.query("SELECT id FROM todos WHERE id LIKE ?", (f"{name}-%",)))
+    number = start + len(store.pending_events())
+    print(f"opened with {len(store.pending_events())} pending", flush=True)
+    while True:
+        store.commit(*(todo_created(id=f"{name}-{number + offset}", text=f"{name} {number + offset}")
+                       for offset in range(5)))
+        number += 5
+        try:
+            store._sync_round()
+        except TransportError:
+            pass
+
+
+if __name__ == "__main__":
+    main()
