@@ -37,8 +37,9 @@ def run_demo(url: str, out: TextIO = sys.stdout) -> bool:
             say(f"  alice syncs: her 2 events are confirmed (upstream head {alice.upstream_head})")
             bob.sync()
             say(
-                f"  bob syncs: his push is refused (ServerAheadError), he pulls alice's events, rolls back his own,"
-                f"\n    applies hers and re-applies his on top: rebase generation {bob.rebase_generation},"
+                "  bob syncs: his push is refused (ServerAheadError), he pulls alice's events, rolls back"
+                " his own,\n    applies hers and re-applies his on top: rebase generation"
+                f" {bob.rebase_generation},"
                 f" now {_describe(bob.events(after=2))}"
             )
             alice.sync()

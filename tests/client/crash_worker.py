@@ -9,6 +9,7 @@ its time is spent inside SQLite transactions: committing, or pulling and rebasin
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from typing import Any
@@ -48,19 +49,26 @@ class NarratedStore(Store):
 
 def main() -> None:
     url, path, store_id, name = sys.argv[1:5]
-    store = NarratedStore(slow_schema(), store_id, path, backend_url=url,
-                          retry=RetryPolicy(initial_seconds=0.01, max_seconds=0.1))
+    store = NarratedStore(
+        slow_schema(),
+        store_id,
+        path,
+        backend_url=url,
+        retry=RetryPolicy(initial_seconds=0.01, max_seconds=0.1),
+    )
     start = len(store.query("SELECT id FROM todos WHERE id LIKE ?", (f"{name}-%",)))
     number = start + len(store.pending_events())
     print(f"opened with {len(store.pending_events())} pending", flush=True)
     while True:
-        store.commit(*(todo_created(id=f"{name}-{number + offset}", text=f"{name} {number + offset}")
-                       for offset in range(5)))
+        store.commit(
+            *(
+                todo_created(id=f"{name}-{number + offset}", text=f"{name} {number + offset}")
+                for offset in range(5)
+            )
+        )
         number += 5
-        try:
+        with contextlib.suppress(TransportError):
             store._sync_round()
-        except TransportError:
-            pass
 
 
 if __name__ == "__main__":

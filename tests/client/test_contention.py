@@ -20,8 +20,14 @@ def test_eight_clients_converge_with_every_event_applied_once(dev_server: DevSer
     store_id = f"contention-{uuid.uuid4().hex[:8]}"
     clients, commits_each = 8, 25
     stores = [
-        Store(schema, store_id, str(tmp_path / f"c{index}.db"), backend_url=dev_server.url, poll_interval=0.2,
-              retry=RetryPolicy(initial_seconds=0.01, max_seconds=0.2))
+        Store(
+            schema,
+            store_id,
+            str(tmp_path / f"c{index}.db"),
+            backend_url=dev_server.url,
+            poll_interval=0.2,
+            retry=RetryPolicy(initial_seconds=0.01, max_seconds=0.2),
+        )
         for index in range(clients)
     ]
     rng = random.Random(7)

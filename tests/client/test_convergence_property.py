@@ -4,6 +4,7 @@ or doubled (checked against a small reference model of the todo app)."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 from typing import Any
@@ -65,13 +66,13 @@ def test_any_interleaving_converges(clients: int, actions: list[tuple[str, int, 
                     transport.lose_next_response = True
                 elif kind == "fail":
                     transport.fail_next = True
-                step = {"pull": store._pull_until_current, "push": store._push_pending,
-                        "round": store._sync_round}.get(kind) or (
-                    store._pull_until_current if value == 0 else store._push_pending)
-                try:
+                step = {
+                    "pull": store._pull_until_current,
+                    "push": store._push_pending,
+                    "round": store._sync_round,
+                }.get(kind) or (store._pull_until_current if value == 0 else store._push_pending)
+                with contextlib.suppress(TransportError, ServerAheadError):
                     step()
-                except (TransportError, ServerAheadError):
-                    pass
                 transport.lose_next_response = transport.fail_next = False
         for store in stores:
             store.sync(timeout=30)

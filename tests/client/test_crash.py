@@ -36,8 +36,13 @@ def test_kill_during_materialize_or_rebase_leaves_a_consistent_store(
     path = str(tmp_path / "victim.db")
     rng = random.Random(11)
     stop = threading.Event()
-    peer = Store(schema, store_id, str(tmp_path / "peer.db"), backend_url=dev_server.url,
-                 retry=RetryPolicy(initial_seconds=0.01, max_seconds=0.1))
+    peer = Store(
+        schema,
+        store_id,
+        str(tmp_path / "peer.db"),
+        backend_url=dev_server.url,
+        retry=RetryPolicy(initial_seconds=0.01, max_seconds=0.1),
+    )
 
     def peer_writes() -> None:  # keeps the victim rebasing
         number = 0
@@ -62,7 +67,8 @@ def test_kill_during_materialize_or_rebase_leaves_a_consistent_store(
             os.kill(worker.pid, signal.SIGKILL)
             output, _ = worker.communicate(timeout=10)
             lines = output.splitlines()
-            assert lines and lines[0].startswith("opened"), output
+            assert lines, output
+            assert lines[0].startswith("opened"), output
             print("killed at:", lines[-1])
             if lines[-1].startswith("begin"):
                 kills_inside_a_transaction += 1
@@ -72,7 +78,9 @@ def test_kill_during_materialize_or_rebase_leaves_a_consistent_store(
                     replayed_tables(reopened)
                 )
                 pending = [event.seq_num for event in reopened.pending_events()]
-                undo_seqs = [row[0] for row in reopened._db.conn.execute("SELECT DISTINCT seq FROM __ss_undo")]
+                undo_seqs = [
+                    row[0] for row in reopened._db.conn.execute("SELECT DISTINCT seq FROM __ss_undo")
+                ]
                 assert set(undo_seqs) <= set(pending)
                 seqs = [event.seq_num for event in reopened.events()]
                 assert seqs == list(range(1, len(seqs) + 1))

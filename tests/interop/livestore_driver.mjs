@@ -31,8 +31,17 @@ const usage = () => {
   process.exit(2)
 }
 
+// Scenarios run only when named (not part of `all`): `writer` takes part in a shared store
+// alongside other clients (the Python client in tests/client/test_interop_python_js.py).
+const EXTRA_SCENARIOS = ['writer']
+
 const [baseUrl, scenarioArg, storeIdArg] = process.argv.slice(2)
-if (!baseUrl || !scenarioArg || (scenarioArg !== 'all' && !SCENARIOS.includes(scenarioArg))) usage()
+if (
+  !baseUrl ||
+  !scenarioArg ||
+  (scenarioArg !== 'all' && !SCENARIOS.includes(scenarioArg) && !EXTRA_SCENARIOS.includes(scenarioArg))
+)
+  usage()
 
 let makeHttpSync, Chunk, Effect, FetchHttpClient, KeyValueStore, Layer, Option, Stream, Logger, LogLevel
 try {
@@ -48,6 +57,8 @@ try {
 }
 
 const TIMEOUT_MS = Number(process.env.DRIVER_TIMEOUT_MS ?? 60_000)
+const WRITER_EVENTS = Number(process.env.DRIVER_WRITER_EVENTS ?? 30)
+const WRITER_EXPECT = Number(process.env.DRIVER_WRITER_EXPECT ?? WRITER_EVENTS)
 const PAGING_EVENTS = Number(process.env.DRIVER_PAGING_EVENTS ?? 1000)
 const CLIENT_ID = 'interop-client'
 const SESSION_ID = 'interop-session'
@@ -385,6 +396,58 @@ const scenarios = {
       }
     }),
 }
+
+/**
+ * `writer`: commit WRITER_EVENTS events (in batches of 1 to 3, with short random pauses) into a
+ * store that other clients write to at the same time, the way a LiveStore leader does it: on
+ * ServerAheadError pull, put the pending events on top of the new head, push again. Then pull
+ * the whole log and report it.
+ */
+scenarios.writer = (storeId) =>
+  Effect.gen(function* () {
+    const { backend } = yield* makeClient(storeId)
+    const pullEvents = (cursor) =>
+      pullAll(backend, cursor).pipe(Effect.map(({ items }) => items.flatMap((i) => i.batch.map((b) => b.eventEncoded))))
+    let head = (yield* pullEvents(Option.none())).at(-1)?.seqNum ?? 0
+    let next = 0
+    let conflicts = 0
+    while (next < WRITER_EVENTS) {
+      const count = Math.min(1 + Math.floor(Math.random() * 3), WRITER_EVENTS - next)
+      let attempt = 0
+      while (true) {
+        const batch = []
+        for (let k = 0; k < count; k++) {
+          batch.push({
+            name: 'v1.TodoCreated',
+            args: { id: `js-${next + k}`, text: `from LiveStore ${next + k}` },
+            seqNum: head + k + 1,
+            parentSeqNum: head + k,
+            clientId: 'jsclnt',
+            sessionId: 'jssess',
+          })
+        }
+        const result = yield* Effect.either(backend.push(batch))
+        if (result._tag === 'Right') {
+          head += count
+          break
+        }
+        check(result.left._tag === 'ServerAheadError', 'unexpected push error', plainError(result.left))
+        conflicts++
+        check(++attempt < 200, 'too many conflicts in a row', { head })
+        const newer = yield* pullEvents(cursorAt(head))
+        head = newer.at(-1)?.seqNum ?? head
+      }
+      next += count
+      yield* Effect.sleep(Math.floor(Math.random() * 15))
+    }
+    // Wait (bounded by the scenario timeout) until the store holds WRITER_EXPECT events in all.
+    let log = yield* pullEvents(Option.none())
+    while (log.length < WRITER_EXPECT) {
+      yield* Effect.sleep(50)
+      log = yield* pullEvents(Option.none())
+    }
+    return { pushed: WRITER_EVENTS, conflicts, log: toPlain(log) }
+  })
 
 const runScenario = (name, storeId) =>
   Effect.gen(function* () {
