@@ -85,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=0, help="default: a free port")
     _add_storage_options(demo)
     demo.set_defaults(run=_run_demo)
+
+    from stratasync.client.cli import add_store_commands
+
+    add_store_commands(commands)
     return parser
 
 
