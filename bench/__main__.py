@@ -37,6 +37,26 @@ def _markdown(report: dict[str, Any]) -> str:
         lines += ["", f"A refused (stale) push: {stale['write_units']} WCU, {stale['read_units']} RCU.", ""]
     else:
         lines += ["DynamoDB capacity: not measured (" + report.get("dynamodb_capacity_skipped", "") + ")", ""]
+    client = report["client"]
+    rate, rebase = client["materialization"], client["rebase"]
+    lines += [
+        "## Python client (file-backed SQLite store)",
+        "",
+        "| figure | value | target |",
+        "|---|---|---|",
+        f"| materialization rate catching up ({rate['events']:,} events in pages of {rate['page']:,}) "
+        f"| {rate['events_per_second']:,} events/s | >= 50,000 events/s |",
+        f"| rebase of {rebase['pending']} pending over {rebase['upstream']:,} upstream"
+        f" (median of {rebase['runs']}) "
+        f"| {rebase['median_ms']} ms | <= 50 ms |",
+    ]
+    for key in ("commit_latency", "commit_latency_fsync"):
+        row = client[key]
+        lines.append(
+            f"| commit of one event, synchronous={row['synchronous']} (n={row['commits']:,}) "
+            f"| p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms | |"
+        )
+    lines.append("")
     for backend, figures in report["latency"].items():
         lines += [
             f"## Latency through `stratasync dev` ({backend})",
@@ -51,7 +71,7 @@ def _markdown(report: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    from bench import capacity, latency
+    from bench import capacity, client, latency
     from tests import emulators
 
     ensure_fake_credentials()
@@ -60,6 +80,8 @@ def main() -> int:
         "machine": f"{platform.machine()}, {platform.python_implementation()} {platform.python_version()}",
         "latency": {},
     }
+    print("measuring the Python client ...", file=sys.stderr)
+    report["client"] = client.measure()
     jar = emulators.dynamodb_local_jar()
     if jar is None:
         report["dynamodb_capacity_skipped"] = "DynamoDB Local is not installed; run bash scripts/test.sh once"

@@ -27,7 +27,8 @@ def store_info(path: str) -> dict[str, Any]:
     with _connect(path) as connection:
         meta = {row["key"]: row["value"] for row in connection.execute("SELECT key, value FROM __ss_meta")}
         counts = connection.execute(
-            "SELECT COUNT(*) AS events, COALESCE(SUM(pending), 0) AS pending, MAX(seq) AS head FROM __ss_eventlog"
+            "SELECT COUNT(*) AS events, COALESCE(SUM(pending), 0) AS pending, MAX(seq) AS head"
+            " FROM __ss_eventlog"
         ).fetchone()
         upstream = int(meta.get("upstream_head", 0))
         return {
