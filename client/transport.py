@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -118,50 +119,21 @@ def pull_pages(messages: Sequence[Mapping[str, Any]]) -> list[PullPage]:
     return pages
 
 
-class SyncHttpTransport:
-    """One store on one sync-cf backend, over HTTP (the request shape of LiveStore's ``makeHttpSync``)."""
+class RpcTransport(ABC):
+    """Ping, push and pull over some way of exchanging one request envelope for its messages."""
 
-    def __init__(
-        self,
-        url: str,
-        store_id: str,
-        *,
-        payload: Any = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: float = 15.0,
-        client: httpx.Client | None = None,
-    ) -> None:
+    def __init__(self, store_id: str, payload: Any = None) -> None:
         self.store_id = store_id
         self.payload = payload
-        query = f"storeId={quote(store_id, safe='')}&transport=http"
-        if payload is not None:
-            query += "&payload=" + quote(json.dumps(payload, separators=(",", ":")), safe="")
-        self._url = f"{url}?{query}"
-        self._headers = {
-            "content-type": "application/json",
-            "x-livestore-store-id": store_id,
-            **(headers or {}),
-        }
-        self._client = client if client is not None else httpx.Client(timeout=timeout)
         self._ids = itertools.count()
 
-    def close(self) -> None:
-        self._client.close()
-
-    def __enter__(self) -> SyncHttpTransport:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    @abstractmethod
+    def _exchange(self, tag: RpcTag, body: dict[str, Any]) -> Any:
+        """Send one request envelope; return the decoded JSON response (or raise TransportError)."""
 
     def _call(self, tag: RpcTag, fields: Mapping[str, Any]) -> list[dict[str, Any]]:
         body = request_body(str(next(self._ids)), tag, self.store_id, self.payload, fields)
-        try:
-            response = self._client.post(self._url, content=json.dumps(body), headers=self._headers)
-            messages = response.json()
-        except (httpx.HTTPError, ValueError) as error:
-            raise TransportError(f"{tag.value}: {type(error).__name__}: {error}") from error
-        return check_response(tag, messages)
+        return check_response(tag, self._exchange(tag, body))
 
     def ping(self) -> None:
         """Ask the backend for a ``Pong``."""
@@ -175,11 +147,56 @@ class SyncHttpTransport:
         """Every page of one pull response after ``cursor`` (None: from the beginning)."""
         return pull_pages(self._call(RpcTag.PULL, pull_fields(cursor)))
 
+    def close(self) -> None:  # noqa: B027 - nothing to release unless a subclass holds resources
+        """Release the transport's resources."""
+
+
+class SyncHttpTransport(RpcTransport):
+    """One store on one sync-cf backend, over HTTP (the request shape of LiveStore's ``makeHttpSync``)."""
+
+    def __init__(
+        self,
+        url: str,
+        store_id: str,
+        *,
+        payload: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 15.0,
+        client: httpx.Client | None = None,
+    ) -> None:
+        super().__init__(store_id, payload)
+        query = f"storeId={quote(store_id, safe='')}&transport=http"
+        if payload is not None:
+            query += "&payload=" + quote(json.dumps(payload, separators=(",", ":")), safe="")
+        self._url = f"{url}?{query}"
+        self._headers = {
+            "content-type": "application/json",
+            "x-livestore-store-id": store_id,
+            **(headers or {}),
+        }
+        self._client = client if client is not None else httpx.Client(timeout=timeout)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> SyncHttpTransport:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _exchange(self, tag: RpcTag, body: dict[str, Any]) -> Any:
+        try:
+            return self._client.post(self._url, content=json.dumps(body), headers=self._headers).json()
+        except (httpx.HTTPError, ValueError) as error:
+            raise TransportError(f"{tag.value}: {type(error).__name__}: {error}") from error
+
 
 __all__ = [
     "Cursor",
     "ProtocolError",
     "PullPage",
+    "RpcTransport",
     "SyncHttpTransport",
     "SyncTransport",
     "TransportError",
