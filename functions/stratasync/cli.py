@@ -20,6 +20,12 @@ def _add_storage_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2, help="Lambda worker processes (default: 2)")
     parser.add_argument("--log-level", default="WARNING", help="handler log level (default: WARNING)")
     parser.add_argument("--show-metrics", action="store_true", help="print the handler's EMF metric lines")
+    parser.add_argument(
+        "--auth-secret",
+        metavar="SECRET",
+        help="require HS256 JWTs signed with SECRET (payload.authToken or Authorization: Bearer);"
+        " default: auth off",
+    )
 
 
 def _dev_config(args: argparse.Namespace, port: int) -> object:
@@ -35,6 +41,7 @@ def _dev_config(args: argparse.Namespace, port: int) -> object:
         workers=args.workers,
         log_level=args.log_level.upper(),
         show_metrics=args.show_metrics,
+        auth_secret=args.auth_secret,
     )
 
 

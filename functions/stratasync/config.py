@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from aws_lambda_powertools.utilities import parameters
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from stratasync.auth import AccessControl, Hooks, TokenVerifier
+from stratasync.core.limits import Limits
 
 
 class Settings(BaseModel):
@@ -17,6 +21,59 @@ class Settings(BaseModel):
     dynamodb_endpoint: str | None = None
     storage_time_budget_seconds: float = Field(default=5.0, gt=0, le=25)
     pull_response_bytes: int = Field(default=4_500_000, ge=1_000_000, le=5_500_000)
+
+    # Authentication: required unless switched off; an HS256 secret and/or a JWKS URL.
+    auth_required: bool = True
+    auth_hs256_secret: str | None = None
+    auth_secret_arn: str | None = None
+    auth_secret_ssm_parameter: str | None = None
+    auth_jwks_url: str | None = None
+    auth_audience: str | None = None
+    auth_issuer: str | None = None
+    #: A module with ``authorize`` / ``on_push`` / ``on_pull`` functions (see stratasync.auth).
+    hooks_module: str | None = None
+
+    # Limits (each at most the protocol's own).
+    max_events_per_push: int = 100
+    max_request_bytes: int = 900_000
+    max_event_bytes: int = 900_000
+    max_store_id_length: int = 128
+    max_event_name_length: int = 128
+
+    def limits(self) -> Limits:
+        """The request limits these settings name."""
+        return Limits(
+            max_events_per_push=self.max_events_per_push,
+            max_request_bytes=self.max_request_bytes,
+            max_event_bytes=self.max_event_bytes,
+            max_store_id_length=self.max_store_id_length,
+            max_event_name_length=self.max_event_name_length,
+        )
+
+    def access_control(self) -> AccessControl:
+        """Token verification and hooks; the shared secret is read from Secrets Manager or SSM once."""
+        hooks = Hooks.from_module(self.hooks_module) if self.hooks_module else Hooks()
+        if not self.auth_required:
+            return AccessControl(None, hooks)
+        secret = self.auth_hs256_secret
+        if secret is None and self.auth_secret_arn:
+            secret = parameters.get_secret(self.auth_secret_arn, max_age=3600)
+        if secret is None and self.auth_secret_ssm_parameter:
+            secret = parameters.get_parameter(self.auth_secret_ssm_parameter, decrypt=True, max_age=3600)
+        if not secret and not self.auth_jwks_url:
+            raise RuntimeError(
+                "stratasync is misconfigured: authentication is required but neither a shared secret"
+                " (STRATASYNC_AUTH_SECRET_ARN, STRATASYNC_AUTH_SECRET_SSM_PARAMETER,"
+                " STRATASYNC_AUTH_HS256_SECRET) nor STRATASYNC_AUTH_JWKS_URL is set"
+                " (or set STRATASYNC_AUTH_REQUIRED=false)"
+            )
+        verifier = TokenVerifier(
+            hs256_secret=secret or None,
+            jwks_url=self.auth_jwks_url,
+            audience=self.auth_audience,
+            issuer=self.auth_issuer,
+        )
+        return AccessControl(verifier, hooks)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -25,6 +25,7 @@ SECRET_TEXT = "my-secret-todo-text"
 def handler(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     monkeypatch.setenv("STRATASYNC_TABLE_NAME", TABLE)
     monkeypatch.setenv("STRATASYNC_DYNAMODB_ENDPOINT", moto_endpoint)
+    monkeypatch.setenv("STRATASYNC_AUTH_REQUIRED", "false")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "stratasync")
     monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
     sys.modules.pop("stratasync.handlers.sync", None)

@@ -261,14 +261,6 @@ def test_invalid_payloads_are_refused_readably(service: SyncService, body: bytes
     assert_invalid(service, body, fragment)
 
 
-def test_store_id_limits(service: SyncService) -> None:
-    long_id = "s" * 257
-    body = request("SyncHttpRpc.Ping", {"storeId": long_id})
-    assert_invalid(service, body, "storeId must be 1 to 256 characters", {"storeId": long_id})
-    body = request("SyncHttpRpc.Ping", {"storeId": "a\nb"})
-    assert_invalid(service, body, "without control characters", {})
-
-
 @pytest.mark.parametrize(
     ("body", "fragment"),
     [

@@ -9,10 +9,10 @@ at all, an Effect-RPC ``Defect`` with HTTP 400. Nothing a client sends raises ou
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from stratasync.auth.access import Action
 from stratasync.core.service import PullResult, PushResult, SyncService
 from stratasync.protocol.errors import (
     InvalidRequestError,
@@ -20,7 +20,6 @@ from stratasync.protocol.errors import (
     StorageUnavailableError,
     UnknownError,
 )
-from stratasync.protocol.limits import MAX_REQUEST_BYTES, MAX_STORE_ID_LENGTH
 from stratasync.protocol.messages import PingPayload, PullPayload, PushPayload
 from stratasync.protocol.rpc import (
     EnvelopeError,
@@ -35,8 +34,6 @@ from stratasync.storage.base import StorageError
 from stratasync.storage.base import StorageUnavailableError as StorageBusy
 
 logger = logging.getLogger(__name__)
-
-_STORE_ID = re.compile(r"[^\x00-\x1f\x7f]+")
 
 
 @dataclass(frozen=True)
@@ -58,10 +55,6 @@ def _store_id(payload_store_id: str, query_store_id: str | None, header_store_id
             raise InvalidRequestError(
                 f"storeId {payload_store_id!r} in the payload differs from {value!r} in the {source}"
             )
-    if len(payload_store_id) > MAX_STORE_ID_LENGTH or not _STORE_ID.fullmatch(payload_store_id):
-        raise InvalidRequestError(
-            f"storeId must be 1 to {MAX_STORE_ID_LENGTH} characters without control characters"
-        )
     return payload_store_id
 
 
@@ -82,10 +75,17 @@ def handle_rpc(
     store_id: str | None = None
     try:
         rpc = request.rpc
-        if len(body) > MAX_REQUEST_BYTES:
-            raise InvalidRequestError(f"request body is {len(body)} bytes; the limit is {MAX_REQUEST_BYTES}")
+        service.limits.check_body(len(body))
         payload = request.decode_payload()
         store_id = _store_id(payload.storeId, query.get("storeId"), headers.get("x-livestore-store-id"))
+        service.limits.check_store_id(store_id)
+        action = Action.PUSH if isinstance(payload, PushPayload) else Action.READ
+        claims = service.access.claims_for(payload.payload, headers, store_id, action)
+        hooks = service.access.hooks
+        if isinstance(payload, PushPayload) and hooks.on_push is not None:
+            hooks.on_push(claims, store_id, payload.batch)
+        if isinstance(payload, PullPayload) and hooks.on_pull is not None:
+            hooks.on_pull(claims, store_id, payload.cursor_value)
         if isinstance(payload, PushPayload):
             pushed = service.push(store_id, payload)
             return RpcResponse(200, encode_success(request.id, {}), rpc, store_id, push=pushed)

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from stratasync.auth.access import AccessControl
+from stratasync.core.limits import Limits
 from stratasync.protocol.errors import BackendIdMismatchError, ServerAheadError
 from stratasync.protocol.messages import Cursor, PushPayload
 from stratasync.protocol.rpc import encode_pull_item, split_pull_items
@@ -51,10 +53,16 @@ class SyncService:
         store: EventStore,
         *,
         pull_response_bytes: int = DEFAULT_PULL_RESPONSE_BYTES,
+        limits: Limits | None = None,
+        access: AccessControl | None = None,
         clock: Callable[[], str] = utc_now_iso,
     ) -> None:
         self.store = store
         self.pull_response_bytes = pull_response_bytes
+        #: What one request may carry (checked before storage is touched).
+        self.limits = limits or Limits()
+        #: Authentication and authorization (none: every request is allowed).
+        self.access = access or AccessControl()
         self._clock = clock
 
     def push(self, store_id: str, request: PushPayload) -> PushResult:
@@ -63,13 +71,15 @@ class SyncService:
         Raises :class:`BackendIdMismatchError` or :class:`ServerAheadError` (with the newest
         head storage reported); a retry of an already committed batch is acknowledged again.
         """
+        encoded = [_dumps(event.to_json_dict()) for event in request.batch]
+        self.limits.check_push(request, encoded)
         backend_id = self.store.backend_id(store_id)
         claimed = request.backend_id_value
         if claimed is not None and claimed != backend_id:
             raise BackendIdMismatchError(expected=backend_id, received=claimed)
         batch = EventBatch(
             parent_seq_num=request.batch[0].parentSeqNum,
-            events=[(event.seqNum, _dumps(event.to_json_dict())) for event in request.batch],
+            events=[(event.seqNum, text) for event, text in zip(request.batch, encoded, strict=True)],
             created_at=self._clock(),
         )
         try:

@@ -40,6 +40,8 @@ class DevServerConfig:
     log_level: str = "WARNING"
     #: Print the handler's CloudWatch EMF metric lines too.
     show_metrics: bool = False
+    #: Require HS256 tokens signed with this secret (None: authentication off).
+    auth_secret: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -198,6 +200,8 @@ class DevServer:
             "POWERTOOLS_METRICS_NAMESPACE": "stratasync",
             "POWERTOOLS_LOG_LEVEL": config.log_level,
             "POWERTOOLS_SERVICE_NAME": "stratasync",
+            "STRATASYNC_AUTH_REQUIRED": "true" if config.auth_secret else "false",
+            **({"STRATASYNC_AUTH_HS256_SECRET": config.auth_secret} if config.auth_secret else {}),
             **{
                 name: os.environ[name]
                 for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
@@ -219,6 +223,8 @@ class DevServer:
         self._thread.start()
         print(f"stratasync dev server listening on {self.url}", file=self._out)
         print(f"  storage: {storage_text}, table {config.table_name!r}", file=self._out)
+        auth_text = "HS256 tokens signed with --auth-secret required" if config.auth_secret else "off"
+        print(f"  auth: {auth_text}", file=self._out)
         print(
             f"  {config.workers} Lambda worker process(es); LiveStore: makeHttpSync({{ url: '{self.url}' }})",
             file=self._out,

@@ -45,6 +45,8 @@ service = SyncService(
         time_budget_seconds=settings.storage_time_budget_seconds,
     ),
     pull_response_bytes=settings.pull_response_bytes,
+    limits=settings.limits(),
+    access=settings.access_control(),
 )
 
 

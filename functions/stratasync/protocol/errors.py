@@ -86,6 +86,24 @@ class InvalidRequestError(UnknownError):
         super().__init__(message, note="stratasync refused the request; nothing was written", details=details)
 
 
+class UnauthorizedError(UnknownError):
+    """The request carries no valid token; nothing was read or written."""
+
+    kind = "UnauthorizedError"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, note="authentication failed; nothing was read or written")
+
+
+class ForbiddenError(UnknownError):
+    """The token is valid but does not grant this action on this store (or an app hook refused)."""
+
+    kind = "ForbiddenError"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, note="not allowed; nothing was read or written")
+
+
 class StorageUnavailableError(UnknownError):
     """Storage kept failing (throttling, transient errors) past the request's time budget."""
 

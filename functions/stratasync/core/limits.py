@@ -1,0 +1,65 @@
+"""Request limits, enforced before storage is touched (each configurable down from the protocol's)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from stratasync.protocol.errors import InvalidRequestError
+from stratasync.protocol.limits import MAX_PUSH_EVENTS, MAX_REQUEST_BYTES
+from stratasync.protocol.messages import PushPayload
+
+#: Store ids: letters, digits and ``_ - . : @ = +``, starting with a letter or digit.
+STORE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@=+-]*")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may carry."""
+
+    max_events_per_push: int = MAX_PUSH_EVENTS
+    max_request_bytes: int = MAX_REQUEST_BYTES
+    max_event_bytes: int = MAX_REQUEST_BYTES
+    max_store_id_length: int = 128
+    max_event_name_length: int = 128
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_events_per_push <= MAX_PUSH_EVENTS:
+            raise ValueError(f"max_events_per_push must be 1 to {MAX_PUSH_EVENTS}")
+        if not 1_000 <= self.max_request_bytes <= MAX_REQUEST_BYTES:
+            raise ValueError(f"max_request_bytes must be 1,000 to {MAX_REQUEST_BYTES}")
+        if not 100 <= self.max_event_bytes <= self.max_request_bytes:
+            raise ValueError("max_event_bytes must be 100 to max_request_bytes")
+        if not 1 <= self.max_store_id_length <= 512 or not 1 <= self.max_event_name_length <= 1024:
+            raise ValueError("store id and event name lengths must be positive and sensible")
+
+    def check_body(self, size: int) -> None:
+        if size > self.max_request_bytes:
+            raise InvalidRequestError(f"request body is {size} bytes; the limit is {self.max_request_bytes}")
+
+    def check_store_id(self, store_id: str) -> None:
+        if len(store_id) > self.max_store_id_length:
+            raise InvalidRequestError(
+                f"storeId is {len(store_id)} characters; the limit is {self.max_store_id_length}"
+            )
+        if not STORE_ID_PATTERN.fullmatch(store_id):
+            raise InvalidRequestError(
+                "storeId may hold letters, digits and _ - . : @ = + and must start with a letter or digit"
+            )
+
+    def check_push(self, request: PushPayload, encoded_events: list[str]) -> None:
+        if len(request.batch) > self.max_events_per_push:
+            raise InvalidRequestError(
+                f"batch has {len(request.batch)} events; the limit is {self.max_events_per_push}"
+            )
+        for index, (event, encoded) in enumerate(zip(request.batch, encoded_events, strict=True)):
+            if len(event.name) > self.max_event_name_length:
+                raise InvalidRequestError(
+                    f"batch[{index}]: event name is {len(event.name)} characters; "
+                    f"the limit is {self.max_event_name_length}"
+                )
+            size = len(encoded.encode())
+            if size > self.max_event_bytes:
+                raise InvalidRequestError(
+                    f"batch[{index}]: event is {size} bytes encoded; the limit is {self.max_event_bytes}"
+                )
