@@ -147,3 +147,44 @@ def test_settings_errors_are_readable() -> None:
         Settings.from_env({})
     with pytest.raises(RuntimeError, match="STRATASYNC_STORAGE_TIME_BUDGET_SECONDS"):
         Settings.from_env({"STRATASYNC_TABLE_NAME": "t" * 5, "STRATASYNC_STORAGE_TIME_BUDGET_SECONDS": "-1"})
+
+
+def test_tokens_never_reach_logs(
+    moto_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import time
+
+    import jwt
+
+    monkeypatch.setenv("STRATASYNC_TABLE_NAME", TABLE)
+    monkeypatch.setenv("STRATASYNC_DYNAMODB_ENDPOINT", moto_endpoint)
+    monkeypatch.setenv("STRATASYNC_AUTH_HS256_SECRET", "handler-test-secret-of-some-length")
+    sys.modules.pop("stratasync.handlers.sync", None)
+    handler = importlib.import_module("stratasync.handlers.sync")
+    try:
+        caplog.set_level(logging.DEBUG, logger="stratasync")
+        good = jwt.encode(
+            {"stores": ["logs"], "exp": int(time.time()) + 60},
+            "handler-test-secret-of-some-length",
+            algorithm="HS256",
+        )
+        bad = good[:-3] + "xyz"
+        store = "logs"
+        for auth_token in (good, bad):
+            body = json.loads(push_body([event(1, args={"text": SECRET_TEXT})], store=store))
+            body["payload"]["payload"] = {"authToken": auth_token}
+            invoke(
+                handler,
+                json.dumps(body).encode(),
+                store=store,
+                headers=[("authorization", f"Bearer {auth_token}")],
+            )
+        output = capsys.readouterr().out + caplog.text
+        assert "sync request refused" in output or "UnauthorizedError" in output
+        for secret in (good, bad, good.split(".")[2], SECRET_TEXT):
+            assert secret not in output
+    finally:
+        sys.modules.pop("stratasync.handlers.sync", None)
