@@ -25,7 +25,14 @@ from stratasync.client.localdb import LocalDatabase, LoggedEvent
 from stratasync.client.merge import plan_merge
 from stratasync.client.schema import Event, EventDef, Schema
 from stratasync.client.transport import SyncHttpTransport, SyncTransport, TransportError
-from stratasync.protocol.errors import BackendIdMismatchError, ServerAheadError, UnknownError
+from stratasync.protocol.errors import (
+    BackendIdMismatchError,
+    ForbiddenError,
+    InvalidRequestError,
+    ServerAheadError,
+    UnauthorizedError,
+    UnknownError,
+)
 from stratasync.protocol.limits import MAX_PUSH_EVENTS, MAX_REQUEST_BYTES
 
 logger = logging.getLogger("stratasync.client")
@@ -35,6 +42,8 @@ UnknownEventPolicy = Literal["warn", "ignore", "fail"] | Callable[[dict[str, Any
 BackendResetPolicy = Literal["reset", "fail"]
 
 _ID_ALPHABET = string.ascii_letters + string.digits
+#: Refusals that retrying cannot change (the app must fix its token or its events).
+_REFUSALS = (UnauthorizedError, ForbiddenError, InvalidRequestError)
 #: Room left in a push body for the envelope around the events.
 _PUSH_ENVELOPE_BYTES = 10_000
 
@@ -460,7 +469,8 @@ class Store:
         """Sync until this store has everything upstream had and upstream has all its events.
 
         Retries network errors and ``UnknownError`` with backoff; raises the last error if
-        ``timeout`` seconds pass first, and :class:`SyncError` subclasses at once.
+        ``timeout`` seconds pass first, and at once :class:`SyncError` subclasses and refusals
+        (``UnauthorizedError``, ``ForbiddenError``, ``InvalidRequestError``).
         """
         deadline = time.monotonic() + timeout
         attempt = 0
@@ -471,6 +481,8 @@ class Store:
                     return
                 attempt = 0
                 continue
+            except _REFUSALS:
+                raise  # retrying the same request cannot help
             except (TransportError, UnknownError) as error:
                 self.last_sync_error = error
                 delay = self.retry.delay(attempt)
@@ -508,6 +520,10 @@ class Store:
                 caught_up = self._sync_round()
                 attempt = 0
                 self.last_sync_error = None
+            except _REFUSALS as error:
+                self.last_sync_error = error
+                logger.error("sync stopped, the backend refuses this client: %s", error)
+                return
             except (TransportError, UnknownError) as error:
                 self.last_sync_error = error
                 logger.info("sync failed (%s); retrying", error)

@@ -232,3 +232,21 @@ def test_backend_reset_resets_the_local_store(tmp_path: Path) -> None:
         assert store.backend_id == second.store.backend_id("todos")
     with make_store(first, path, on_backend_reset="fail") as store, pytest.raises(Exception, match="reset"):
         store.sync()
+
+
+def test_refusals_stop_syncing_at_once_instead_of_retrying() -> None:
+    from stratasync.auth import AccessControl, TokenVerifier
+    from stratasync.protocol.errors import UnauthorizedError
+
+    guarded = SyncService(InMemoryEventStore(), access=AccessControl(TokenVerifier(hs256_secret="x" * 32)))
+    with make_store(guarded) as store:
+        store.commit(todo_created(id="a", text="milk"))
+        with pytest.raises(UnauthorizedError, match="a token is required"):
+            store.sync(timeout=30)
+        assert store._transport is not None
+        transport = store._transport
+        assert isinstance(transport, InProcessTransport)
+        assert transport.requests == 1  # refused once, not retried for 30 s
+        store.start_sync()
+        store.stop_sync()
+        assert isinstance(store.last_sync_error, UnauthorizedError)

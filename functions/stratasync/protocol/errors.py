@@ -123,8 +123,15 @@ def error_from_wire(wire: Any) -> ProtocolError:
     if tag == BackendIdMismatchError.tag:
         return BackendIdMismatchError(str(wire["expected"]), str(wire["received"]))
     cause = wire.get("cause")
-    message = cause.get("message") if isinstance(cause, dict) else None
-    error = UnknownError(str(message or cause or wire), note=wire.get("note"), details=cause)
-    if isinstance(cause, dict) and isinstance(cause.get("name"), str):
-        error.kind = cause["name"]
+    message = str((cause.get("message") if isinstance(cause, dict) else None) or cause or wire)
+    kind = cause.get("name") if isinstance(cause, dict) else None
+    known: dict[str, type[UnknownError]] = {
+        cls.kind: cls
+        for cls in (InvalidRequestError, UnauthorizedError, ForbiddenError, StorageUnavailableError)
+    }
+    error = known[kind](message) if isinstance(kind, str) and kind in known else UnknownError(message)
+    error.note = wire.get("note")
+    error.details = cause
+    if isinstance(kind, str):
+        error.kind = kind
     return error
