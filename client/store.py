@@ -481,7 +481,8 @@ class Store:
                     return
                 attempt = 0
                 continue
-            except _REFUSALS:
+            except _REFUSALS as error:
+                self.last_sync_error = error
                 raise  # retrying the same request cannot help
             except (TransportError, UnknownError) as error:
                 self.last_sync_error = error

@@ -247,6 +247,10 @@ def test_refusals_stop_syncing_at_once_instead_of_retrying() -> None:
         transport = store._transport
         assert isinstance(transport, InProcessTransport)
         assert transport.requests == 1  # refused once, not retried for 30 s
-        store.start_sync()
-        store.stop_sync()
+        store.last_sync_error = None
+        store.start_sync()  # the background thread stops by itself on a refusal
+        thread = store._thread
+        assert thread is not None
+        thread.join(timeout=10)
+        assert not thread.is_alive()
         assert isinstance(store.last_sync_error, UnauthorizedError)
