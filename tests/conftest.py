@@ -15,7 +15,6 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 from stratasync.devserver import DevServer, DevServerConfig
 from stratasync.devserver.embedded_moto import EmbeddedMoto
 from stratasync.storage.dynamodb import create_table, make_client
-
 from tests import emulators
 
 TABLE = "stratasync-test"

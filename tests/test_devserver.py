@@ -10,10 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
+
 from stratasync.client import SyncHttpTransport
 from stratasync.devserver import DevServer
 from stratasync.protocol import ServerAheadError
-
 from tests.devserver_process import running_dev_server
 
 

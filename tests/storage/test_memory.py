@@ -1,6 +1,5 @@
 from stratasync.storage import EventStore
 from stratasync.storage.memory import InMemoryEventStore
-
 from tests.storage.conformance import EventStoreConformance
 
 _SHARED = InMemoryEventStore()

@@ -2,20 +2,30 @@
 
 from stratasync.storage.base import (
     AppendOutcome,
+    ArchiveGap,
     EventBatch,
     EventStore,
     HeadMismatchError,
+    SegmentCorruptError,
+    SegmentInfo,
+    SegmentNotFoundError,
     StorageError,
     StorageUnavailableError,
+    StoredBatch,
     StoredEvent,
 )
 
 __all__ = [
     "AppendOutcome",
+    "ArchiveGap",
     "EventBatch",
     "EventStore",
     "HeadMismatchError",
+    "SegmentCorruptError",
+    "SegmentInfo",
+    "SegmentNotFoundError",
     "StorageError",
     "StorageUnavailableError",
+    "StoredBatch",
     "StoredEvent",
 ]

@@ -5,6 +5,13 @@ parent is the current head (optimistic concurrency: of several appends on the sa
 exactly one wins), and becomes visible to readers whole or not at all. A reader sees every
 batch that was acknowledged before its read began, in order, and never a gap that a slower
 writer fills in later.
+
+Older batches may move to an archive (sealed segments in an object store, see
+:mod:`stratasync.storage.segments`): the adapter keeps the *hot* tail and a small segment index,
+and :class:`~stratasync.storage.archive.ArchivedEventStore` joins both into one seamless log. The
+hot batches always form a suffix of the chain (the archiver removes the oldest first, one after
+the other, and never the newest), and a segment is indexed before its batches leave the hot
+tier, so a reader that meets a hole in the hot chain finds the missing events in the index.
 """
 
 from __future__ import annotations
@@ -31,6 +38,14 @@ class HeadMismatchError(StorageError):
 
 class StorageUnavailableError(StorageError):
     """Storage kept failing with throttling or transient errors until the time budget ran out."""
+
+
+class SegmentNotFoundError(StorageError):
+    """The object store has no segment under that key."""
+
+
+class SegmentCorruptError(StorageError):
+    """A segment's bytes do not match its checksum, or do not decode to the range its index names."""
 
 
 class AppendOutcome(Enum):
@@ -79,6 +94,47 @@ class EventBatch:
         return "\n".join(f"{seq_num} {event_json}" for seq_num, event_json in self.events).encode()
 
 
+@dataclass(frozen=True)
+class StoredBatch:
+    """One committed batch as the hot tier holds it (its events ascending, all of them)."""
+
+    parent_seq_num: int
+    last_seq_num: int
+    created_at: str
+    events: Sequence[StoredEvent]
+
+    @property
+    def raw_bytes(self) -> int:
+        """Size of the events' encoded JSON (what the segment size limit counts)."""
+        return sum(len(event.event_json.encode()) for event in self.events)
+
+
+@dataclass(frozen=True)
+class ArchiveGap:
+    """The hot chain goes on only after ``until``: events in (cursor, ``until``] were archived."""
+
+    until: int
+
+
+@dataclass(frozen=True)
+class SegmentInfo:
+    """The index entry of one sealed segment: whole batches with seqNums in (``parent``, ``last``]."""
+
+    parent_seq_num: int
+    first_seq_num: int
+    last_seq_num: int
+    events: int
+    #: Size of the events' encoded JSON, uncompressed.
+    raw_bytes: int
+    #: Size of the stored (compressed) object.
+    size: int
+    #: SHA-256 of the stored object, hex.
+    sha256: str
+    #: Object key in the segment store.
+    key: str
+    sealed_at: str
+
+
 def decode_lines(data: bytes, created_at: str) -> Iterator[StoredEvent]:
     """The inverse of :meth:`EventBatch.encode_lines`."""
     for line in data.decode().split("\n"):
@@ -105,6 +161,57 @@ class EventStore(ABC):
         that parent (then :attr:`AppendOutcome.ALREADY_COMMITTED` and nothing is written).
         """
 
-    @abstractmethod
     def read(self, store_id: str, after: int) -> Iterator[StoredEvent]:
-        """Events with ``seqNum > after``, ascending, fetched lazily as the caller iterates."""
+        """Events with ``seqNum > after``, ascending, fetched lazily as the caller iterates.
+
+        This reads the hot tier only; :class:`~stratasync.storage.archive.ArchivedEventStore`
+        overrides it to serve archived events too. Meeting archived events here is an error.
+        """
+        for item in self.read_hot(store_id, after):
+            if isinstance(item, ArchiveGap):
+                raise StorageError(
+                    f"store {store_id!r}: events after {after} up to {item.until} are archived, "
+                    "and no segment store is configured to read them"
+                )
+            for event in item.events:
+                if event.seq_num > after:
+                    yield event
+
+    # -- the hot tier and the segment index (used by the archive) -------------------------------
+
+    @abstractmethod
+    def read_hot(self, store_id: str, after: int) -> Iterator[StoredBatch | ArchiveGap]:
+        """Hot batches holding the events after ``after``, ascending and contiguous, lazily.
+
+        The first batch may start before ``after`` (a cursor can sit inside a batch). If the next
+        batch is not contiguous with what came before (its events were archived, before or during
+        this read), the iteration ends with :class:`ArchiveGap` naming where the hot chain goes on.
+        """
+
+    @abstractmethod
+    def hot_batches(self, store_id: str, from_parent: int) -> Iterator[StoredBatch]:
+        """Hot batches whose parent is ``from_parent`` or later, ascending (for the archiver)."""
+
+    @abstractmethod
+    def drop_archived(self, store_id: str, through: int) -> int:
+        """Remove the hot batches whose last seqNum is ``<= through``, oldest first, one after the
+        other (so the hot batches stay a suffix of the chain); idempotent. Returns how many went.
+
+        Only call this once a segment index entry covers them (:meth:`put_segment`).
+        """
+
+    @abstractmethod
+    def put_segment(self, store_id: str, segment: SegmentInfo) -> SegmentInfo:
+        """Index a sealed segment, unless one is indexed at the same parent already.
+
+        Returns the segment now indexed at that parent: ``segment`` itself, or the one that was
+        there first (an earlier run, or a concurrent archiver): at most one per parent, ever.
+        """
+
+    @abstractmethod
+    def segments(self, store_id: str, after: int) -> Iterator[SegmentInfo]:
+        """Indexed segments holding events after ``after``, ascending, lazily."""
+
+    @abstractmethod
+    def last_segment(self, store_id: str) -> SegmentInfo | None:
+        """The newest indexed segment (None when nothing is archived)."""

@@ -11,6 +11,12 @@ Per store (partition key ``pk`` = store id), items by sort key ``sk``:
   only moves past ``p`` by writing ``b#p``, a writer that saw ``p`` as the head and then wins
   that put was right. Of several pushes on one parent exactly one wins, and the losers learn the
   winner's last seqNum from ``ReturnValuesOnConditionCheckFailure=ALL_OLD``, with no extra read.
+* ``a#<parent, 16 digits>`` - the *segment index*: one item per archived segment (a run of whole
+  batches sealed into one object in the segment store, see :mod:`stratasync.storage.segments`),
+  keyed by the parent of its first batch like commit items, with its last seqNum, counts, object
+  key and SHA-256. Written by a conditional put only after the object is stored and verified,
+  and before the segment's commit items and parts are deleted (oldest first, one at a time, so
+  the hot commit items stay a suffix of the chain and the head never leaves DynamoDB).
 * ``p#<parent>#<push id>#<k>`` - the compressed events of a larger batch, in parts of at most
   ``part_bytes`` (350 KB, under the 400 KB item limit; batches reach 900 KB). They are written
   *before* the commit item that names them, so a reader finds either no commit item (nothing
@@ -24,12 +30,13 @@ become the storage layer's own.
 
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 import time
 import uuid
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -38,12 +45,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from stratasync.storage.base import (
     AppendOutcome,
+    ArchiveGap,
     EventBatch,
     EventStore,
     HeadMismatchError,
+    SegmentInfo,
     StorageError,
     StorageUnavailableError,
-    StoredEvent,
+    StoredBatch,
     decode_lines,
 )
 
@@ -53,8 +62,10 @@ if TYPE_CHECKING:
 META_SK = "meta"
 BATCH_PREFIX = "b#"
 PART_PREFIX = "p#"
+SEGMENT_PREFIX = "a#"
 _SEQ_DIGITS = 16
 _LAST_BATCH_SK = BATCH_PREFIX + "9" * _SEQ_DIGITS
+_LAST_SEGMENT_SK = SEGMENT_PREFIX + "9" * _SEQ_DIGITS
 #: Fetch the parts of consecutive large batches together until about this many compressed bytes.
 _PART_FETCH_BYTES = 1_000_000
 
@@ -76,6 +87,11 @@ Item = Mapping[str, Any]
 def batch_sk(parent_seq_num: int) -> str:
     """Sort key of the commit item of the batch whose parent is ``parent_seq_num``."""
     return f"{BATCH_PREFIX}{parent_seq_num:0{_SEQ_DIGITS}d}"
+
+
+def segment_sk(parent_seq_num: int) -> str:
+    """Sort key of the index item of the archived segment whose parent is ``parent_seq_num``."""
+    return f"{SEGMENT_PREFIX}{parent_seq_num:0{_SEQ_DIGITS}d}"
 
 
 def _part_sk(parent_seq_num: int, push_id: str, index: int) -> str:
@@ -152,7 +168,7 @@ class DynamoDBEventStore(EventStore):
         attempt = 0
         while True:
             try:
-                if operation != "batch_get_item":
+                if operation not in ("batch_get_item", "batch_write_item"):
                     kwargs.setdefault("TableName", self.table_name)
                 result: dict[str, Any] = method(**kwargs)
                 return result
@@ -252,42 +268,133 @@ class DynamoDBEventStore(EventStore):
             raise HeadMismatchError(head=winner_last, parent=parent) from None
         return AppendOutcome.COMMITTED
 
-    def read(self, store_id: str, after: int) -> Iterator[StoredEvent]:
-        lower = batch_sk(0)
-        if after > 0:
-            # The batch holding the first event after the cursor has the largest parent <= after.
-            first = self._last_batch_at_or_before(store_id, after)
-            if first is None or int(first["last"]["N"]) <= after:
-                return  # the cursor is at (or past) the head
-            yield from self._events_of(store_id, [first], after)
-            lower = batch_sk(int(first["last"]["N"]))
+    # -- the hot tier and the segment index --------------------------------------------------
+
+    def read_hot(self, store_id: str, after: int) -> Iterator[StoredBatch | ArchiveGap]:
+        # The batch holding the first event after the cursor has the largest parent <= after.
+        first = self._last_batch_at_or_before(store_id, after)
+        if first is not None and int(first["last"]["N"]) <= after:
+            # Hot batches are a suffix of the chain, so nothing hot follows: the cursor is at the head.
+            return
+        if first is None:
+            # The cursor's batch is not hot (archived, or the store is empty): one item tells which.
+            first = self._first_batch_from(store_id, 0)
+            if first is None:
+                return
+            yield ArchiveGap(_parent_of(first))
+            return
+        rest = self._query_batches(store_id, batch_sk(int(first["last"]["N"])))
+        yield from self._contiguous_batches(store_id, itertools.chain([first], rest), after)
+
+    def hot_batches(self, store_id: str, from_parent: int) -> Iterator[StoredBatch]:
+        group: list[Item] = []
+        group_bytes = 0
+        items = self._query_batches(store_id, batch_sk(from_parent))
+        for item in itertools.chain(items, [None]):
+            if item is not None:
+                group.append(item)
+                group_bytes += int(item["z"]["N"])
+            if group and (item is None or group_bytes >= _PART_FETCH_BYTES):
+                for batch in self._batches_of(store_id, group, strict=True):
+                    assert isinstance(batch, StoredBatch)  # strict: never a gap
+                    yield batch
+                group, group_bytes = [], 0
+
+    def drop_archived(self, store_id: str, through: int) -> int:
+        headers = self._query_batches(store_id, batch_sk(0), projection="sk, #last, pid, parts")
+        dropped = 0
+        chunk: list[Item] = []
+        for item, successor in _with_successor(headers):
+            if int(item["last"]["N"]) > through:
+                break
+            if successor is None:
+                raise StorageError(f"store {store_id!r}: refusing to archive the newest batch")
+            chunk.append(item)
+            if len(chunk) == 25:
+                dropped += self._drop_chunk(store_id, chunk)
+                chunk = []
+        if chunk:
+            dropped += self._drop_chunk(store_id, chunk)
+        return dropped
+
+    def put_segment(self, store_id: str, segment: SegmentInfo) -> SegmentInfo:
+        item = {
+            "pk": {"S": store_id},
+            "sk": {"S": segment_sk(segment.parent_seq_num)},
+            "first": {"N": str(segment.first_seq_num)},
+            "last": {"N": str(segment.last_seq_num)},
+            "n": {"N": str(segment.events)},
+            "raw": {"N": str(segment.raw_bytes)},
+            "z": {"N": str(segment.size)},
+            "sha": {"S": segment.sha256},
+            "key": {"S": segment.key},
+            "at": {"S": segment.sealed_at},
+        }
+        try:
+            self._call(
+                "put_item",
+                Item=item,
+                ConditionExpression="attribute_not_exists(sk)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            return _segment_of(error.response["Item"])  # type: ignore[typeddict-item]
+        return segment
+
+    def segments(self, store_id: str, after: int) -> Iterator[SegmentInfo]:
+        probe = self._call(
+            "query",
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
+            ExpressionAttributeValues={
+                ":pk": {"S": store_id},
+                ":lo": {"S": segment_sk(0)},
+                ":hi": {"S": segment_sk(after)},
+            },
+            ScanIndexForward=False,
+            ConsistentRead=True,
+            Limit=1,
+        ).get("Items", [])
+        if not probe:
+            return
+        first = _segment_of(probe[0])
+        if first.last_seq_num <= after:
+            return  # segments chain by parent: none starts later than this one ends
+        yield first
         start_key: dict[str, Any] | None = None
         while True:
             kwargs: dict[str, Any] = {
                 "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
                 "ExpressionAttributeValues": {
                     ":pk": {"S": store_id},
-                    ":lo": {"S": lower},
-                    ":hi": {"S": _LAST_BATCH_SK},
+                    ":lo": {"S": segment_sk(first.last_seq_num)},
+                    ":hi": {"S": _LAST_SEGMENT_SK},
                 },
                 "ConsistentRead": True,
-                "Limit": self.page_items,
+                "Limit": 25,
             }
             if start_key is not None:
                 kwargs["ExclusiveStartKey"] = start_key
             page = self._call("query", **kwargs)
-            group: list[Item] = []
-            group_bytes = 0
             for item in page.get("Items", []):
-                group.append(item)
-                group_bytes += int(item["z"]["N"])
-                if group_bytes >= _PART_FETCH_BYTES:
-                    yield from self._events_of(store_id, group, after)
-                    group, group_bytes = [], 0
-            yield from self._events_of(store_id, group, after)
+                yield _segment_of(item)
             start_key = page.get("LastEvaluatedKey")
-            if start_key is None:  # real DynamoDB may end with an empty page: keep going until then
+            if start_key is None:
                 return
+
+    def last_segment(self, store_id: str) -> SegmentInfo | None:
+        items = self._call(
+            "query",
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
+            ExpressionAttributeValues={
+                ":pk": {"S": store_id},
+                ":lo": {"S": segment_sk(0)},
+                ":hi": {"S": _LAST_SEGMENT_SK},
+            },
+            ScanIndexForward=False,
+            ConsistentRead=True,
+            Limit=1,
+        ).get("Items", [])
+        return _segment_of(items[0]) if items else None
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -317,28 +424,132 @@ class DynamoDBEventStore(EventStore):
         ).get("Item")
         return found["dg"]["S"] if found is not None else None
 
-    def _events_of(self, store_id: str, items: list[Item], after: int) -> Iterator[StoredEvent]:
-        """The events of consecutive commit items, fetching their parts in one batched read."""
+    def _first_batch_from(self, store_id: str, parent: int) -> Item | None:
+        items = self._call(
+            "query",
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
+            ExpressionAttributeValues={
+                ":pk": {"S": store_id},
+                ":lo": {"S": batch_sk(parent)},
+                ":hi": {"S": _LAST_BATCH_SK},
+            },
+            ConsistentRead=True,
+            Limit=1,
+        ).get("Items", [])
+        return items[0] if items else None
+
+    def _query_batches(self, store_id: str, lower: str, projection: str | None = None) -> Iterator[Item]:
+        """Commit items from sort key ``lower`` on, ascending, page by page until DynamoDB has no more."""
+        start_key: dict[str, Any] | None = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
+                "ExpressionAttributeValues": {
+                    ":pk": {"S": store_id},
+                    ":lo": {"S": lower},
+                    ":hi": {"S": _LAST_BATCH_SK},
+                },
+                "ConsistentRead": True,
+                "Limit": self.page_items,
+            }
+            if projection is not None:
+                kwargs["ProjectionExpression"] = projection
+                kwargs["ExpressionAttributeNames"] = {"#last": "last"}
+            if start_key is not None:
+                kwargs["ExclusiveStartKey"] = start_key
+            page = self._call("query", **kwargs)
+            yield from page.get("Items", [])
+            start_key = page.get("LastEvaluatedKey")
+            if start_key is None:  # real DynamoDB may end with an empty page: keep going until then
+                return
+
+    def _contiguous_batches(
+        self, store_id: str, items: Iterator[Item], after: int
+    ) -> Iterator[StoredBatch | ArchiveGap]:
+        """Batches of consecutive commit items, fetching parts in groups, until the chain breaks."""
+        expected = after
+        group: list[Item] = []
+        group_bytes = 0
+        for item in items:
+            if _parent_of(item) > expected:
+                # A hole in the hot chain: the archiver removed these batches (after indexing them).
+                if (yield from self._batches_of(store_id, group)):
+                    return
+                yield ArchiveGap(_parent_of(item))
+                return
+            group.append(item)
+            group_bytes += int(item["z"]["N"])
+            expected = int(item["last"]["N"])
+            if group_bytes >= _PART_FETCH_BYTES:
+                if (yield from self._batches_of(store_id, group)):
+                    return
+                group, group_bytes = [], 0
+        yield from self._batches_of(store_id, group)
+
+    def _batches_of(
+        self, store_id: str, items: list[Item], *, strict: bool = False
+    ) -> Generator[StoredBatch | ArchiveGap, None, bool]:
+        """The batches of consecutive commit items, their parts fetched in one batched read.
+
+        A batch whose parts are gone was archived while we read it (the archiver deletes parts
+        before their commit item): that ends the batches with :class:`ArchiveGap` and returns True.
+        With ``strict``, missing parts are an error instead.
+        """
         wanted = [
-            _part_sk(int(item["sk"]["S"][len(BATCH_PREFIX) :]), item["pid"]["S"], index)
+            _part_sk(_parent_of(item), item["pid"]["S"], index)
             for item in items
             if "parts" in item
             for index in range(int(item["parts"]["N"]))
         ]
         parts = self._get_parts(store_id, wanted) if wanted else {}
         for item in items:
+            parent = _parent_of(item)
             if "parts" in item:
-                parent = int(item["sk"]["S"][len(BATCH_PREFIX) :])
                 keys = [_part_sk(parent, item["pid"]["S"], index) for index in range(int(item["parts"]["N"]))]
                 missing = [key for key in keys if key not in parts]
                 if missing:
-                    raise StorageError(f"store {store_id!r}: batch at {parent} misses parts {missing}")
+                    if strict:
+                        raise StorageError(f"store {store_id!r}: batch at {parent} misses parts {missing}")
+                    yield ArchiveGap(int(item["last"]["N"]))
+                    return True
                 data = b"".join(parts.pop(key) for key in keys)
             else:
                 data = item["d"]["B"]
-            for event in decode_lines(zlib.decompress(data), item["at"]["S"]):
-                if event.seq_num > after:
-                    yield event
+            yield StoredBatch(
+                parent_seq_num=parent,
+                last_seq_num=int(item["last"]["N"]),
+                created_at=item["at"]["S"],
+                events=list(decode_lines(zlib.decompress(data), item["at"]["S"])),
+            )
+        return False
+
+    def _drop_chunk(self, store_id: str, items: list[Item]) -> int:
+        """Delete the parts of these commit items (invisible without them), then the commit items
+        one at a time in ascending order, so the hot batches stay a suffix of the chain."""
+        part_keys = [
+            _part_sk(_parent_of(item), item["pid"]["S"], index)
+            for item in items
+            if "parts" in item
+            for index in range(int(item["parts"]["N"]))
+        ]
+        self._delete_keys(store_id, part_keys)
+        for item in items:
+            self._call("delete_item", Key={"pk": {"S": store_id}, "sk": item["sk"]})
+        return len(items)
+
+    def _delete_keys(self, store_id: str, sort_keys: list[str]) -> None:
+        """BatchWriteItem deletes (25 a call, unprocessed ones retried within the time budget)."""
+        pending = [{"DeleteRequest": {"Key": {"pk": {"S": store_id}, "sk": {"S": key}}}} for key in sort_keys]
+        deadline = time.monotonic() + self.time_budget_seconds
+        while pending:
+            request, pending = pending[:25], pending[25:]
+            response = self._call("batch_write_item", RequestItems={self.table_name: request})
+            unprocessed = response.get("UnprocessedItems", {}).get(self.table_name, [])
+            if unprocessed:
+                if time.monotonic() >= deadline:
+                    raise StorageUnavailableError(f"BatchWriteItem left {len(unprocessed)} deletes undone")
+                time.sleep(random.uniform(0, 0.05))
+                pending = list(unprocessed) + pending
 
     def _get_parts(self, store_id: str, part_keys: list[str]) -> dict[str, bytes]:
         """Part items by sort key, read with BatchGetItem (100 keys a call, unprocessed keys retried)."""
@@ -359,6 +570,34 @@ class DynamoDBEventStore(EventStore):
                 time.sleep(random.uniform(0, 0.05))
                 pending = list(unprocessed) + pending
         return found
+
+
+def _parent_of(item: Item) -> int:
+    return int(item["sk"]["S"][len(BATCH_PREFIX) :])
+
+
+def _segment_of(item: Item) -> SegmentInfo:
+    return SegmentInfo(
+        parent_seq_num=int(item["sk"]["S"][len(SEGMENT_PREFIX) :]),
+        first_seq_num=int(item["first"]["N"]),
+        last_seq_num=int(item["last"]["N"]),
+        events=int(item["n"]["N"]),
+        raw_bytes=int(item["raw"]["N"]),
+        size=int(item["z"]["N"]),
+        sha256=item["sha"]["S"],
+        key=item["key"]["S"],
+        sealed_at=item["at"]["S"],
+    )
+
+
+def _with_successor(items: Iterator[Item]) -> Iterator[tuple[Item, Item | None]]:
+    previous: Item | None = None
+    for item in items:
+        if previous is not None:
+            yield previous, item
+        previous = item
+    if previous is not None:
+        yield previous, None
 
 
 def _now_iso() -> str:

@@ -1,0 +1,126 @@
+"""The S3 adapter of :class:`SegmentStore`: one immutable object per sealed segment.
+
+Every S3 call goes through :meth:`S3SegmentStore._call`, where throttling (``SlowDown``) and
+transient errors are retried with jittered backoff inside a time budget and driver errors become
+the storage layer's own (:class:`SegmentNotFoundError`, :class:`StorageUnavailableError`,
+:class:`StorageError`). Uploads carry ``ChecksumSHA256``, so S3 refuses bytes that were changed
+on the way; the archiver reads each object back and checks it before indexing it.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from stratasync.storage.base import SegmentNotFoundError, StorageError, StorageUnavailableError
+from stratasync.storage.segments import SegmentStore
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+#: S3 error codes worth retrying: throttling and transient service faults.
+RETRYABLE_S3_ERROR_CODES = frozenset(
+    {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "503", "500", "Throttling"}
+)
+_NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
+
+
+def make_s3_client(endpoint_url: str | None = None, region_name: str | None = None) -> S3Client:
+    """An S3 client with botocore's own retries off (the adapter retries within a budget).
+
+    With an explicit endpoint (moto, SeaweedFS, MinIO) addressing is path-style.
+    """
+    config = Config(
+        signature_version="s3v4",
+        s3={"addressing_style": "path" if endpoint_url else "auto"},
+        retries={"mode": "standard", "total_max_attempts": 1},
+        connect_timeout=3,
+        read_timeout=10,
+        tcp_keepalive=True,
+    )
+    return boto3.client("s3", endpoint_url=endpoint_url, region_name=region_name, config=config)
+
+
+def ensure_bucket(client: S3Client, bucket: str) -> None:
+    """Create the bucket if it is missing (dev server and tests; in AWS the stack owns it)."""
+    try:
+        client.head_bucket(Bucket=bucket)
+    except ClientError:
+        client.create_bucket(Bucket=bucket)
+
+
+class S3SegmentStore(SegmentStore):
+    """Segments as objects in one bucket (layout: :mod:`stratasync.storage.segments`)."""
+
+    def __init__(
+        self, bucket: str, client: S3Client | None = None, *, time_budget_seconds: float = 5.0
+    ) -> None:
+        self.bucket = bucket
+        self._client = client if client is not None else make_s3_client()
+        self.time_budget_seconds = time_budget_seconds
+
+    def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """Call one S3 operation, retrying throttling and transient errors within the budget.
+
+        A ``Body`` in the answer is read inside the retry loop, so a connection that breaks
+        while streaming is retried too.
+        """
+        deadline = time.monotonic() + self.time_budget_seconds
+        method = getattr(self._client, operation)
+        attempt = 0
+        while True:
+            try:
+                result: dict[str, Any] = method(Bucket=self.bucket, **kwargs)
+                if "Body" in result:
+                    result["Body"] = result["Body"].read()
+                return result
+            except ClientError as error:
+                code = str(error.response.get("Error", {}).get("Code", ""))
+                if code in _NOT_FOUND:
+                    raise SegmentNotFoundError(f"S3 {operation} {kwargs.get('Key')!r}: {code}") from error
+                if code not in RETRYABLE_S3_ERROR_CODES:
+                    raise StorageError(f"S3 {operation} failed: {code}: {error}") from error
+                last_error: Exception = error
+            except BotoCoreError as error:  # connection refused/reset, timeouts, broken streams
+                last_error = error
+            attempt += 1
+            delay = random.uniform(0, min(1.0, 0.025 * 2**attempt))
+            if time.monotonic() + delay >= deadline:
+                raise StorageUnavailableError(
+                    f"S3 {operation} still failing after {attempt} attempts "
+                    f"({self.time_budget_seconds:g} s budget): {last_error}"
+                ) from last_error
+            time.sleep(delay)
+
+    def put(self, key: str, body: bytes, *, sha256: str, metadata: Mapping[str, str]) -> None:
+        self._call(
+            "put_object",
+            Key=key,
+            Body=body,
+            ContentType="application/gzip",
+            ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256)).decode(),
+            Metadata=dict(metadata),
+        )
+
+    def get(self, key: str) -> bytes:
+        body: bytes = self._call("get_object", Key=key)["Body"]
+        return body
+
+    def head(self, key: str) -> dict[str, Any]:
+        """The object's size, metadata and stored SHA-256 checksum (for operators and tests)."""
+        return self._call("head_object", Key=key, ChecksumMode="ENABLED")
+
+    def presign_get(self, key: str, expires_in: int) -> str:
+        try:
+            return self._client.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_in
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise StorageError(f"cannot presign {key!r}: {error}") from error

@@ -1,0 +1,190 @@
+"""The archive conformance suite on the in-memory adapters and on DynamoDB + S3 (moto server
+mode), plus what only the DynamoDB adapter has: deletes one by one, parts, query costs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from stratasync.core.archive import ArchivePolicy, Archiver
+from stratasync.storage import EventStore
+from stratasync.storage.archive import ArchivedEventStore
+from stratasync.storage.dynamodb import DynamoDBEventStore, make_client
+from stratasync.storage.memory import InMemoryEventStore, InMemorySegmentStore
+from stratasync.storage.s3 import S3SegmentStore, ensure_bucket, make_s3_client
+from stratasync.storage.segments import SegmentStore
+from tests.conftest import TABLE
+from tests.storage.archive_conformance import ArchiveConformance, Crash, Log, after, fill, pairs
+from tests.storage.conformance import make_batch
+from tests.storage.test_dynamodb import ClientWrapper
+
+BUCKET = "stratasync-test-archive"
+_HOT = InMemoryEventStore()
+_SEGMENTS = InMemorySegmentStore()
+
+
+class TestArchiveInMemory(ArchiveConformance):
+    def create_hot_store(self) -> EventStore:
+        return _HOT
+
+    def create_segment_store(self) -> SegmentStore:
+        return _SEGMENTS
+
+    def object_keys(self, prefix: str) -> list[str]:
+        return [key for key in _SEGMENTS.object_keys() if key.startswith(prefix)]
+
+
+def s3_keys(endpoint: str, prefix: str) -> list[str]:
+    client = make_s3_client(endpoint)
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+    return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+class TestArchiveOnDynamoDBAndS3Moto(ArchiveConformance):
+    @pytest.fixture(autouse=True)
+    def _endpoint(self, moto_endpoint: str) -> None:
+        self.endpoint = moto_endpoint
+        ensure_bucket(make_s3_client(moto_endpoint), BUCKET)
+
+    def create_hot_store(self) -> EventStore:
+        return DynamoDBEventStore(TABLE, make_client(self.endpoint))
+
+    def create_segment_store(self) -> SegmentStore:
+        return S3SegmentStore(BUCKET, make_s3_client(self.endpoint))
+
+    def object_keys(self, prefix: str) -> list[str]:
+        return s3_keys(self.endpoint, prefix)
+
+
+# -- DynamoDB specifics -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def moto_s3(moto_endpoint: str) -> S3SegmentStore:
+    client = make_s3_client(moto_endpoint)
+    ensure_bucket(client, BUCKET)
+    return S3SegmentStore(BUCKET, client)
+
+
+def wrapped_dynamodb(endpoint: str) -> tuple[DynamoDBEventStore, ClientWrapper]:
+    wrapper = ClientWrapper(make_client(endpoint))
+    return DynamoDBEventStore(TABLE, wrapper), wrapper  # type: ignore[arg-type]
+
+
+def every_cursor(store: EventStore, store_id: str, log: Log) -> None:
+    for cursor in range(log[-1][0] + 2):
+        assert pairs(store.read(store_id, cursor)) == after(log, cursor), f"cursor {cursor}"
+
+
+@pytest.mark.parametrize("deletes_before_crash", [1, 4, 9])
+def test_a_crash_halfway_through_the_deletes_loses_nothing(
+    moto_endpoint: str, moto_s3: S3SegmentStore, deletes_before_crash: int
+) -> None:
+    store_id = f"half-{deletes_before_crash}"
+    plain = DynamoDBEventStore(TABLE, make_client(moto_endpoint))
+    log = [event for parent in range(12) for event in _append(plain, store_id, make_batch(parent, 1))]
+    hot, wrapper = wrapped_dynamodb(moto_endpoint)
+    done = {"deletes": 0}
+
+    def crash_after_some(method: Any, **kwargs: Any) -> Any:
+        if done["deletes"] == deletes_before_crash:
+            raise Crash("killed halfway through the clean-up")
+        done["deletes"] += 1
+        return method(**kwargs)
+
+    wrapper.hooks["delete_item"] = crash_after_some
+    with pytest.raises(Crash):
+        Archiver(hot, moto_s3, ArchivePolicy(segment_events=10)).archive(store_id)
+    reader = ArchivedEventStore(plain, moto_s3)
+    every_cursor(reader, store_id, log)
+    assert sum(1 for _ in plain.hot_batches(store_id, 0)) == 12 - deletes_before_crash
+    run = Archiver(plain, moto_s3, ArchivePolicy(segment_events=10)).archive(store_id)
+    assert run.sealed == []  # the segment was indexed: the re-run only finishes the clean-up
+    assert run.dropped_batches == 10 - deletes_before_crash
+    assert [b.parent_seq_num for b in plain.hot_batches(store_id, 0)] == [10, 11]
+    every_cursor(reader, store_id, log)
+
+
+def _append(store: EventStore, store_id: str, batch: Any) -> list[tuple[int, str]]:
+    store.append(store_id, batch)
+    return list(batch.events)
+
+
+def test_pulls_interleaved_with_every_single_delete(moto_endpoint: str, moto_s3: S3SegmentStore) -> None:
+    store_id = "interleaved-deletes"
+    plain = DynamoDBEventStore(TABLE, make_client(moto_endpoint))
+    plain.page_items = 3  # several query pages per read, so deletes land between them
+    log = fill(plain, store_id, 30, seed=11)
+    reader_store = ArchivedEventStore(plain, moto_s3)
+    cursors = [0, 2, 9, log[20][0], log[-3][0]]
+    readers = {cursor: reader_store.read(store_id, cursor) for cursor in cursors}
+    got: dict[int, Log] = {cursor: [] for cursor in cursors}
+    hot, wrapper = wrapped_dynamodb(moto_endpoint)
+
+    def advance_readers(method: Any, **kwargs: Any) -> Any:
+        result = method(**kwargs)
+        for cursor, reader in readers.items():
+            event = next(reader, None)
+            if event is not None:
+                got[cursor].append((event.seq_num, event.event_json))
+        return result
+
+    wrapper.hooks["delete_item"] = advance_readers
+    wrapper.hooks["put_item"] = advance_readers
+    Archiver(hot, moto_s3, ArchivePolicy(segment_events=6)).archive(store_id)
+    assert wrapper.calls.count("delete_item") > 10
+    for cursor, reader in readers.items():
+        got[cursor].extend(pairs(reader))
+        assert got[cursor] == after(log, cursor), f"cursor {cursor}"
+
+
+def test_parts_deleted_under_a_reader_are_read_from_the_archive(
+    moto_endpoint: str, moto_s3: S3SegmentStore
+) -> None:
+    store_id = "vanishing-parts"
+    plain = DynamoDBEventStore(TABLE, make_client(moto_endpoint))
+    log: Log = []
+    for parent in range(0, 60, 20):  # three batches of ~180 KB: each is stored in parts
+        log.extend(_append(plain, store_id, make_batch(parent, 20, text_bytes=9_000)))
+    reader_hot, wrapper = wrapped_dynamodb(moto_endpoint)
+    reader_hot.inline_bytes = plain.inline_bytes
+    archived = {"done": False}
+
+    def archive_first(method: Any, **kwargs: Any) -> Any:
+        if not archived["done"]:  # the reader holds the commit items; now their parts go
+            archived["done"] = True
+            Archiver(plain, moto_s3, ArchivePolicy(segment_events=20)).archive(store_id)
+        return method(**kwargs)
+
+    wrapper.hooks["batch_get_item"] = archive_first
+    assert pairs(ArchivedEventStore(reader_hot, moto_s3).read(store_id, 5)) == after(log, 5)
+    assert archived["done"]
+    assert [b.parent_seq_num for b in plain.hot_batches(store_id, 0)] == [40]
+
+
+def test_an_idle_poll_at_the_head_stays_one_query(moto_endpoint: str, moto_s3: S3SegmentStore) -> None:
+    store_id = "idle-poll"
+    plain = DynamoDBEventStore(TABLE, make_client(moto_endpoint))
+    log = fill(plain, store_id, 20, jumps=False)
+    Archiver(plain, moto_s3, ArchivePolicy(segment_events=5)).archive(store_id)
+    hot, wrapper = wrapped_dynamodb(moto_endpoint)
+    assert list(ArchivedEventStore(hot, moto_s3).read(store_id, log[-1][0])) == []
+    assert wrapper.calls == ["query"]
+
+
+def test_a_far_behind_pull_reads_no_hot_page_it_does_not_serve(
+    moto_endpoint: str, moto_s3: S3SegmentStore
+) -> None:
+    store_id = "far-behind"
+    plain = DynamoDBEventStore(TABLE, make_client(moto_endpoint))
+    log = fill(plain, store_id, 40, jumps=False)
+    sealed = Archiver(plain, moto_s3, ArchivePolicy(segment_events=10)).archive(store_id).sealed
+    hot, wrapper = wrapped_dynamodb(moto_endpoint)
+    reader = ArchivedEventStore(hot, moto_s3).read(store_id, 0)
+    first = [next(reader) for _ in range(5)]
+    assert pairs(iter(first)) == log[:5]
+    # the probe, one item to find where the hot tier starts, the segment index probe: no hot page
+    assert wrapper.calls == ["query", "query", "query"]
+    reader.close()
+    assert sealed
