@@ -26,6 +26,55 @@ def _add_storage_options(parser: argparse.ArgumentParser) -> None:
         help="require HS256 JWTs signed with SECRET (payload.authToken or Authorization: Bearer);"
         " default: auth off",
     )
+    _add_archive_options(parser)
+
+
+def _add_archive_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--s3-endpoint",
+        metavar="URL",
+        help="S3 endpoint for the eventlog archive (SeaweedFS, MinIO, or AWS); default: the embedded moto",
+    )
+    parser.add_argument("--bucket", default="stratasync-archive", help="archive bucket (created if missing)")
+    parser.add_argument(
+        "--segment-events", type=int, default=10_000, metavar="N", help="seal a segment at N events"
+    )
+    parser.add_argument(
+        "--segment-bytes", type=int, default=4_000_000, metavar="N", help="... or at N bytes of event JSON"
+    )
+
+
+def _run_archive(args: argparse.Namespace) -> int:
+    """Seal what is sealable now, through the archiver Lambda's own functions."""
+    import json
+
+    from stratasync.config import Settings
+    from stratasync.devserver.embedded_moto import ensure_fake_credentials
+    from stratasync.handlers.archive import archive_stores, build_archiver
+
+    if any((endpoint or "").startswith("http://") for endpoint in (args.dynamodb_endpoint, args.s3_endpoint)):
+        ensure_fake_credentials()  # local emulators accept any credentials
+    settings = Settings(
+        table_name=args.table,
+        dynamodb_endpoint=args.dynamodb_endpoint,
+        archive_bucket=args.bucket,
+        s3_endpoint=args.s3_endpoint,
+        segment_events=args.segment_events,
+        segment_bytes=args.segment_bytes,
+        auth_required=False,
+    )
+    result = archive_stores(build_archiver(settings), args.store)
+    for store in result["stores"]:
+        for segment in store["sealed"]:
+            print(
+                f"sealed segment of store {store['storeId']!r}: seqNum {segment['firstSeqNum']}"
+                f"..{segment['lastSeqNum']} ({segment['events']} events, {segment['rawBytes']} bytes"
+                f" -> {segment['size']} gzip) {segment['key']}"
+            )
+        print(f"store {store['storeId']!r}: {len(store['sealed'])} segment(s) sealed")
+    if args.json:
+        print(json.dumps(result))
+    return 0
 
 
 def _dev_config(args: argparse.Namespace, port: int) -> object:
@@ -42,6 +91,10 @@ def _dev_config(args: argparse.Namespace, port: int) -> object:
         log_level=args.log_level.upper(),
         show_metrics=args.show_metrics,
         auth_secret=args.auth_secret,
+        s3_endpoint=args.s3_endpoint,
+        bucket=args.bucket,
+        segment_events=args.segment_events,
+        segment_bytes=args.segment_bytes,
     )
 
 
@@ -92,6 +145,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=0, help="default: a free port")
     _add_storage_options(demo)
     demo.set_defaults(run=_run_demo)
+
+    archive = commands.add_parser("archive", help="seal the archivable segments of stores now")
+    archive.add_argument(
+        "--store", action="append", required=True, metavar="ID", help="store id (repeatable)"
+    )
+    archive.add_argument("--dynamodb-endpoint", metavar="URL", help="DynamoDB endpoint; default: AWS")
+    archive.add_argument("--table", default="stratasync", help="DynamoDB table name")
+    archive.add_argument("--json", action="store_true", help="also print the run as JSON")
+    _add_archive_options(archive)
+    archive.set_defaults(run=_run_archive)
 
     from stratasync.client.cli import add_store_commands
 

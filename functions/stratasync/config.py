@@ -40,6 +40,19 @@ class Settings(BaseModel):
     max_store_id_length: int = 128
     max_event_name_length: int = 128
 
+    # The eventlog archive (off unless a bucket is named).
+    archive_bucket: str | None = None
+    s3_endpoint: str | None = None
+    segment_events: int = Field(default=10_000, ge=1, le=1_000_000)
+    segment_bytes: int = Field(default=4_000_000, ge=1, le=100_000_000)
+    #: Decoded segments a warm Lambda keeps (LRU), in bytes of event JSON.
+    segment_cache_bytes: int = Field(default=64_000_000, ge=0, le=2_000_000_000)
+    presign_expiry_seconds: int = Field(default=300, ge=1, le=3600)
+    #: The archiver function the push path invokes asynchronously (name or ARN); none: no trigger.
+    archive_function: str | None = None
+    #: Another Lambda API endpoint for that invoke (the dev server serves one).
+    lambda_endpoint: str | None = None
+
     def limits(self) -> Limits:
         """The request limits these settings name."""
         return Limits(

@@ -186,5 +186,4 @@ def test_a_far_behind_pull_reads_no_hot_page_it_does_not_serve(
     assert pairs(iter(first)) == log[:5]
     # the probe, one item to find where the hot tier starts, the segment index probe: no hot page
     assert wrapper.calls == ["query", "query", "query"]
-    reader.close()
     assert sealed

@@ -18,13 +18,23 @@ Sealing one segment of a store, in this order (each step is safe to crash after)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from stratasync.core.service import utc_now_iso
-from stratasync.storage.base import EventStore, SegmentCorruptError, SegmentInfo, StoredBatch
+from stratasync.auth import Action
+from stratasync.core.service import SyncService, utc_now_iso
+from stratasync.protocol.errors import ForbiddenError, ProtocolError, UnauthorizedError
+from stratasync.storage.base import (
+    EventStore,
+    SegmentCorruptError,
+    SegmentInfo,
+    StorageError,
+    StoredBatch,
+)
 from stratasync.storage.segments import (
     SEGMENT_FORMAT,
     SegmentStore,
@@ -32,6 +42,10 @@ from stratasync.storage.segments import (
     encode_segment,
     segment_metadata,
 )
+
+logger = logging.getLogger(__name__)
+
+_STORE_ID = re.compile(r"[^\x00-\x1f\x7f]+")
 
 #: Defaults: big enough that S3 requests stay cheap, small enough for a quick fetch and cache.
 DEFAULT_SEGMENT_EVENTS = 10_000
@@ -99,11 +113,13 @@ class Archiver:
         self._clock = clock
         self._checkpoint = checkpoint or (lambda step, segment: None)
 
-    def archive(self, store_id: str, max_segments: int = 1_000) -> ArchiveRun:
-        """Seal every segment that is sealable now (up to ``max_segments``)."""
+    def archive(
+        self, store_id: str, max_segments: int = 1_000, keep_going: Callable[[], bool] | None = None
+    ) -> ArchiveRun:
+        """Seal every segment that is sealable now (up to ``max_segments``, while ``keep_going``)."""
         sealed: list[SegmentInfo] = []
         dropped = 0
-        while len(sealed) < max_segments:
+        while len(sealed) < max_segments and (keep_going is None or keep_going()):
             segment, removed = self.seal_next(store_id)
             dropped += removed
             if segment is None:
@@ -195,3 +211,41 @@ def manifest(
         "pullFrom": pull_from,
         "more": more,
     }
+
+
+def handle_manifest(
+    service: SyncService,
+    segment_store: SegmentStore | None,
+    query: Mapping[str, str],
+    headers: Mapping[str, str],
+    *,
+    expires_in: int,
+) -> tuple[int, dict[str, Any]]:
+    """``GET /archive?storeId=<id>&after=<seqNum>``: HTTP status and JSON body.
+
+    The same authentication and read authorization as a pull; 404 when no archive is configured.
+    """
+    if segment_store is None:
+        return 404, {"message": "this backend has no eventlog archive"}
+    store_id = query.get("storeId") or headers.get("x-livestore-store-id") or ""
+    max_length = service.limits.max_store_id_length
+    if not store_id or len(store_id) > max_length or not _STORE_ID.fullmatch(store_id):
+        return 400, {"message": f"storeId must be 1 to {max_length} characters without control characters"}
+    after_text = query.get("after", "0")
+    if not after_text.isdigit() or len(after_text) > 16:
+        return 400, {"message": "after must be a seqNum (a non-negative integer)"}
+    try:
+        claims = service.access.claims_for(None, headers, store_id, Action.READ)
+        if service.access.hooks.on_pull is not None:
+            service.access.hooks.on_pull(claims, store_id, None)
+        body = manifest(service.store, segment_store, store_id, int(after_text), expires_in=expires_in)
+    except UnauthorizedError as error:
+        return 401, {"message": str(error)}
+    except ForbiddenError as error:
+        return 403, {"message": str(error)}
+    except ProtocolError as error:
+        return 400, {"message": str(error)}
+    except StorageError as error:
+        logger.exception("archive manifest failed")
+        return 503, {"message": f"storage error: {type(error).__name__}"}
+    return 200, body

@@ -32,6 +32,9 @@ class PushResult:
     events: int
     head: int
     already_committed: bool
+    #: The batch's parent and the size of its events' JSON (the archive trigger looks at both).
+    parent: int = 0
+    raw_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,8 @@ class SyncService:
             events=len(batch.events),
             head=batch.last_seq_num,
             already_committed=outcome is AppendOutcome.ALREADY_COMMITTED,
+            parent=batch.parent_seq_num,
+            raw_bytes=sum(len(text.encode()) for text in encoded),
         )
 
     def pull(self, store_id: str, cursor: Cursor | None) -> PullResult:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import multiprocessing
 import os
 import sys
 import threading
 import time
 import uuid
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
@@ -42,18 +43,30 @@ class DevServerConfig:
     show_metrics: bool = False
     #: Require HS256 tokens signed with this secret (None: authentication off).
     auth_secret: str | None = None
+    #: None: the embedded moto serves S3 too. Otherwise SeaweedFS, MinIO, or a real AWS endpoint.
+    s3_endpoint: str | None = None
+    #: The archive bucket (created if missing).
+    bucket: str = "stratasync-archive"
+    #: Seal a segment at this many events or bytes of event JSON (small values: segments at once).
+    segment_events: int = 10_000
+    segment_bytes: int = 4_000_000
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
+#: The archiver function's name; the dev server serves the Lambda Invoke API for it.
+ARCHIVE_FUNCTION = "stratasync-archive-dev"
+_INVOKE_PATH = "/2015-03-31/functions/"
+
+
 class _FakeLambdaContext:
-    function_name = "stratasync-sync-dev"
     function_version = "$LATEST"
     memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:stratasync-sync-dev"
 
-    def __init__(self) -> None:
+    def __init__(self, function_name: str = "stratasync-sync-dev", timeout_seconds: float = 30) -> None:
+        self.function_name = function_name
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:000000000000:function:{function_name}"
         self.aws_request_id = str(uuid.uuid4())
-        self._deadline = time.monotonic() + 30
+        self._deadline = time.monotonic() + timeout_seconds
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
@@ -91,6 +104,20 @@ def _invoke(event: dict[str, Any]) -> dict[str, Any]:
     from stratasync.handlers.sync import lambda_handler
 
     result: dict[str, Any] = lambda_handler(event, _FakeLambdaContext())
+    return result
+
+
+def _init_archive_worker(env: dict[str, str], show_metrics: bool) -> None:
+    os.environ.update(env)
+    if not show_metrics:
+        sys.stdout = _WithoutMetricLines(sys.stdout)
+    import stratasync.handlers.archive  # noqa: F401
+
+
+def _invoke_archive(payload: dict[str, Any]) -> dict[str, Any]:
+    from stratasync.handlers.archive import lambda_handler
+
+    result: dict[str, Any] = lambda_handler(payload, _FakeLambdaContext(ARCHIVE_FUNCTION, 900))
     return result
 
 
@@ -163,6 +190,9 @@ class DevServer:
         self._out = out if out is not None else sys.stdout
         self._moto: EmbeddedMoto | None = None
         self._pool: ProcessPoolExecutor | None = None
+        self._archive_pool: ProcessPoolExecutor | None = None
+        self._out_lock = threading.Lock()
+        self.s3_endpoint: str | None = None
         self._http: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.dynamodb_endpoint: str | None = None
@@ -175,13 +205,16 @@ class DevServer:
 
     def start(self) -> DevServer:
         from stratasync.storage.dynamodb import create_table, make_client
+        from stratasync.storage.s3 import ensure_bucket, make_s3_client
 
         config = self.config
         # Bind first: a busy port is reported before anything slow starts.
         self._http = ThreadingHTTPServer((config.host, config.port), self._make_handler())
         self._http.daemon_threads = True
-        if config.dynamodb_endpoint is None:
+        if config.dynamodb_endpoint is None or config.s3_endpoint is None:
             self._moto = EmbeddedMoto().start()
+        if config.dynamodb_endpoint is None:
+            assert self._moto is not None
             self.dynamodb_endpoint = self._moto.endpoint
             storage_text = (
                 f"embedded moto at {self.dynamodb_endpoint} (in memory, gone when the server stops)"
@@ -192,6 +225,16 @@ class DevServer:
         if self.dynamodb_endpoint.startswith("http://"):
             ensure_fake_credentials()  # local emulators accept any credentials
         create_table(make_client(self.dynamodb_endpoint), config.table_name)
+        if config.s3_endpoint is None:
+            assert self._moto is not None
+            self.s3_endpoint = self._moto.endpoint
+            s3_text = f"embedded moto at {self.s3_endpoint}"
+        else:
+            self.s3_endpoint = config.s3_endpoint
+            s3_text = f"S3 at {self.s3_endpoint}"
+        if self.s3_endpoint.startswith("http://"):
+            ensure_fake_credentials()
+        ensure_bucket(make_s3_client(self.s3_endpoint), config.bucket)
 
         env = {
             "STRATASYNC_TABLE_NAME": config.table_name,
@@ -200,6 +243,13 @@ class DevServer:
             "POWERTOOLS_METRICS_NAMESPACE": "stratasync",
             "POWERTOOLS_LOG_LEVEL": config.log_level,
             "POWERTOOLS_SERVICE_NAME": "stratasync",
+            "STRATASYNC_ARCHIVE_BUCKET": config.bucket,
+            "STRATASYNC_S3_ENDPOINT": self.s3_endpoint,
+            "STRATASYNC_SEGMENT_EVENTS": str(config.segment_events),
+            "STRATASYNC_SEGMENT_BYTES": str(config.segment_bytes),
+            # The push path invokes the archiver through the Lambda API, which this server serves.
+            "STRATASYNC_ARCHIVE_FUNCTION": ARCHIVE_FUNCTION,
+            "STRATASYNC_LAMBDA_ENDPOINT": self.url.rstrip("/"),
             "STRATASYNC_AUTH_REQUIRED": "true" if config.auth_secret else "false",
             **({"STRATASYNC_AUTH_HS256_SECRET": config.auth_secret} if config.auth_secret else {}),
             **{
@@ -215,8 +265,16 @@ class DevServer:
             initializer=_init_worker,
             initargs=(env, config.show_metrics),
         )
+        # The archiver is another function: its own execution environment (one at a time).
+        self._archive_pool = ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_archive_worker,
+            initargs=(env, config.show_metrics),
+        )
         # Start every worker now, so a misconfiguration shows at once and not on the first request.
-        for future in [self._pool.submit(_warm) for _ in range(config.workers)]:
+        warming = [self._pool.submit(_warm) for _ in range(config.workers)]
+        for future in [*warming, self._archive_pool.submit(_warm)]:
             future.result(timeout=120)
 
         self._thread = threading.Thread(target=self._http.serve_forever, name="devserver-http", daemon=True)
@@ -225,6 +283,11 @@ class DevServer:
         print(f"  storage: {storage_text}, table {config.table_name!r}", file=self._out)
         auth_text = "HS256 tokens signed with --auth-secret required" if config.auth_secret else "off"
         print(f"  auth: {auth_text}", file=self._out)
+        print(
+            f"  archive: s3://{config.bucket} on {s3_text}; segments of {config.segment_events} events"
+            f" or {config.segment_bytes} bytes, sealed by {ARCHIVE_FUNCTION!r} (invoked from the push path)",
+            file=self._out,
+        )
         print(
             f"  {config.workers} Lambda worker process(es); LiveStore: makeHttpSync({{ url: '{self.url}' }})",
             file=self._out,
@@ -240,6 +303,9 @@ class DevServer:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        if self._archive_pool is not None:
+            self._archive_pool.shutdown(wait=True, cancel_futures=True)
+            self._archive_pool = None
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
@@ -254,6 +320,48 @@ class DevServer:
         """Run one API Gateway event through a worker (an execution environment)."""
         assert self._pool is not None, "start() first"
         return self._pool.submit(_invoke, event).result(timeout=60)
+
+    def invoke_archive(self, payload: dict[str, Any]) -> Future[dict[str, Any]]:
+        """Run the archiver function on ``payload``; each sealed segment is logged to the output."""
+        assert self._archive_pool is not None, "start() first"
+        future = self._archive_pool.submit(_invoke_archive, payload)
+        future.add_done_callback(self._log_archive_run)
+        return future
+
+    def _log_archive_run(self, future: Future[dict[str, Any]]) -> None:
+        lines = []
+        try:
+            result = future.result()
+        except Exception as error:  # the archiver "crashed": log it; the next trigger runs it again
+            lines.append(f"  archiver failed: {type(error).__name__}: {error}")
+        else:
+            for store in result.get("stores", []):
+                for segment in store["sealed"]:
+                    lines.append(
+                        f"  sealed segment of store {store['storeId']!r}: seqNum {segment['firstSeqNum']}"
+                        f"..{segment['lastSeqNum']} ({segment['events']} events, {segment['rawBytes']} bytes"
+                        f" -> {segment['size']} gzip) {segment['key']}"
+                    )
+        if lines:
+            with self._out_lock:
+                print("\n".join(lines), file=self._out, flush=True)
+
+    def _lambda_api(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+        """The Lambda ``Invoke`` API for the archiver function (how the push path triggers it)."""
+        name = path[len(_INVOKE_PATH) :].split("/", 1)[0]
+        if method != "POST" or not path.endswith("/invocations") or name != ARCHIVE_FUNCTION:
+            return 404, b'{"Type":"User","message":"Function not found"}'
+        try:
+            payload = json.loads(body or b"{}")
+        except ValueError:
+            return 400, b'{"Type":"User","message":"payload is not JSON"}'
+        future = self.invoke_archive(payload)
+        if headers.get("x-amz-invocation-type", "RequestResponse") == "Event":
+            return 202, b""
+        try:
+            return 200, json.dumps(future.result(timeout=900)).encode()
+        except Exception as error:
+            return 200, json.dumps({"errorType": type(error).__name__, "errorMessage": str(error)}).encode()
 
     def _make_handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -307,6 +415,11 @@ class DevServer:
                     self._reply(
                         413, {"content-type": "application/json"}, b'{"message":"Request Entity Too Large"}'
                     )
+                    return
+                if self.path.startswith(_INVOKE_PATH):
+                    lower = {name.lower(): value for name, value in self.headers.items()}
+                    status, answer = server._lambda_api(self.command, self.path, lower, body)
+                    self._reply(status, {"content-type": "application/json"}, answer)
                     return
                 event = to_gateway_event(
                     self.command, self.path, list(self.headers.items()), body, self.client_address[0]

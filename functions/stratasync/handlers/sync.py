@@ -1,10 +1,12 @@
-"""The sync endpoint behind API Gateway HTTP API (payload 2.0): ``POST /`` speaks sync-cf HTTP.
+"""The sync endpoint behind API Gateway HTTP API (payload 2.0): ``POST /`` speaks sync-cf HTTP;
+``GET /archive`` lists archived segments with presigned URLs (fast bootstrap, README).
 
 SAM/CDK: ``Handler: stratasync.handlers.sync.lambda_handler`` with ``STRATASYNC_TABLE_NAME`` set.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -15,8 +17,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from stratasync.config import Settings
 from stratasync.core import RpcResponse, SyncService, handle_rpc
+from stratasync.core.archive import ArchivePolicy, handle_manifest
+from stratasync.handlers.trigger import ArchiveTrigger
 from stratasync.protocol.errors import ServerAheadError
+from stratasync.storage import EventStore
+from stratasync.storage.archive import ArchivedEventStore, SegmentCache
 from stratasync.storage.dynamodb import DynamoDBEventStore, make_client
+from stratasync.storage.s3 import S3SegmentStore, make_s3_client
 
 logger = Logger(service="stratasync")
 metrics = Metrics(namespace="stratasync", service="stratasync")
@@ -38,12 +45,34 @@ app = APIGatewayHttpResolver(
 )
 
 settings = Settings.from_env()
-service = SyncService(
-    DynamoDBEventStore(
-        settings.table_name,
-        make_client(settings.dynamodb_endpoint),
+store: EventStore = DynamoDBEventStore(
+    settings.table_name,
+    make_client(settings.dynamodb_endpoint),
+    time_budget_seconds=settings.storage_time_budget_seconds,
+)
+# The archive (when a bucket is set): pulls read sealed segments too, cached while warm.
+segment_store = (
+    S3SegmentStore(
+        settings.archive_bucket,
+        make_s3_client(settings.s3_endpoint),
         time_budget_seconds=settings.storage_time_budget_seconds,
-    ),
+    )
+    if settings.archive_bucket
+    else None
+)
+if segment_store is not None:
+    store = ArchivedEventStore(store, segment_store, SegmentCache(settings.segment_cache_bytes))
+archive_trigger = (
+    ArchiveTrigger.create(
+        settings.archive_function,
+        ArchivePolicy(settings.segment_events, settings.segment_bytes),
+        settings.lambda_endpoint,
+    )
+    if settings.archive_function
+    else None
+)
+service = SyncService(
+    store,
     pull_response_bytes=settings.pull_response_bytes,
     limits=settings.limits(),
     access=settings.access_control(),
@@ -63,7 +92,25 @@ def sync_rpc() -> Response[str]:
         headers={name.lower(): value for name, value in (event.headers or {}).items()},
     )
     _observe(result)
+    if result.push is not None and archive_trigger is not None and result.store_id is not None:
+        archive_trigger.after_push(result.store_id, result.push)
     return Response(status_code=result.status, content_type="application/json", body=result.body)
+
+
+@app.get("/archive")
+@tracer.capture_method(capture_response=False)
+def archive_manifest() -> Response[str]:
+    """Fast bootstrap: the archived segments after a cursor, with presigned S3 GET URLs."""
+    event = app.current_event
+    status, body = handle_manifest(
+        service,
+        segment_store,
+        event.query_string_parameters or {},
+        {name.lower(): value for name, value in (event.headers or {}).items()},
+        expires_in=settings.presign_expiry_seconds,
+    )
+    logger.info("archive manifest", extra={"status": status, "segments": len(body.get("segments", []))})
+    return Response(status_code=status, content_type="application/json", body=json.dumps(body))
 
 
 def _observe(result: RpcResponse) -> None:
