@@ -37,6 +37,13 @@ def dynamodb_local_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def seaweedfs_endpoint() -> Iterator[str]:
+    """SeaweedFS's S3 gateway (checks signatures, expiry and checksums), credentials testing/testing."""
+    with emulators.seaweedfs() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
 def dev_server() -> Iterator[DevServer]:
     """``stratasync dev`` (embedded moto, 2 worker processes) on a free port."""
     with DevServer(DevServerConfig(port=0, workers=2), out=open(os.devnull, "w")) as server:

