@@ -32,8 +32,9 @@ const usage = () => {
 }
 
 // Scenarios run only when named (not part of `all`): `writer` takes part in a shared store
-// alongside other clients (the Python client in tests/client/test_interop_python_js.py).
-const EXTRA_SCENARIOS = ['writer']
+// alongside other clients (the Python client in tests/client/test_interop_python_js.py);
+// `pull-existing` pulls a store another run filled (tests/interop/test_livestore_archive.py).
+const EXTRA_SCENARIOS = ['writer', 'pull-existing']
 
 const [baseUrl, scenarioArg, storeIdArg] = process.argv.slice(2)
 if (
@@ -447,6 +448,42 @@ scenarios.writer = (storeId) =>
       log = yield* pullEvents(Option.none())
     }
     return { pushed: WRITER_EVENTS, conflicts, log: toPlain(log) }
+  })
+
+// pull-existing: a store that already holds events 1..DRIVER_PAGING_EVENTS (as paging-1000 leaves
+// it), pulled from no cursor and from several cursors: order, no gaps or repeats, page sizes and
+// MoreKnown/NoMore exactly as for any pull. With the archive on, most events then come from S3.
+scenarios['pull-existing'] = (storeId) =>
+  Effect.gen(function* () {
+    const { backend } = yield* makeClient(storeId)
+    const total = PAGING_EVENTS
+    const checkPull = (items, from) => {
+      const seqs = items.flatMap((i) => i.batch.map((b) => b.eventEncoded.seqNum))
+      check(seqs.length === total - from, `expected ${total - from} events after ${from}`, { got: seqs.length })
+      seqs.forEach((seq, i) => check(seq === from + i + 1, 'events not ascending/contiguous', { from, at: i, seq }))
+      let seen = 0
+      items.forEach((item, i) => {
+        check(item.batch.length <= 100, 'page larger than 100 events', { page: i })
+        seen += item.batch.length
+        if (i === items.length - 1) check(item.pageInfo._tag === 'NoMore', 'last page must be NoMore', { from })
+        else
+          check(item.pageInfo._tag === 'MoreKnown' && item.pageInfo.remaining === seqs.length - seen, 'bad MoreKnown', {
+            from,
+            page: i,
+            pageInfo: toPlain(item.pageInfo),
+          })
+      })
+      return seqs.length
+    }
+    const full = yield* pullAll(backend, Option.none())
+    checkPull(full.items, 0)
+    const cursors = [1, 7, Math.floor(total / 3), Math.floor(total / 2) + 1, total - 5, total]
+    const cursorPulls = []
+    for (const cursor of cursors) {
+      const { items, durationMs } = yield* pullAll(backend, cursorAt(cursor))
+      cursorPulls.push({ cursor, events: checkPull(items, cursor), ms: durationMs })
+    }
+    return { events: total, pullMs: full.durationMs, pageCount: full.items.length, cursorPulls }
   })
 
 const runScenario = (name, storeId) =>
