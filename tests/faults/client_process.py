@@ -50,7 +50,7 @@ def main() -> None:
             continue
         store.commit(todo_created(id=f"{name}-{number}", text=f"{name} todo {number}"))
         print(f"committed {number}", flush=True)
-        time.sleep(rng.uniform(0.02, 0.4))
+        time.sleep(rng.uniform(0.05, 0.5))
     store.stop_sync()
     store.sync(timeout=120)
     store.close()

@@ -82,7 +82,7 @@ class FaultPlan:
     restart_after: tuple[float, float] = (0.5, 2.5)  # dev server SIGKILL, seconds after the start
     restart_pause: tuple[float, float] = (0.1, 0.8)
     kills: tuple[int, int] = (1, 2)  # SIGKILLs of the client process
-    kill_after: tuple[float, float] = (1.0, 3.0)  # seconds into each life of the client process
+    kill_after: tuple[float, float] = (0.7, 1.8)  # seconds into each life of the client process
 
 
 @dataclass
