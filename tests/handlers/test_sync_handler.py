@@ -188,3 +188,9 @@ def test_tokens_never_reach_logs(
             assert secret not in output
     finally:
         sys.modules.pop("stratasync.handlers.sync", None)
+
+
+def test_a_body_that_is_not_utf8_is_a_400_not_a_500(handler: ModuleType) -> None:
+    result = invoke(handler, b"\x80\xff{not text")
+    assert result["statusCode"] == 400
+    assert json.loads(result["body"])[0]["_tag"] == "Defect"

@@ -6,6 +6,8 @@ SAM/CDK: ``Handler: stratasync.handlers.sync.lambda_handler`` with ``STRATASYNC_
 
 from __future__ import annotations
 
+import base64
+
 import json
 from typing import Any
 
@@ -84,10 +86,13 @@ service = SyncService(
 def sync_rpc() -> Response[str]:
     """One Effect-RPC request (Ping, Push or Pull) in, its JSON array of response messages out."""
     event = app.current_event
-    body = event.decoded_body or ""
+    # The raw bytes: API Gateway base64-encodes bodies that are not UTF-8 text, and those must
+    # reach the envelope parser (a 400 Defect), not a UTF-8 decode that would fail here.
+    raw = event.body or ""
+    body = base64.b64decode(raw) if event.is_base64_encoded else raw.encode()
     result = handle_rpc(
         service,
-        body.encode() if isinstance(body, str) else body,
+        body,
         query=event.query_string_parameters or {},
         headers={name.lower(): value for name, value in (event.headers or {}).items()},
     )
