@@ -7,7 +7,6 @@ SAM/CDK: ``Handler: stratasync.handlers.sync.lambda_handler`` with ``STRATASYNC_
 from __future__ import annotations
 
 import base64
-
 import json
 from typing import Any
 
