@@ -43,7 +43,9 @@ class PipLayerBundling:
         self.requirements = requirements
         self.python_version = python_version
 
-    def try_bundle(self, output_dir: str, **options: Any) -> bool:
+    def try_bundle(self, output_dir: str, *options: Any, **flattened_options: Any) -> bool:
+        # jsii passes the BundlingOptions struct positionally, while its type stubs list the
+        # struct's fields as keywords: accept either (none of them is needed here).
         subprocess.run(
             pip_command(self.requirements, Path(output_dir) / "python", self.python_version), check=True
         )

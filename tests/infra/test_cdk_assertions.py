@@ -76,3 +76,56 @@ def test_requirements_cover_the_runtime_dependencies() -> None:
     required = [line.strip() for line in (ROOT / "functions/requirements.txt").read_text().splitlines()]
     required = [line for line in required if line and not line.startswith("#")]
     assert sorted(required) == sorted(d for d in declared if not d.startswith("httpx"))
+
+
+def _tiny_wheel(folder: Path) -> Path:
+    """A pure-Python wheel made by hand, so pip installs it offline."""
+    import zipfile
+
+    wheel = folder / "tinydep-1.0-py3-none-any.whl"
+    files = {
+        "tinydep/__init__.py": "VALUE = 42\n",
+        "tinydep-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: tinydep\nVersion: 1.0\n",
+        "tinydep-1.0.dist-info/WHEEL": (
+            "Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
+    }
+    files["tinydep-1.0.dist-info/RECORD"] = (
+        "".join(f"{name},,\n" for name in files) + "tinydep-1.0.dist-info/RECORD,,\n"
+    )
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return wheel
+
+
+def test_local_bundling_runs_pip_through_cdk(tmp_path: Path) -> None:
+    """CDK calls PipLayerBundling.try_bundle (through jsii) at synth time with bundling on, and the
+    layer asset then holds the requirements under python/ (a local wheel: no network)."""
+    try:
+        import aws_cdk as cdk
+        from aws_cdk import aws_lambda as lambda_
+        from stratasync_infra.bundling import PipLayerBundling
+    except ImportError:
+        emulators.missing("aws-cdk-lib is not installed (bash scripts/install-infra-tools.sh)")
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(f"{_tiny_wheel(tmp_path)}\n")
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "requirements.txt").write_text(requirements.read_text())
+    app = cdk.App(outdir=str(tmp_path / "cdk.out"))
+    stack = cdk.Stack(app, "bundling")
+    lambda_.LayerVersion(
+        stack,
+        "Layer",
+        code=lambda_.Code.from_asset(
+            str(source),
+            bundling=cdk.BundlingOptions(
+                image=cdk.DockerImage.from_registry("unused"), local=PipLayerBundling(requirements, "3.13")
+            ),
+        ),
+    )
+    app.synth()
+    installed = list((tmp_path / "cdk.out").glob("asset.*/python/tinydep/__init__.py"))
+    assert len(installed) == 1
+    assert installed[0].read_text() == "VALUE = 42\n"
