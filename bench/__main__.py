@@ -1,8 +1,12 @@
-"""Run the benchmarks: ``.venv/bin/python -m bench`` writes bench/results/backend.{json,md}."""
+"""Run the benchmarks: ``.venv/bin/python -m bench`` writes bench/results/backend.{json,md} and the
+PNG plots bench/results/throughput.png and cold_import.png (shown in the README)."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
+import os
 import platform
 import sys
 import time
@@ -17,6 +21,13 @@ RESULTS = Path(__file__).parent / "results"
 
 def _markdown(report: dict[str, Any]) -> str:
     lines = [f"# Backend benchmarks ({report['date']}, {report['machine']})", ""]
+    load = report.get("load_average")
+    if load:
+        lines += [
+            f"1-minute load average {load['start']} at the start and {load.get('end')} at the end "
+            f"({os.cpu_count()} CPUs).",
+            "",
+        ]
     capacity = report.get("dynamodb_capacity")
     if capacity:
         lines += [
@@ -57,6 +68,7 @@ def _markdown(report: dict[str, Any]) -> str:
             f"| p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms | |"
         )
     lines.append("")
+    lines += _throughput_markdown(report) + _cold_import_markdown(report) + _bootstrap_markdown(report)
     for backend, figures in report["latency"].items():
         lines += [
             f"## Latency through `stratasync dev` ({backend})",
@@ -70,8 +82,100 @@ def _markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _throughput_markdown(report: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    for backend, data in report.get("throughput", {}).items():
+        lines += [
+            f"## Throughput through `stratasync dev` ({backend}; one client, each request awaited)",
+            "",
+            "| events per push | events/s (median) | pushes/s | min..max events/s | runs |",
+            "|---|---|---|---|---|",
+        ]
+        for row in data["push"]:
+            lines.append(
+                f"| {row['batch_events']} | {row['events_per_second']:,} | {row['pushes_per_second']} "
+                f"| {row['min_events_per_second']:,}..{row['max_events_per_second']:,} | {row['runs']} |"
+            )
+        lines += [
+            "",
+            "| events per pull response | chunks | latency ms (median) | events/s | runs |",
+            "|---|---|---|---|---|",
+        ]
+        for row in data["pull"]:
+            lines.append(
+                f"| {row['events_per_response']:,} | {row['chunks']} | {row['median_ms']} "
+                f"| {row['events_per_second']:,} | {row['runs']} |"
+            )
+        lines.append("")
+    return lines
+
+
+def _cold_import_markdown(report: dict[str, Any]) -> list[str]:
+    data = report.get("cold_import")
+    if not data:
+        return []
+    verdict = "meets" if data["meets_target"] else "MISSES"
+    lines = [
+        f"## Cold import of the Lambda handler (median of {data['rounds']} fresh processes each)",
+        "",
+        f"Handler with deployed settings: **{data['ratio']}x** `import boto3` ({verdict} the target of "
+        f"at most {data['target_ratio']}x).",
+        "",
+        "| import | ms in the import statement | x boto3 | ms whole process | min..max ms |",
+        "|---|---|---|---|---|",
+    ]
+    for name, row in data["rows"].items():
+        lines.append(
+            f"| {name} | {row['import_ms']} | {row['ratio_to_boto3']} | {row['process_ms']} "
+            f"| {row['min_import_ms']}..{row['max_import_ms']} |"
+        )
+    profile = data["handler_profile"]
+    lines += [
+        "",
+        f"Where the handler's import time goes (`python -X importtime`, self time incl. module bodies,"
+        f" one run, {profile['total_ms']} ms in all):",
+        "",
+        "| package | ms | | module | ms |",
+        "|---|---|---|---|---|",
+    ]
+    for package, module in zip(profile["packages"], profile["modules"], strict=False):
+        lines.append(
+            f"| {package['name']} | {package['self_ms']} | | {module['name']} | {module['self_ms']} |"
+        )
+    lines.append("")
+    return lines
+
+
+def _bootstrap_markdown(report: dict[str, Any]) -> list[str]:
+    data = report.get("archive_bootstrap")
+    if data is None:
+        return [
+            "## Archive bootstrap",
+            "",
+            "Not measured: " + report.get("archive_bootstrap_skipped", "no bench/bootstrap.py yet") + ".",
+            "",
+        ]
+    lines = ["## Archive bootstrap", "", "| figure | value |", "|---|---|"]
+    lines += [f"| {name} | {value} |" for name, value in data.items()]
+    return [*lines, ""]
+
+
+def _archive_bootstrap(report: dict[str, Any], url: str) -> None:
+    """HOOK for the archive issue's bootstrap figure: a module ``bench/bootstrap.py`` with
+    ``measure(url: str) -> dict[str, Any]`` (flat name -> value, e.g. a fresh client's time to
+    catch up through GET /archive + S3 segments against pulling the same events) is run here
+    against the same dev server, and its figures land in the JSON, the Markdown and the README."""
+    if importlib.util.find_spec("bench.bootstrap") is None:
+        report["archive_bootstrap_skipped"] = (
+            "bench/bootstrap.py (the archive bootstrap figure) does not exist yet"
+        )
+        return
+    bootstrap = importlib.import_module("bench.bootstrap")
+    report["archive_bootstrap"] = bootstrap.measure(url)
+
+
 def main() -> int:
-    from bench import capacity, client, latency
+    from bench import capacity, client, coldstart, latency, plots, throughput
     from tests import emulators
 
     ensure_fake_credentials()
@@ -79,7 +183,12 @@ def main() -> int:
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, {platform.python_implementation()} {platform.python_version()}",
         "latency": {},
+        "throughput": {},
+        # Other processes skew every figure: the 1-minute load average before and after the run.
+        "load_average": {"start": round(os.getloadavg()[0], 2)},
     }
+    print("measuring cold imports (fresh processes) ...", file=sys.stderr)
+    report["cold_import"] = coldstart.measure()
     print("measuring the Python client ...", file=sys.stderr)
     report["client"] = client.measure()
     jar = emulators.dynamodb_local_jar()
@@ -102,12 +211,19 @@ def main() -> int:
             )
             with DevServer(config, out=sys.stderr) as server:
                 report["latency"][name] = latency.measure(server.url)
+                print(f"measuring throughput through the dev server on {name} ...", file=sys.stderr)
+                report["throughput"][name] = throughput.measure(server.url)
+                if name == endpoints[-1][0]:
+                    _archive_bootstrap(report, server.url)
     finally:
         if local_context is not None:
             local_context.__exit__(None, None, None)
+    report["load_average"]["end"] = round(os.getloadavg()[0], 2)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "backend.json").write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / "backend.md").write_text(_markdown(report) + "\n")
+    for path in plots.write_all(report, RESULTS):
+        print(f"wrote {path}", file=sys.stderr)
     print(_markdown(report))
     return 0
 
