@@ -109,6 +109,7 @@ def seaweedfs(access_key: str = "testing", secret_key: str = "testing") -> Itera
         (Path(data) / "store").mkdir()
         ports = {name: free_port() for name in ("master", "master.grpc", "volume", "volume.grpc")}
         ports |= {name: free_port() for name in ("filer", "filer.grpc", "s3", "s3.grpc", "metrics")}
+        log = (Path(data) / "weed.log").open("wb")
         process = subprocess.Popen(
             [
                 weed,
@@ -128,19 +129,28 @@ def seaweedfs(access_key: str = "testing", secret_key: str = "testing") -> Itera
                 f"-s3.port={ports['s3']}",
                 f"-s3.port.grpc={ports['s3.grpc']}",
                 f"-s3.config={config}",
+                # Off, or they would bind fixed default ports (8181, 9101) that a second run takes.
+                "-s3.port.iceberg=0",
+                "-s3.port.lance=0",
+                "-master.telemetry=false",
                 f"-metricsPort={ports['metrics']}",
             ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             cwd=data,
         )
         endpoint = f"http://127.0.0.1:{ports['s3']}"
         try:
-            _wait_for_s3(endpoint, process)
+            try:
+                _wait_for_s3(endpoint, process)
+            except RuntimeError as error:
+                tail = (Path(data) / "weed.log").read_bytes()[-3000:].decode(errors="replace")
+                raise RuntimeError(f"{error}; its log ends:\n{tail}") from None
             yield endpoint
         finally:
             process.kill()  # SIGKILL: weed ignores SIGTERM
             process.wait(timeout=10)
+            log.close()
 
 
 def _wait_for_s3(endpoint: str, process: subprocess.Popen[bytes]) -> None:
