@@ -1,11 +1,13 @@
-"""``stratasync store ...``: look into a local store file (heads, pending events, the eventlog)."""
+"""``stratasync store ...``: look into a local store file, or catch one up from a backend."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sqlite3
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +93,47 @@ def _run_events(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_schema(spec: str) -> Any:
+    module_name, _, attribute = spec.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attribute or "schema")
+    except (ImportError, AttributeError) as error:
+        raise SystemExit(f"stratasync store sync: cannot load schema {spec!r}: {error}") from None
+
+
+def _run_sync(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from stratasync.client.bootstrap import BootstrapProgress
+    from stratasync.client.store import Store
+
+    payload = {"authToken": args.token} if args.token else None
+    with Store(
+        _load_schema(args.schema), args.store, args.path, backend_url=args.url, payload=payload
+    ) as store:
+        bar = tqdm(desc="archive", unit=" events", unit_scale=True, file=sys.stderr, disable=args.quiet)
+
+        def show(progress: BootstrapProgress) -> None:
+            bar.update(progress.events - bar.n)
+            bar.set_postfix(
+                segments=f"{progress.segments_done}/{progress.segments_known}",
+                MB=f"{progress.bytes_downloaded / 1e6:.1f}",
+                refresh=False,
+            )
+
+        started = time.monotonic()
+        state = store.bootstrap(progress=show)
+        bar.close()
+        store.sync(timeout=args.timeout)
+        seconds = time.monotonic() - started
+        print(
+            f"{args.path}: {state.events} events from {state.segments_done} archived segments"
+            f" ({state.bytes_downloaded / 1e6:.1f} MB), then synced to seqNum {store.upstream_head}"
+            f" in {seconds:.1f} s; {len(store.pending_events())} pending"
+        )
+    return 0
+
+
 def add_store_commands(commands: Any) -> None:
     """Register ``stratasync store info|events`` on the main parser's subcommands."""
     store = commands.add_parser("store", help="inspect a local store file")
@@ -106,3 +149,18 @@ def add_store_commands(commands: Any) -> None:
     events.add_argument("--limit", type=int, default=1000, help="at most this many events (default 1000)")
     events.add_argument("--json", action="store_true", help="one JSON object per line")
     events.set_defaults(run=_run_events)
+    sync = actions.add_parser(
+        "sync", help="catch a local store up: archived segments straight from S3 (progress bar), then pulls"
+    )
+    sync.add_argument("path", help="the store's SQLite file (created if missing)")
+    sync.add_argument("--url", required=True, help="the backend URL (as for makeHttpSync)")
+    sync.add_argument("--store", required=True, help="the store id")
+    sync.add_argument(
+        "--schema",
+        default="stratasync.client.todos:schema",
+        help="MODULE:ATTRIBUTE of the app's Schema (default: the todo example)",
+    )
+    sync.add_argument("--token", help="a JWT, sent as payload.authToken")
+    sync.add_argument("--timeout", type=float, default=300, help="seconds to wait for the sync (default 300)")
+    sync.add_argument("--quiet", action="store_true", help="no progress bar")
+    sync.set_defaults(run=_run_sync)

@@ -21,6 +21,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
+from stratasync.client.bootstrap import BootstrapProgress, bootstrap
 from stratasync.client.localdb import LocalDatabase, LoggedEvent
 from stratasync.client.merge import plan_merge
 from stratasync.client.schema import Event, EventDef, Schema
@@ -411,6 +412,21 @@ class Store:
             raise SyncError("this store has no backend (pass backend_url or transport)")
         return self._transport
 
+    def _remember_backend_id(self, backend_id: str) -> None:
+        with self._db.transaction():
+            self._db.set_meta("backend_id", backend_id)
+
+    def bootstrap(self, progress: Callable[[BootstrapProgress], None] | None = None) -> BootstrapProgress:
+        """Catch up from the backend's S3 archive (presigned segment downloads), then sync as usual.
+
+        Much faster than pulling for a store far behind; a no-op where the backend has no archive.
+        """
+        self._require_transport()
+        with self._sync_lock:
+            state = bootstrap(self, progress=progress)
+        self._notify()
+        return state
+
     def _pull_until_current(self) -> int:
         """Pull until a response brings nothing new; returns the number of events merged."""
         transport = self._require_transport()
@@ -420,8 +436,7 @@ class Store:
             cursor = (backend_id, self.upstream_head) if backend_id is not None else None
             pages = transport.pull(cursor)
             if pages and backend_id is None:
-                with self._db.transaction():
-                    self._db.set_meta("backend_id", pages[-1].backend_id)
+                self._remember_backend_id(pages[-1].backend_id)
             events = [event for page in pages for event in page.events]
             created = [stamp for page in pages for stamp in page.created_at]
             if not events:

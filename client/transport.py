@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import httpx
 
-from stratasync.protocol.errors import ProtocolError, error_from_wire
+from stratasync.protocol.errors import ForbiddenError, ProtocolError, UnauthorizedError, error_from_wire
 from stratasync.protocol.rpc import RpcTag
 
 Cursor = tuple[str, int]
@@ -40,6 +40,12 @@ class PullPage:
     @property
     def is_last(self) -> bool:
         return self.page_info.get("_tag") == "NoMore"
+
+
+class ByteSink(Protocol):
+    """Anything bytes can be written to."""
+
+    def write(self, data: bytes, /) -> int: ...
 
 
 class SyncTransport(Protocol):
@@ -169,6 +175,7 @@ class SyncHttpTransport(RpcTransport):
         if payload is not None:
             query += "&payload=" + quote(json.dumps(payload, separators=(",", ":")), safe="")
         self._url = f"{url}?{query}"
+        self._archive_url = url.rstrip("/") + "/archive"
         self._headers = {
             "content-type": "application/json",
             "x-livestore-store-id": store_id,
@@ -190,6 +197,44 @@ class SyncHttpTransport(RpcTransport):
             return self._client.post(self._url, content=json.dumps(body), headers=self._headers).json()
         except (httpx.HTTPError, ValueError) as error:
             raise TransportError(f"{tag.value}: {type(error).__name__}: {error}") from error
+
+    def archive_manifest(self, after: int) -> dict[str, Any] | None:
+        """The backend's archived segments after ``after`` (``GET /archive``); None if it has no archive."""
+        headers = {key: value for key, value in self._headers.items() if key != "content-type"}
+        if isinstance(self.payload, Mapping) and isinstance(self.payload.get("authToken"), str):
+            headers.setdefault("authorization", f"Bearer {self.payload['authToken']}")
+        try:
+            response = self._client.get(
+                self._archive_url, params={"storeId": self.store_id, "after": str(after)}, headers=headers
+            )
+        except httpx.HTTPError as error:
+            raise TransportError(f"GET /archive: {type(error).__name__}: {error}") from error
+        if response.status_code == 404:
+            return None
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"message": response.text[:200]}
+        if response.status_code in (401, 403):
+            refusal = UnauthorizedError if response.status_code == 401 else ForbiddenError
+            raise refusal(str(body.get("message")))
+        if response.status_code != 200 or not isinstance(body, dict):
+            raise TransportError(f"GET /archive: HTTP {response.status_code}: {body}")
+        return body
+
+    def download(self, url: str, sink: ByteSink) -> int:
+        """Stream ``url`` (a presigned segment URL) into ``sink``; returns the byte count."""
+        size = 0
+        try:
+            with self._client.stream("GET", url) as response:
+                if response.status_code != 200:
+                    raise TransportError(f"segment download: HTTP {response.status_code}")
+                for chunk in response.iter_bytes(1 << 16):
+                    sink.write(chunk)
+                    size += len(chunk)
+        except httpx.HTTPError as error:
+            raise TransportError(f"segment download: {type(error).__name__}: {error}") from error
+        return size
 
 
 __all__ = [
