@@ -48,6 +48,12 @@ INTERNAL_DDL = (
     "CREATE INDEX IF NOT EXISTS __ss_undo_seq ON __ss_undo (seq)",
 )
 
+_encode_json = json.JSONEncoder(separators=(",", ":")).encode
+_INSERT_EVENT = (
+    "INSERT INTO __ss_eventlog (seq, parent, name, args, client_id, session_id, pending, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
 _WRITE_ACTIONS = {sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE}
 
 
@@ -131,6 +137,7 @@ class LocalDatabase:
         self._tables_written: dict[str, frozenset[str]] = {}
         self._tables_read: dict[str, frozenset[str]] = {}
         self.changed_tables: set[str] = set()
+        self._recording: int | None = None
         with self.lock:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
@@ -178,7 +185,12 @@ class LocalDatabase:
             except BaseException:
                 self.conn.execute("ROLLBACK")
                 self.changed_tables.clear()
+                self._recording = self._recording_in_db()
                 raise
+
+    def _recording_in_db(self) -> int | None:
+        row = self.conn.execute("SELECT seq FROM temp.__ss_ctx").fetchone()
+        return None if row is None or row[0] is None else int(row[0])
 
     def take_changed_tables(self) -> set[str]:
         with self.lock:
@@ -189,7 +201,9 @@ class LocalDatabase:
 
     def set_recording(self, seq: int | None) -> None:
         """Record undo rows for changes made from now on as belonging to event ``seq`` (None: stop)."""
-        self.conn.execute("UPDATE temp.__ss_ctx SET seq = ?", (seq,))
+        if seq != self._recording:
+            self.conn.execute("UPDATE temp.__ss_ctx SET seq = ?", (seq,))
+            self._recording = seq
 
     def execute_writes(self, writes: Iterable[Write]) -> None:
         for statement, params in writes:
@@ -261,20 +275,38 @@ class LocalDatabase:
 
     def insert_events(self, events: Iterable[LoggedEvent]) -> None:
         self.conn.executemany(
-            "INSERT INTO __ss_eventlog (seq, parent, name, args, client_id, session_id, pending, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            _INSERT_EVENT,
             [
                 (
                     event.seq_num,
                     event.parent_seq_num,
                     event.name,
-                    json.dumps(event.args, separators=(",", ":")),
+                    _encode_json(event.args),
                     event.client_id,
                     event.session_id,
                     int(event.pending),
                     event.created_at,
                 )
                 for event in events
+            ],
+        )
+
+    def insert_upstream(self, events: Sequence[dict[str, Any]], created_at: Sequence[str | None]) -> None:
+        """Insert confirmed events as they came from the backend (the hot path of catching up)."""
+        self.conn.executemany(
+            _INSERT_EVENT,
+            [
+                (
+                    event["seqNum"],
+                    event["parentSeqNum"],
+                    event["name"],
+                    _encode_json(event.get("args")),
+                    event["clientId"],
+                    event["sessionId"],
+                    0,
+                    stamp,
+                )
+                for event, stamp in zip(events, created_at, strict=True)
             ],
         )
 

@@ -347,19 +347,7 @@ class Store:
                 self._db.set_recording(None)
                 for event in new_events:
                     self._materialize(event, None)
-                self._db.insert_events(
-                    LoggedEvent(
-                        seq_num=event["seqNum"],
-                        parent_seq_num=event["parentSeqNum"],
-                        name=event["name"],
-                        args=event.get("args"),
-                        client_id=event["clientId"],
-                        session_id=event["sessionId"],
-                        pending=False,
-                        created_at=created_at[plan.confirmed + offset],
-                    )
-                    for offset, event in enumerate(new_events)
-                )
+                self._db.insert_upstream(new_events, created_at[plan.confirmed :])
             new_upstream = incoming[-1]["seqNum"]
             if plan.rebase:
                 head = new_upstream
