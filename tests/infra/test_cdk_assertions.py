@@ -4,6 +4,7 @@ arm64), and nothing that the SAM template does not have (no helper Lambdas, no w
 from __future__ import annotations
 
 import contextlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -68,14 +69,28 @@ def test_the_dependency_layer_is_built_by_pip_for_arm64(tmp_path: Path) -> None:
     assert all(platform.endswith("_aarch64") for platform in platforms)
 
 
+#: Runtime dependencies of the Python client only (client/, not in the Lambda bundle).
+CLIENT_ONLY = ("httpx", "tqdm")
+
+
 def test_requirements_cover_the_runtime_dependencies() -> None:
-    """functions/requirements.txt names every runtime dependency of pyproject.toml but the client's."""
+    """functions/requirements.txt names every runtime dependency of pyproject.toml but the client's,
+    and the Lambda code (functions/stratasync without the client) imports none of the client's."""
     import tomllib
 
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     required = [line.strip() for line in (ROOT / "functions/requirements.txt").read_text().splitlines()]
     required = [line for line in required if line and not line.startswith("#")]
-    assert sorted(required) == sorted(d for d in declared if not d.startswith("httpx"))
+    assert sorted(required) == sorted(d for d in declared if not d.startswith(CLIENT_ONLY))
+    package = ROOT / "functions" / "stratasync"
+    for source in package.rglob("*.py"):
+        if (package / "client") in source.parents:
+            continue
+        for name in CLIENT_ONLY:
+            assert not re.search(rf"^\s*(import|from) {name}\b", source.read_text(), re.MULTILINE), (
+                source,
+                name,
+            )
 
 
 def _tiny_wheel(folder: Path) -> Path:
