@@ -21,9 +21,9 @@ from typing import Any
 
 import boto3
 
+from stratasync.core.archive import ArchivePolicy, Archiver
 from stratasync.devserver.embedded_moto import EmbeddedMoto
 from stratasync.devserver.server import _FakeLambdaContext, to_gateway_event
-from stratasync.core.archive import ArchivePolicy, Archiver
 from stratasync.storage.base import EventBatch
 from stratasync.storage.dynamodb import DynamoDBEventStore, create_table, make_client
 from stratasync.storage.s3 import S3SegmentStore, ensure_bucket, make_s3_client
@@ -34,8 +34,14 @@ CREATED_AT = "2026-11-23T00:00:00.000Z"
 
 def _event_json(seq: int) -> str:
     args = {"id": f"t{seq:07d}", "text": f"todo number {seq:07d} with a little text to reach ~200 bytes"}
-    event = {"name": "v1.TodoCreated", "args": args, "seqNum": seq, "parentSeqNum": seq - 1,
-             "clientId": "bench1", "sessionId": "sess01"}
+    event = {
+        "name": "v1.TodoCreated",
+        "args": args,
+        "seqNum": seq,
+        "parentSeqNum": seq - 1,
+        "clientId": "bench1",
+        "sessionId": "sess01",
+    }
     return json.dumps(event, separators=(",", ":"))
 
 
@@ -87,7 +93,9 @@ class _Backend:
 
             def _serve(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                event = to_gateway_event(self.command, self.path, list(self.headers.items()), body, "127.0.0.1")
+                event = to_gateway_event(
+                    self.command, self.path, list(self.headers.items()), body, "127.0.0.1"
+                )
                 result = backend.handler.lambda_handler(event, _FakeLambdaContext())
                 payload = (result.get("body") or "").encode()
                 self.send_response(int(result["statusCode"]))
@@ -119,7 +127,10 @@ def measure(events: int = 1_000_000, segment_events: int = 10_000) -> dict[str, 
         backend.requests.clear()
         child = subprocess.run(
             [sys.executable, "-m", "bench.bootstrap_client", backend.url, STORE],
-            capture_output=True, text=True, timeout=600, check=True,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=True,
         )
         result = json.loads(child.stdout)
         backend.http.shutdown()
