@@ -39,15 +39,19 @@ def main() -> None:
             rows = store.query("SELECT COUNT(*) FROM todos")[0][0]
             assert rows == store.upstream_head, (rows, store.upstream_head)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({
-        "segments": state.segments_done,
-        "bytes": state.bytes_downloaded,
-        "events": rows,
-        "bootstrap_seconds": round(bootstrapped, 2),
-        "total_seconds": round(total, 2),
-        "peak_rss_mb": round(peak_kb / 1024, 1),
-        "backend_requests": CountingTransport.requests,
-    }))
+    print(
+        json.dumps(
+            {
+                "segments": state.segments_done,
+                "bytes": state.bytes_downloaded,
+                "events": rows,
+                "bootstrap_seconds": round(bootstrapped, 2),
+                "total_seconds": round(total, 2),
+                "peak_rss_mb": round(peak_kb / 1024, 1),
+                "backend_requests": CountingTransport.requests,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":
