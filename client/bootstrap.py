@@ -12,8 +12,10 @@ import gzip
 import hashlib
 import io
 import json
+import queue
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -67,26 +69,85 @@ def bootstrap(
         elif known != manifest["backendId"]:
             store._reset_for_new_backend(BackendIdMismatchError(str(manifest["backendId"]), known))
             continue
-        segments: list[dict[str, Any]] = manifest["segments"]
-        state.segments_known += len(segments)
-        for segment in segments:
-            if segment["lastSeqNum"] > store.upstream_head:
-                _apply_segment(store, transport, segment, state, progress, page_events)
-            state.segments_done += 1
-            if progress is not None:
-                progress(state)
-        if not manifest.get("more") or not segments:
+        segments = [
+            segment for segment in manifest["segments"] if segment["lastSeqNum"] > store.upstream_head
+        ]
+        state.segments_known += len(manifest["segments"])
+        state.segments_done += len(manifest["segments"]) - len(segments)
+        _apply_segments(store, transport, segments, state, progress, page_events)
+        if not manifest.get("more") or not manifest["segments"]:
             return state
 
 
-def _apply_segment(
+_END = object()
+
+
+def _apply_segments(
     store: Store,
     transport: SyncHttpTransport,
-    segment: dict[str, Any],
+    segments: list[dict[str, Any]],
     state: BootstrapProgress,
     progress: Callable[[BootstrapProgress], None] | None,
     page_events: int,
 ) -> None:
+    """Download and decode segments in a second thread while this one applies their pages.
+
+    SQLite releases the GIL while it works, so decoding the next page overlaps applying this
+    one; the queue is bounded, so at most a few pages are ever held in memory.
+    """
+    pages: queue.Queue[Any] = queue.Queue(maxsize=4)
+    stop = threading.Event()
+
+    def offer(item: Any) -> None:
+        while not stop.is_set():
+            try:
+                pages.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def produce() -> None:
+        try:
+            for segment in segments:
+                for page in _segment_pages(transport, segment, state, page_events):
+                    offer(page)
+                    if stop.is_set():
+                        return
+                offer(None)  # this segment is done
+        except BaseException as error:  # handed to the applying thread
+            offer(error)
+        finally:
+            offer(_END)
+
+    producer = threading.Thread(target=produce, name="stratasync-bootstrap-download", daemon=True)
+    producer.start()
+    try:
+        while True:
+            item = pages.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            if item is None:
+                state.segments_done += 1
+                if progress is not None:
+                    progress(state)
+                continue
+            events, stamps, texts = item
+            store._apply_upstream(events, stamps, texts)
+            state.events += len(events)
+            state.last_seq_num = events[-1]["seqNum"]
+            if progress is not None:
+                progress(state)
+    finally:
+        stop.set()
+        producer.join()
+
+
+def _segment_pages(
+    transport: SyncHttpTransport, segment: dict[str, Any], state: BootstrapProgress, page_events: int
+) -> Iterator[tuple[list[dict[str, Any]], list[str | None], list[str]]]:
+    """One segment, downloaded to a spooled file and checked, as pages of decoded events."""
     with tempfile.SpooledTemporaryFile(max_size=8 << 20) as spool:
         hasher = _HashingWriter(spool)
         size = transport.download(segment["url"], hasher)
@@ -98,30 +159,18 @@ def _apply_segment(
         spool.seek(0)
         events: list[dict[str, Any]] = []
         stamps: list[str | None] = []
+        texts: list[str] = []
         with gzip.GzipFile(fileobj=spool, mode="rb") as raw:
             for line in io.TextIOWrapper(raw, encoding="utf-8"):
                 _, created_at, event_json = line.rstrip("\n").split(" ", 2)
                 events.append(json.loads(event_json))
                 stamps.append(created_at)
+                texts.append(event_json)
                 if len(events) >= page_events:
-                    _apply_page(store, events, stamps, state, progress)
-                    events, stamps = [], []
+                    yield events, stamps, texts
+                    events, stamps, texts = [], [], []
         if events:
-            _apply_page(store, events, stamps, state, progress)
-
-
-def _apply_page(
-    store: Store,
-    events: list[dict[str, Any]],
-    stamps: list[str | None],
-    state: BootstrapProgress,
-    progress: Callable[[BootstrapProgress], None] | None,
-) -> None:
-    store._apply_upstream(events, stamps)
-    state.events += len(events)
-    state.last_seq_num = events[-1]["seqNum"]
-    if progress is not None:
-        progress(state)
+            yield events, stamps, texts
 
 
 class _HashingWriter:

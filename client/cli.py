@@ -59,7 +59,7 @@ def store_events(path: str, *, pending_only: bool, after: int, limit: int) -> li
             "seqNum": row["seq"],
             "parentSeqNum": row["parent"],
             "name": row["name"],
-            "args": json.loads(row["args"]) if row["args"] is not None else None,
+            "args": json.loads(row["event"]).get("args"),
             "clientId": row["client_id"],
             "sessionId": row["session_id"],
             "pending": bool(row["pending"]),

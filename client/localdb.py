@@ -27,7 +27,7 @@ INTERNAL_DDL = (
         seq INTEGER PRIMARY KEY,
         parent INTEGER NOT NULL,
         name TEXT NOT NULL,
-        args TEXT,
+        event TEXT NOT NULL,
         client_id TEXT NOT NULL,
         session_id TEXT NOT NULL,
         pending INTEGER NOT NULL,
@@ -50,7 +50,7 @@ INTERNAL_DDL = (
 
 _encode_json = json.JSONEncoder(separators=(",", ":")).encode
 _INSERT_EVENT = (
-    "INSERT INTO __ss_eventlog (seq, parent, name, args, client_id, session_id, pending, created_at)"
+    "INSERT INTO __ss_eventlog (seq, parent, name, event, client_id, session_id, pending, created_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
@@ -134,6 +134,8 @@ class LocalDatabase:
         if path != ":memory:":
             self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute(f"PRAGMA synchronous={synchronous}")
+        # 64 MB of page cache (SQLite's default is 2 MB): catching up on a large log is index-bound.
+        self.conn.execute("PRAGMA cache_size=-65536")
         self._tables_written: dict[str, frozenset[str]] = {}
         self._tables_read: dict[str, frozenset[str]] = {}
         self.changed_tables: set[str] = set()
@@ -281,7 +283,7 @@ class LocalDatabase:
                     event.seq_num,
                     event.parent_seq_num,
                     event.name,
-                    _encode_json(event.args),
+                    _encode_json(event.encoded()),
                     event.client_id,
                     event.session_id,
                     int(event.pending),
@@ -291,8 +293,17 @@ class LocalDatabase:
             ],
         )
 
-    def insert_upstream(self, events: Sequence[dict[str, Any]], created_at: Sequence[str | None]) -> None:
-        """Insert confirmed events as they came from the backend (the hot path of catching up)."""
+    def insert_upstream(
+        self,
+        events: Sequence[dict[str, Any]],
+        created_at: Sequence[str | None],
+        encoded: Sequence[str] | None = None,
+    ) -> None:
+        """Insert confirmed events as they came from the backend (the hot path of catching up).
+
+        ``encoded``: the events' JSON as received, stored as is (saves encoding them again).
+        """
+        texts = encoded if encoded is not None else [_encode_json(event) for event in events]
         self.conn.executemany(
             _INSERT_EVENT,
             [
@@ -300,13 +311,13 @@ class LocalDatabase:
                     event["seqNum"],
                     event["parentSeqNum"],
                     event["name"],
-                    _encode_json(event.get("args")),
+                    text,
                     event["clientId"],
                     event["sessionId"],
                     0,
                     stamp,
                 )
-                for event, stamp in zip(events, created_at, strict=True)
+                for event, stamp, text in zip(events, created_at, texts, strict=True)
             ],
         )
 
@@ -320,7 +331,7 @@ class LocalDatabase:
                 seq_num=row["seq"],
                 parent_seq_num=row["parent"],
                 name=row["name"],
-                args=json.loads(row["args"]) if row["args"] is not None else None,
+                args=json.loads(row["event"]).get("args"),
                 client_id=row["client_id"],
                 session_id=row["session_id"],
                 pending=bool(row["pending"]),

@@ -316,13 +316,21 @@ class Store:
         elif callable(policy):
             policy(event)
 
-    def _apply_upstream(self, incoming: list[dict[str, Any]], created_at: list[str | None]) -> None:
-        """Merge pulled events (after the upstream head) into the local state: confirm or rebase."""
+    def _apply_upstream(
+        self, incoming: list[dict[str, Any]], created_at: list[str | None], encoded: list[str] | None = None
+    ) -> None:
+        """Merge pulled events (after the upstream head) into the local state: confirm or rebase.
+
+        ``encoded``: the events' JSON text as received, where the caller has it (bootstrap).
+        """
         with self._db.transaction():
             upstream = self.upstream_head
-            keep = [index for index, event in enumerate(incoming) if event["seqNum"] > upstream]
-            incoming = [incoming[index] for index in keep]
-            created_at = [created_at[index] for index in keep]
+            first_new = next(
+                (i for i, event in enumerate(incoming) if event["seqNum"] > upstream), len(incoming)
+            )
+            if first_new:  # events the store already has (a retried or overlapping page)
+                incoming, created_at = incoming[first_new:], created_at[first_new:]
+                encoded = encoded[first_new:] if encoded is not None else None
             if not incoming:
                 return
             if incoming[0]["parentSeqNum"] != upstream:
@@ -347,7 +355,11 @@ class Store:
                 self._db.set_recording(None)
                 for event in new_events:
                     self._materialize(event, None)
-                self._db.insert_upstream(new_events, created_at[plan.confirmed :])
+                self._db.insert_upstream(
+                    new_events,
+                    created_at[plan.confirmed :],
+                    encoded[plan.confirmed :] if encoded is not None else None,
+                )
             new_upstream = incoming[-1]["seqNum"]
             if plan.rebase:
                 head = new_upstream

@@ -41,9 +41,9 @@ class NarratedStore(Store):
         super().commit(*events)
         print("end commit", flush=True)
 
-    def _apply_upstream(self, incoming: Any, created_at: Any) -> None:
+    def _apply_upstream(self, incoming: Any, created_at: Any, encoded: Any = None) -> None:
         print(f"begin merge {len(incoming)}", flush=True)
-        super()._apply_upstream(incoming, created_at)
+        super()._apply_upstream(incoming, created_at, encoded)
         print("end merge", flush=True)
 
 
