@@ -19,7 +19,6 @@ Sealing one segment of a store, in this order (each step is safe to crash after)
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,7 +26,7 @@ from typing import Any
 
 from stratasync.auth import Action
 from stratasync.core.service import SyncService, utc_now_iso
-from stratasync.protocol.errors import ForbiddenError, ProtocolError, UnauthorizedError
+from stratasync.protocol.errors import ForbiddenError, InvalidRequestError, ProtocolError, UnauthorizedError
 from stratasync.storage.base import (
     EventStore,
     SegmentCorruptError,
@@ -45,7 +44,6 @@ from stratasync.storage.segments import (
 
 logger = logging.getLogger(__name__)
 
-_STORE_ID = re.compile(r"[^\x00-\x1f\x7f]+")
 
 #: Defaults: big enough that S3 requests stay cheap, small enough for a quick fetch and cache.
 DEFAULT_SEGMENT_EVENTS = 10_000
@@ -228,9 +226,10 @@ def handle_manifest(
     if segment_store is None:
         return 404, {"message": "this backend has no eventlog archive"}
     store_id = query.get("storeId") or headers.get("x-livestore-store-id") or ""
-    max_length = service.limits.max_store_id_length
-    if not store_id or len(store_id) > max_length or not _STORE_ID.fullmatch(store_id):
-        return 400, {"message": f"storeId must be 1 to {max_length} characters without control characters"}
+    try:
+        service.limits.check_store_id(store_id)
+    except InvalidRequestError as error:
+        return 400, {"message": str(error)}
     after_text = query.get("after", "0")
     if not after_text.isdigit() or len(after_text) > 16:
         return 400, {"message": "after must be a seqNum (a non-negative integer)"}
