@@ -211,29 +211,18 @@ def test_big_bodies_are_refused_readably(http: httpx.Client, size: int, valid: b
         assert error["cause"]["name"] == "InvalidRequestError", error
 
 
-#: A known server error the fuzzers found (HTTP 500 from the Lambda). The generic strategies above
-#: stay clear of it (nesting depth <= 500) so that they keep looking for new ones; its cases are
-#: strict xfails, so fixing the bug turns them into failures until the mark goes. (The other one
-#: they found, non-UTF-8 bodies answered 500, is fixed: those cases below now guard against it.)
-RECURSION_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="bug: json.loads raises RecursionError on bodies nested ~1,000 deep; parse_request "
-    "(protocol/rpc.py) catches only ValueError/UnicodeDecodeError, so the Lambda fails (HTTP 500) "
-    "instead of answering a 400 Defect",
-)
-
-
+#: Two server errors the fuzzers found are fixed, and these cases guard against their return:
+#: non-UTF-8 bodies and bodies nested deeper than Python's recursion limit both answered 500.
 @pytest.mark.parametrize(
     "body",
     [
         pytest.param(deep(500).encode(), id="500-nested-arrays"),
-        pytest.param(deep(100_000).encode(), id="100k-nested-arrays", marks=RECURSION_BUG),
+        pytest.param(deep(100_000).encode(), id="100k-nested-arrays"),
         pytest.param(
             b'{"_tag":"Request","id":"1","tag":"SyncHttpRpc.Ping","payload":{"storeId":"fuzz-a","payload":'
             + deep(50_000).encode()
             + b"}}",
             id="deeply-nested-app-payload",
-            marks=RECURSION_BUG,
         ),
         pytest.param(
             b'{"_tag":"Request","id":"1","tag":"SyncHttpRpc.Ping","payload":{"storeId":"\xed\xa0\x80"}}',

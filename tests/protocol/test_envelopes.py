@@ -289,3 +289,9 @@ def test_storage_failures_are_unknown_errors_not_exceptions() -> None:
     error = failure(call(service, pull_body())[1])
     assert error["_tag"] == "UnknownError"
     assert error["cause"] == {"name": "UnknownError", "message": "internal error: RuntimeError"}
+
+
+def test_a_body_nested_deeper_than_the_recursion_limit_is_a_defect(service: SyncService) -> None:
+    status, messages = call(service, b"[" * 100_000 + b"]" * 100_000)
+    assert status == 400
+    assert "nested too deeply" in messages[0]["defect"]["message"]

@@ -91,6 +91,8 @@ def parse_request(body: bytes | str) -> RpcRequest:
         message = json.loads(body)
     except (ValueError, UnicodeDecodeError) as error:
         raise EnvelopeError(f"request body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise EnvelopeError("request body is nested too deeply to be an RPC request") from None
     if not isinstance(message, dict):
         raise EnvelopeError("request body must be one JSON object (an Effect-RPC Request)")
     if message.get("_tag") != "Request":
