@@ -100,7 +100,7 @@ class RunReport:
 
     def line(self) -> str:
         faults = {**self.client_faults, **{f"dynamodb_{k}": v for k, v in self.dynamodb_faults.items()}}
-        shown = ", ".join(f"{key} {value}" for key, value in sorted(faults.items()) if key != "forward")
+        shown = ", ".join(f"{key} {value}" for key, value in sorted(faults.items()) if "forward" not in key)
         return (
             f"seed {self.seed}: {self.clients} clients x {self.events_per_client} events converged in "
             f"{self.seconds:.1f} s; backend log {self.backend_events} events; "
@@ -187,12 +187,16 @@ def _dynamodb_local() -> Iterator[str]:
 class _ClientFaults:
     """The client proxy's policy: per-client seeded drops and duplicates, and offline periods."""
 
-    def __init__(self, seed: int, plan: FaultPlan) -> None:
+    def __init__(self, seed: int, plan: FaultPlan, clients: int) -> None:
         self.seed = seed
         self.plan = plan
         self.enabled = True
         self._rngs: dict[str, random.Random] = {}
         self._offline_until: dict[str, float] = {}
+        self._pushes: Counter[str] = Counter()
+        # Besides the random faults, one seeded client surely loses the ack of its first push and
+        # has its second push (the retry) delivered twice, so every run has both cases.
+        self.marked = f"c{random.Random(f'{seed}:marked').randrange(clients - 1)}"
         self._lock = threading.Lock()
 
     def go_offline(self, client: str, seconds: float) -> None:
@@ -206,6 +210,10 @@ class _ClientFaults:
                 return Action.REFUSE
             if not self.enabled:
                 return Action.FORWARD
+            if b'"SyncHttpRpc.Push"' in request.body:
+                self._pushes[client] += 1
+                if client == self.marked and self._pushes[client] <= 2:
+                    return Action.DROP_RESPONSE if self._pushes[client] == 1 else Action.DUPLICATE
             rng = self._rngs.setdefault(client, random.Random(f"{self.seed}:network:{client}"))
             roll = rng.random()
         if roll < self.plan.drop_response:
@@ -265,7 +273,7 @@ def run_seed(
     report = RunReport(seed=seed, clients=clients, events_per_client=events)
     store_id = f"faults-{seed}-{uuid.uuid4().hex[:6]}"
     started = time.monotonic()
-    client_faults = _ClientFaults(seed, plan)
+    client_faults = _ClientFaults(seed, plan, clients)
     dynamodb_faults = _DynamoDBFaults(seed, plan)
     retry = RetryPolicy(initial_seconds=0.02, max_seconds=0.3)
     with ExitStack() as stack:

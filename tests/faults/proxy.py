@@ -157,6 +157,8 @@ class FaultProxy:
                     self._send(decision.status, list(decision.headers.items()), decision.body)
                     return
                 proxy.count(decision.value)
+                if b'"SyncHttpRpc.Push"' in body:  # pushes separately: a lost push ack is the hard case
+                    proxy.count(f"{decision.value}_push")
                 if decision is Action.REFUSE:
                     self._hang_up()
                     return

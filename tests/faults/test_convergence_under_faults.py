@@ -22,8 +22,8 @@ def test_sixteen_clients_converge_under_faults(seed: int, dynamodb_local_endpoin
     # same tables, and the backend holds 160 events, seqNums 1..160, each client event once.
     assert report.backend_events == 160
     # The run really went through every kind of fault (else it proved less than it claims).
-    assert report.client_faults.get("drop_response", 0) > 0
-    assert report.client_faults.get("duplicate", 0) > 0
+    assert report.client_faults.get("drop_response_push", 0) > 0  # committed, but the ack was lost
+    assert report.client_faults.get("duplicate_push", 0) > 0  # a push delivered twice
     assert report.client_faults.get("refuse", 0) > 0  # offline periods
     assert report.client_faults.get("upstream_down", 0) > 0  # requests that met the dead dev server
     assert report.dynamodb_faults.get("throttled", 0) > 0
