@@ -137,8 +137,8 @@ bodies = st.one_of(
     broken_envelopes().map(json.dumps),
     json_values.map(json.dumps),
     st.text(max_size=200),
-    st.integers(min_value=1, max_value=500).map(deep),
-    st.integers(min_value=1, max_value=500).map(
+    st.integers(min_value=1, max_value=5000).map(deep),
+    st.integers(min_value=1, max_value=5000).map(
         lambda depth: json.dumps(
             {"_tag": "Request", "id": "1", "tag": "SyncHttpRpc.Ping", "payload": {"storeId": "fuzz-a"}}
         ).replace('"fuzz-a"}', '"fuzz-a","payload":' + deep(depth) + "}")
