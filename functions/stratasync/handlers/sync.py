@@ -7,11 +7,12 @@ SAM/CDK: ``Handler: stratasync.handlers.sync.lambda_handler`` with ``STRATASYNC_
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response
+from aws_lambda_powertools.event_handler.api_gateway import APIGatewayHttpResolver, CORSConfig, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -55,7 +56,7 @@ store: EventStore = DynamoDBEventStore(
 segment_store = (
     S3SegmentStore(
         settings.archive_bucket,
-        make_s3_client(settings.s3_endpoint),
+        client_factory=functools.partial(make_s3_client, settings.s3_endpoint),  # made on first use
         time_budget_seconds=settings.storage_time_budget_seconds,
     )
     if settings.archive_bucket

@@ -7,8 +7,10 @@ the next crossing triggers again.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import boto3
@@ -27,17 +29,24 @@ logger = logging.getLogger(__name__)
 class ArchiveTrigger:
     """Invokes ``function`` with ``{"storeId": ...}`` (InvocationType ``Event``)."""
 
-    def __init__(self, function: str, policy: ArchivePolicy, client: LambdaClient | None = None) -> None:
+    def __init__(
+        self, function: str, policy: ArchivePolicy, client_factory: Callable[[], LambdaClient]
+    ) -> None:
         self.function = function
         self.policy = policy
-        self._client = client
+        self._client_factory = client_factory
+
+    @functools.cached_property
+    def _client(self) -> LambdaClient:
+        """Made on first use: most pushes complete no segment, so a cold start need not pay for it."""
+        return self._client_factory()
 
     @classmethod
     def create(cls, function: str, policy: ArchivePolicy, endpoint_url: str | None) -> ArchiveTrigger:
         config = Config(
             connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 2}
         )
-        return cls(function, policy, boto3.client("lambda", endpoint_url=endpoint_url, config=config))
+        return cls(function, policy, lambda: boto3.client("lambda", endpoint_url=endpoint_url, config=config))
 
     def after_push(self, store_id: str, push: PushResult) -> bool:
         """Invoke the archiver if this push probably completed a segment; True if it did."""
@@ -45,7 +54,6 @@ class ArchiveTrigger:
             push.parent, push.head, push.raw_bytes, push.events
         ):
             return False
-        assert self._client is not None
         try:
             self._client.invoke(
                 FunctionName=self.function,

@@ -10,9 +10,10 @@ on the way; the archiver reads each object back and checks it before indexing it
 from __future__ import annotations
 
 import base64
+import functools
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -60,11 +61,24 @@ class S3SegmentStore(SegmentStore):
     """Segments as objects in one bucket (layout: :mod:`stratasync.storage.segments`)."""
 
     def __init__(
-        self, bucket: str, client: S3Client | None = None, *, time_budget_seconds: float = 5.0
+        self,
+        bucket: str,
+        client: S3Client | None = None,
+        *,
+        client_factory: Callable[[], S3Client] = make_s3_client,
+        time_budget_seconds: float = 5.0,
     ) -> None:
+        """Without ``client``, ``client_factory`` makes one on first use (most sync requests never
+        touch S3, so a Lambda need not create an S3 client at cold start)."""
         self.bucket = bucket
-        self._client = client if client is not None else make_s3_client()
+        if client is not None:
+            self.__dict__["_client"] = client
+        self._client_factory = client_factory
         self.time_budget_seconds = time_budget_seconds
+
+    @functools.cached_property
+    def _client(self) -> S3Client:
+        return self._client_factory()
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         """Call one S3 operation, retrying throttling and transient errors within the budget.
