@@ -342,78 +342,65 @@ class DynamoDBEventStore(EventStore):
         return segment
 
     def segments(self, store_id: str, after: int) -> Iterator[SegmentInfo]:
-        probe = self._call(
-            "query",
-            KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
-            ExpressionAttributeValues={
-                ":pk": {"S": store_id},
-                ":lo": {"S": segment_sk(0)},
-                ":hi": {"S": segment_sk(after)},
-            },
-            ScanIndexForward=False,
-            ConsistentRead=True,
-            Limit=1,
-        ).get("Items", [])
-        if not probe:
+        probe = self._last_in_range(store_id, segment_sk(0), segment_sk(after))
+        if probe is None:
             return
-        first = _segment_of(probe[0])
+        first = _segment_of(probe)
         if first.last_seq_num <= after:
             return  # segments chain by parent: none starts later than this one ends
         yield first
-        start_key: dict[str, Any] | None = None
-        while True:
-            kwargs: dict[str, Any] = {
-                "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
-                "ExpressionAttributeValues": {
-                    ":pk": {"S": store_id},
-                    ":lo": {"S": segment_sk(first.last_seq_num)},
-                    ":hi": {"S": _LAST_SEGMENT_SK},
-                },
-                "ConsistentRead": True,
-                "Limit": 25,
-            }
-            if start_key is not None:
-                kwargs["ExclusiveStartKey"] = start_key
-            page = self._call("query", **kwargs)
-            for item in page.get("Items", []):
-                yield _segment_of(item)
-            start_key = page.get("LastEvaluatedKey")
-            if start_key is None:
-                return
+        for item in self._key_range(store_id, segment_sk(first.last_seq_num), _LAST_SEGMENT_SK):
+            yield _segment_of(item)
 
     def last_segment(self, store_id: str) -> SegmentInfo | None:
-        items = self._call(
-            "query",
-            KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
-            ExpressionAttributeValues={
-                ":pk": {"S": store_id},
-                ":lo": {"S": segment_sk(0)},
-                ":hi": {"S": _LAST_SEGMENT_SK},
-            },
-            ScanIndexForward=False,
-            ConsistentRead=True,
-            Limit=1,
-        ).get("Items", [])
-        return _segment_of(items[0]) if items else None
+        item = self._last_in_range(store_id, segment_sk(0), _LAST_SEGMENT_SK)
+        return _segment_of(item) if item is not None else None
 
     # -- helpers ---------------------------------------------------------------------------
 
+    def _key_range(
+        self,
+        store_id: str,
+        lower: str,
+        upper: str,
+        *,
+        reverse: bool = False,
+        limit: int | None = None,
+        projection: str | None = None,
+    ) -> Iterator[Item]:
+        """Items with ``lower <= sk <= upper``, strongly consistent, page by page (ascending unless
+        ``reverse``) until DynamoDB has no more (real DynamoDB may end with an empty page) or
+        ``limit`` items came."""
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
+            "ExpressionAttributeValues": {":pk": {"S": store_id}, ":lo": {"S": lower}, ":hi": {"S": upper}},
+            "ConsistentRead": True,
+            "ScanIndexForward": not reverse,
+            "Limit": min(limit, self.page_items) if limit is not None else self.page_items,
+        }
+        if projection is not None:
+            kwargs["ProjectionExpression"] = projection
+            kwargs["ExpressionAttributeNames"] = {"#last": "last"}
+        remaining = limit
+        while True:
+            page = self._call("query", **kwargs)
+            for item in page.get("Items", []):
+                yield item
+                if remaining is not None:
+                    remaining -= 1
+                    if remaining == 0:
+                        return
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _last_in_range(self, store_id: str, lower: str, upper: str) -> Item | None:
+        """The item with the largest sort key in ``[lower, upper]`` (one reverse query, Limit 1)."""
+        return next(self._key_range(store_id, lower, upper, reverse=True, limit=1), None)
+
     def _last_batch_at_or_before(self, store_id: str, seq_num: int | None) -> Item | None:
         upper = _LAST_BATCH_SK if seq_num is None else batch_sk(seq_num)
-        page = self._call(
-            "query",
-            KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
-            ExpressionAttributeValues={
-                ":pk": {"S": store_id},
-                ":lo": {"S": batch_sk(0)},
-                ":hi": {"S": upper},
-            },
-            ScanIndexForward=False,
-            ConsistentRead=True,
-            Limit=1,
-        )
-        items = page.get("Items", [])
-        return items[0] if items else None
+        return self._last_in_range(store_id, batch_sk(0), upper)
 
     def _committed_digest(self, store_id: str, parent: int) -> str | None:
         found = self._call(
@@ -425,43 +412,11 @@ class DynamoDBEventStore(EventStore):
         return found["dg"]["S"] if found is not None else None
 
     def _first_batch_from(self, store_id: str, parent: int) -> Item | None:
-        items = self._call(
-            "query",
-            KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
-            ExpressionAttributeValues={
-                ":pk": {"S": store_id},
-                ":lo": {"S": batch_sk(parent)},
-                ":hi": {"S": _LAST_BATCH_SK},
-            },
-            ConsistentRead=True,
-            Limit=1,
-        ).get("Items", [])
-        return items[0] if items else None
+        return next(self._key_range(store_id, batch_sk(parent), _LAST_BATCH_SK, limit=1), None)
 
     def _query_batches(self, store_id: str, lower: str, projection: str | None = None) -> Iterator[Item]:
-        """Commit items from sort key ``lower`` on, ascending, page by page until DynamoDB has no more."""
-        start_key: dict[str, Any] | None = None
-        while True:
-            kwargs: dict[str, Any] = {
-                "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
-                "ExpressionAttributeValues": {
-                    ":pk": {"S": store_id},
-                    ":lo": {"S": lower},
-                    ":hi": {"S": _LAST_BATCH_SK},
-                },
-                "ConsistentRead": True,
-                "Limit": self.page_items,
-            }
-            if projection is not None:
-                kwargs["ProjectionExpression"] = projection
-                kwargs["ExpressionAttributeNames"] = {"#last": "last"}
-            if start_key is not None:
-                kwargs["ExclusiveStartKey"] = start_key
-            page = self._call("query", **kwargs)
-            yield from page.get("Items", [])
-            start_key = page.get("LastEvaluatedKey")
-            if start_key is None:  # real DynamoDB may end with an empty page: keep going until then
-                return
+        """Commit items from sort key ``lower`` on, ascending."""
+        return self._key_range(store_id, lower, _LAST_BATCH_SK, projection=projection)
 
     def _contiguous_batches(
         self, store_id: str, items: Iterator[Item], after: int
