@@ -126,7 +126,20 @@ class Archiver:
         return ArchiveRun(store_id, sealed, dropped)
 
     def seal_next(self, store_id: str) -> tuple[SegmentInfo | None, int]:
-        """Seal the next segment if one is sealable; returns it and how many hot batches went."""
+        """Seal the next segment if one is sealable; returns it and how many hot batches went.
+
+        When a concurrent archiver moves the archive on meanwhile, look again (a few times).
+        """
+        dropped = 0
+        for _ in range(5):
+            try:
+                segment, removed = self._seal_next_once(store_id)
+            except _SupersededError:
+                continue
+            return segment, dropped + removed
+        return None, dropped
+
+    def _seal_next_once(self, store_id: str) -> tuple[SegmentInfo | None, int]:
         last = self.store.last_segment(store_id)
         through = last.last_seq_num if last is not None else 0
         dropped = self.store.drop_archived(store_id, through) if last is not None else 0
@@ -154,6 +167,10 @@ class Archiver:
             if batches and self.policy.full(events, raw_bytes):
                 return batches  # full, and a newer batch exists: the head is not in it
             if not batches and batch.parent_seq_num != through:
+                newest = self.store.last_segment(store_id)
+                if newest is not None and newest.last_seq_num >= batch.parent_seq_num:
+                    # A concurrent archiver indexed and dropped these batches since we looked.
+                    raise _SupersededError
                 raise SegmentCorruptError(
                     f"store {store_id!r}: archived through {through} but the oldest hot batch "
                     f"starts at {batch.parent_seq_num}"
@@ -162,6 +179,10 @@ class Archiver:
             events += len(batch.events)
             raw_bytes += batch.raw_bytes
         return None
+
+
+class _SupersededError(Exception):
+    """Another archiver sealed the batches this one was about to read."""
 
 
 def manifest(
