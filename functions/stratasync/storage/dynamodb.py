@@ -55,6 +55,7 @@ from stratasync.storage.base import (
     StoredBatch,
     decode_lines,
 )
+from stratasync.storage.retry import TransientFault, within_budget
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -163,13 +164,12 @@ class DynamoDBEventStore(EventStore):
         ``ConditionalCheckFailedException`` is re-raised as is (the callers' concurrency signal);
         anything else that is not retryable becomes :class:`StorageError`.
         """
-        deadline = time.monotonic() + self.time_budget_seconds
         method = getattr(self._client, operation)
-        attempt = 0
-        while True:
+        if operation not in ("batch_get_item", "batch_write_item"):
+            kwargs.setdefault("TableName", self.table_name)
+
+        def attempt() -> dict[str, Any]:
             try:
-                if operation not in ("batch_get_item", "batch_write_item"):
-                    kwargs.setdefault("TableName", self.table_name)
                 result: dict[str, Any] = method(**kwargs)
                 return result
             except ClientError as error:
@@ -178,17 +178,11 @@ class DynamoDBEventStore(EventStore):
                     raise
                 if code not in RETRYABLE_ERROR_CODES:
                     raise StorageError(f"DynamoDB {operation} failed: {code}: {error}") from error
-                last_error: Exception = error
+                raise TransientFault(error) from error
             except BotoCoreError as error:  # connection refused/reset, timeouts
-                last_error = error
-            attempt += 1
-            delay = random.uniform(0, min(1.0, 0.025 * 2**attempt))
-            if time.monotonic() + delay >= deadline:
-                raise StorageUnavailableError(
-                    f"DynamoDB {operation} still failing after {attempt} attempts "
-                    f"({self.time_budget_seconds:g} s budget): {last_error}"
-                ) from last_error
-            time.sleep(delay)
+                raise TransientFault(error) from error
+
+        return within_budget(attempt, budget_seconds=self.time_budget_seconds, what=f"DynamoDB {operation}")
 
     # -- EventStore ------------------------------------------------------------------------
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import random
-import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +18,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from stratasync.storage.base import SegmentNotFoundError, StorageError, StorageUnavailableError
+from stratasync.storage.base import SegmentNotFoundError, StorageError
+from stratasync.storage.retry import TransientFault, within_budget
 from stratasync.storage.segments import SegmentStore
 
 if TYPE_CHECKING:
@@ -86,10 +85,9 @@ class S3SegmentStore(SegmentStore):
         A ``Body`` in the answer is read inside the retry loop, so a connection that breaks
         while streaming is retried too.
         """
-        deadline = time.monotonic() + self.time_budget_seconds
         method = getattr(self._client, operation)
-        attempt = 0
-        while True:
+
+        def attempt() -> dict[str, Any]:
             try:
                 result: dict[str, Any] = method(Bucket=self.bucket, **kwargs)
                 if "Body" in result:
@@ -101,17 +99,11 @@ class S3SegmentStore(SegmentStore):
                     raise SegmentNotFoundError(f"S3 {operation} {kwargs.get('Key')!r}: {code}") from error
                 if code not in RETRYABLE_S3_ERROR_CODES:
                     raise StorageError(f"S3 {operation} failed: {code}: {error}") from error
-                last_error: Exception = error
+                raise TransientFault(error) from error
             except BotoCoreError as error:  # connection refused/reset, timeouts, broken streams
-                last_error = error
-            attempt += 1
-            delay = random.uniform(0, min(1.0, 0.025 * 2**attempt))
-            if time.monotonic() + delay >= deadline:
-                raise StorageUnavailableError(
-                    f"S3 {operation} still failing after {attempt} attempts "
-                    f"({self.time_budget_seconds:g} s budget): {last_error}"
-                ) from last_error
-            time.sleep(delay)
+                raise TransientFault(error) from error
+
+        return within_budget(attempt, budget_seconds=self.time_budget_seconds, what=f"S3 {operation}")
 
     def put(self, key: str, body: bytes, *, sha256: str, metadata: Mapping[str, str]) -> None:
         self._call(
