@@ -196,16 +196,9 @@ class DynamoDBEventStore(EventStore):
             backend_id = str(found["backendId"]["S"])
         else:
             candidate = uuid.uuid4().hex
-            try:
-                self._call(
-                    "put_item",
-                    Item={**key, "backendId": {"S": candidate}, "createdAt": {"S": _now_iso()}},
-                    ConditionExpression="attribute_not_exists(pk)",
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
-                backend_id = candidate
-            except ClientError as error:  # a concurrent first request created it first
-                backend_id = error.response["Item"]["backendId"]["S"]  # type: ignore[typeddict-item]
+            item = {**key, "backendId": {"S": candidate}, "createdAt": {"S": _now_iso()}}
+            existing = self._put_if_absent(item)  # a concurrent first request may have created it first
+            backend_id = str(existing["backendId"]["S"]) if existing is not None else candidate
         with self._backend_ids_lock:
             self._backend_ids[store_id] = backend_id
         return backend_id
@@ -245,21 +238,14 @@ class DynamoDBEventStore(EventStore):
                 )
             item["pid"] = {"S": push_id}
             item["parts"] = {"N": str(len(part_keys))}
-        try:
-            self._call(
-                "put_item",
-                Item=item,
-                ConditionExpression="attribute_not_exists(sk)",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as error:
+        winner = self._put_if_absent(item)
+        if winner is not None:
             for part_key in part_keys:  # our parts are unreachable now: tidy them up
                 self._call("delete_item", Key={"pk": {"S": store_id}, "sk": {"S": part_key}})
-            winner: Item = error.response.get("Item", {})  # type: ignore[assignment]
             if winner.get("dg", {}).get("S") == batch.digest:
                 return AppendOutcome.ALREADY_COMMITTED
             winner_last = int(winner["last"]["N"]) if "last" in winner else head
-            raise HeadMismatchError(head=winner_last, parent=parent) from None
+            raise HeadMismatchError(head=winner_last, parent=parent)
         return AppendOutcome.COMMITTED
 
     # -- the hot tier and the segment index --------------------------------------------------
@@ -324,16 +310,8 @@ class DynamoDBEventStore(EventStore):
             "key": {"S": segment.key},
             "at": {"S": segment.sealed_at},
         }
-        try:
-            self._call(
-                "put_item",
-                Item=item,
-                ConditionExpression="attribute_not_exists(sk)",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as error:
-            return _segment_of(error.response["Item"])  # type: ignore[typeddict-item]
-        return segment
+        existing = self._put_if_absent(item)
+        return _segment_of(existing) if existing is not None else segment
 
     def segments(self, store_id: str, after: int) -> Iterator[SegmentInfo]:
         probe = self._last_in_range(store_id, segment_sk(0), segment_sk(after))
@@ -351,6 +329,21 @@ class DynamoDBEventStore(EventStore):
         return _segment_of(item) if item is not None else None
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def _put_if_absent(self, item: dict[str, Any]) -> Item | None:
+        """Put ``item`` unless its key exists: None if it was written, else the item already there
+        (from ``ReturnValuesOnConditionCheckFailure``, so no extra read)."""
+        try:
+            self._call(
+                "put_item",
+                Item=item,
+                ConditionExpression="attribute_not_exists(sk)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            existing: Item = error.response.get("Item", {})  # type: ignore[assignment]
+            return existing
+        return None
 
     def _key_range(
         self,
