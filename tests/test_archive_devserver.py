@@ -7,13 +7,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
-import subprocess
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -26,8 +21,7 @@ from stratasync.core.archive import handle_manifest
 from stratasync.core.service import SyncService
 from stratasync.devserver import DevServer
 from stratasync.storage.memory import InMemoryEventStore, InMemorySegmentStore
-from tests.devserver_process import STRATASYNC
-from tests.emulators import free_port
+from tests.devserver_process import running_dev_server
 
 
 def push(url: str, store_id: str, parent: int, count: int) -> list[dict[str, Any]]:
@@ -84,41 +78,6 @@ def assert_seamless(url: str, store_id: str, events: list[dict[str, Any]]) -> No
             assert page["pageInfo"] == expected
 
 
-@contextmanager
-def dev_process(*args: str) -> Iterator[tuple[str, list[str]]]:
-    """``stratasync dev`` as a subprocess; yields its URL and its output lines, still growing."""
-    port = free_port()
-    process = subprocess.Popen(
-        [str(STRATASYNC), "dev", "--port", str(port), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def collect() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line)
-            if "press Ctrl-C" in line:
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=collect, daemon=True).start()
-    try:
-        if not ready.wait(90) or process.poll() is not None:
-            raise RuntimeError("stratasync dev did not start:\n" + "".join(lines))
-        yield f"http://127.0.0.1:{port}/", lines
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
 def wait_for(condition: Any, what: str, seconds: float = 60) -> None:
     """Poll until ``condition()`` holds (the archiver runs asynchronously, as in AWS)."""
     deadline = time.monotonic() + seconds
@@ -137,7 +96,7 @@ def manifest_of(url: str, store_id: str, after: int = 0) -> dict[str, Any]:
 
 def test_dev_server_archives_through_the_push_path_and_pulls_stay_seamless() -> None:
     store_id = f"dev-archive-{uuid.uuid4().hex[:6]}"
-    with dev_process("--segment-events", "10") as (url, lines):
+    with running_dev_server("--segment-events", "10") as (url, lines):
         events: list[dict[str, Any]] = []
         for _ in range(20):
             events += push(url, store_id, len(events), 3)

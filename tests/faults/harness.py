@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -46,12 +45,12 @@ from pathlib import Path
 
 from stratasync.client import RetryPolicy, Store, SyncHttpTransport
 from stratasync.client.todos import schema, todo_created
+from tests.devserver_process import start_dev_process
 from tests.emulators import free_port
 from tests.faults.client_process import CLIENT_HEADER
 from tests.faults.proxy import Action, FaultProxy, ProxiedRequest, Reply
 
 ROOT = Path(__file__).parents[2]
-STRATASYNC = Path(sys.executable).parent / "stratasync"
 TABLE = "stratasync-faults"
 
 #: DynamoDB operations that the service throttles (control-plane calls such as CreateTable are not).
@@ -132,39 +131,17 @@ class DevServerProcess:
         self._process: subprocess.Popen[str] | None = None
 
     def start(self, timeout: float = 90.0) -> None:
-        process = subprocess.Popen(
-            [
-                str(STRATASYNC),
-                "dev",
-                "--port",
-                str(self.port),
-                "--dynamodb-endpoint",
-                self.dynamodb_endpoint,
-                "--table",
-                TABLE,
-                "--workers",
-                "2",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            start_new_session=True,  # its own process group: a kill takes its Lambda workers too
+        self._process, _ = start_dev_process(
+            self.port,
+            "--dynamodb-endpoint",
+            self.dynamodb_endpoint,
+            "--table",
+            TABLE,
+            "--workers",
+            "2",
+            timeout=timeout,
+            new_session=True,  # its own process group: a kill takes its Lambda workers too
         )
-        self._process = process
-        assert process.stdout is not None
-        lines: list[str] = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                raise RuntimeError("stratasync dev exited early:\n" + "".join(lines))
-            lines.append(line)
-            if "press Ctrl-C" in line:
-                break
-        assert re.search(r"listening on http://127\.0\.0\.1:\d+/", "".join(lines)), "".join(lines)
-        # Keep reading its output so that a chatty server never blocks on a full pipe.
-        threading.Thread(target=lambda: [None for _ in process.stdout or []], daemon=True).start()
 
     def kill(self) -> None:
         """SIGKILL the server and its worker processes, as a crash would."""
