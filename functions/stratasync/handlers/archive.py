@@ -79,7 +79,7 @@ def archive_stores(
         results.append(
             {
                 "storeId": store_id,
-                "droppedBatches": run.dropped_batches,
+                "retiredBatches": run.retired_batches,
                 "sealed": [
                     {
                         "firstSeqNum": segment.first_seq_num,
