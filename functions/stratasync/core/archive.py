@@ -21,6 +21,7 @@ Sealing one segment of a store, in this order (each step is safe to crash after)
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -45,6 +46,9 @@ from stratasync.storage.segments import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: A seqNum in a query string: ASCII digits only (``str.isdigit`` also admits "²", which int() refuses).
+_SEQ_NUM_TEXT = re.compile(r"[0-9]{1,16}")
 
 
 #: Defaults: big enough that S3 requests stay cheap, small enough for a quick fetch and cache.
@@ -254,8 +258,8 @@ def handle_manifest(
     except InvalidRequestError as error:
         return 400, {"message": str(error)}
     after_text = query.get("after", "0")
-    if not after_text.isdigit() or len(after_text) > 16:
-        return 400, {"message": "after must be a seqNum (a non-negative integer)"}
+    if not _SEQ_NUM_TEXT.fullmatch(after_text):
+        return 400, {"message": "after must be a seqNum (a non-negative integer of at most 16 digits)"}
     try:
         claims = service.access.claims_for(None, headers, store_id, Action.READ)
         if service.access.hooks.on_pull is not None:
