@@ -16,6 +16,7 @@ from stratasync.client.schema import (
 )
 from stratasync.client.store import (
     BackendResetError,
+    MaterializerError,
     RetryPolicy,
     Store,
     Subscription,
@@ -30,6 +31,7 @@ __all__ = [
     "Event",
     "EventDef",
     "LoggedEvent",
+    "MaterializerError",
     "PullPage",
     "RetryPolicy",
     "Schema",

@@ -65,6 +65,59 @@ class BackendResetError(SyncError):
     """The backend was reset (its id changed) and the policy is ``"fail"``."""
 
 
+class MaterializerError(SyncError):
+    """A materializer (or the validation of an event's args) failed while syncing.
+
+    The transaction it happened in was rolled back: the eventlog and the tables are as they were
+    before that pull, reset or discard. :attr:`event` is the event as the local eventlog holds it
+    (for a pending event: its current seqNum, which :meth:`Store.discard_pending` takes), or as it
+    came from upstream. :attr:`pending` tells which; :attr:`cause` is the original exception.
+    """
+
+    def __init__(self, event: LoggedEvent, cause: BaseException, context: str) -> None:
+        kind = "pending event" if event.pending else "upstream event"
+        super().__init__(
+            f"materializer of {event.name!r} failed for {kind} #{event.seq_num} of client "
+            f"{event.client_id!r} ({context}): {type(cause).__name__}: {cause}"
+        )
+        self.event = event
+        self.cause = cause
+        self.context = context
+
+    @property
+    def name(self) -> str:
+        """The event's name."""
+        return self.event.name
+
+    @property
+    def seq_num(self) -> int:
+        """The event's seqNum (for a pending event: in the local eventlog now)."""
+        return self.event.seq_num
+
+    @property
+    def client_id(self) -> str:
+        """The clientId of the client that committed the event."""
+        return self.event.client_id
+
+    @property
+    def pending(self) -> bool:
+        """True for an event committed here and not confirmed yet (it can be discarded)."""
+        return self.event.pending
+
+
+def _from_wire(event: dict[str, Any]) -> LoggedEvent:
+    """An upstream (confirmed) event as a :class:`LoggedEvent`, for errors that name it."""
+    return LoggedEvent(
+        seq_num=event.get("seqNum", 0),
+        parent_seq_num=event.get("parentSeqNum", 0),
+        name=event.get("name", "?"),
+        args=event.get("args"),
+        client_id=event.get("clientId", "?"),
+        session_id=event.get("sessionId", "?"),
+        pending=False,
+    )
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Exponential backoff with full jitter for network errors, timeouts and ``UnknownError``."""
@@ -117,6 +170,7 @@ class Store:
         transport: SyncTransport | None = None,
         unknown_events: UnknownEventPolicy = "warn",
         on_backend_reset: BackendResetPolicy = "reset",
+        on_sync_error: Callable[[Exception], None] | None = None,
         poll_interval: float = 5.0,
         retry: RetryPolicy | None = None,
         session_id: str | None = None,
@@ -141,6 +195,11 @@ class Store:
         self._transport = transport
         self.unknown_events = unknown_events
         self.on_backend_reset = on_backend_reset
+        #: Called with the exception that stopped syncing: the one a :meth:`sync` call raises
+        #: (in the caller's thread) or the one that ended the background sync thread (in that
+        #: thread). Errors that are retried (network, ``UnknownError``) only set
+        #: :attr:`last_sync_error`.
+        self.on_sync_error = on_sync_error
         self.poll_interval = poll_interval
         self.retry = retry or RetryPolicy()
         self._subscriptions: list[Subscription] = []
@@ -150,7 +209,8 @@ class Store:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._warned_unknown: set[str] = set()
-        #: The last error the background sync met (it keeps retrying), for apps to show.
+        #: The last error syncing met (retried or not), for apps to show; None after a round
+        #: that caught up.
         self.last_sync_error: Exception | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -288,16 +348,31 @@ class Store:
 
     # -- materialization ---------------------------------------------------------------------
 
-    def _materialize(self, event: dict[str, Any], record_seq: int | None) -> None:
+    def _materialize(
+        self,
+        event: dict[str, Any],
+        record_seq: int | None,
+        *,
+        logged: LoggedEvent | None = None,
+        context: str = "applying an upstream event",
+    ) -> None:
+        """Materialize one encoded event; a failure raises :class:`MaterializerError`.
+
+        ``logged``: the event as the local eventlog holds it (a pending event being re-applied),
+        named in the error instead of ``event``.
+        """
         definition = self.schema.event(event["name"])
         if definition is None:
             self._unknown_event(event)
             return
         if definition.client_only:
             return
-        args = definition.decode_args(event.get("args"))
-        self._db.set_recording(record_seq)
-        self._db.execute_writes(self.schema.writes_for(definition, args))
+        try:
+            args = definition.decode_args(event.get("args"))
+            self._db.set_recording(record_seq)
+            self._db.execute_writes(self.schema.writes_for(definition, args))
+        except Exception as error:
+            raise MaterializerError(logged or _from_wire(event), error, context) from error
 
     def _unknown_event(self, event: dict[str, Any]) -> None:
         policy = self.unknown_events
@@ -375,7 +450,12 @@ class Store:
                         session_id=old.session_id,
                         pending=True,
                     )
-                    self._materialize(moved.encoded(), head)
+                    self._materialize(
+                        moved.encoded(),
+                        head,
+                        logged=old,
+                        context=f"rebasing it onto upstream event #{new_upstream}",
+                    )
                     rebased.append(moved)
                 self._db.set_recording(None)
                 self._db.insert_events(rebased)
@@ -404,6 +484,48 @@ class Store:
             for key in ("backend_id", "upstream_head", "rebase_generation"):
                 self._db.set_meta(key, None)
         self._notify()
+
+    def discard_pending(self, seq_num: int) -> LoggedEvent:
+        """Drop one pending event (committed here, never confirmed) for good; returns it.
+
+        For an event that cannot be synced: the one a :class:`MaterializerError` (with
+        ``pending``) names. Its effects and those of the pending
+        events after it are undone, and those after it re-applied one seqNum lower, in one
+        transaction. Raises KeyError if no pending event has that seqNum, and
+        :class:`MaterializerError` (nothing changed) if a later event fails without it.
+        """
+        with self._sync_lock:
+            with self._db.transaction():
+                pending = self._db.events(after=self.upstream_head, pending_only=True)
+                index = next((i for i, event in enumerate(pending) if event.seq_num == seq_num), None)
+                if index is None:
+                    raise KeyError(f"no pending event has seqNum {seq_num}")
+                self._db.roll_back_after(seq_num - 1)
+                self._db.conn.execute("DELETE FROM __ss_eventlog WHERE seq >= ?", (seq_num,))
+                moved_events = []
+                for old in pending[index + 1 :]:
+                    head = old.seq_num - 1
+                    moved = LoggedEvent(
+                        seq_num=head,
+                        parent_seq_num=head - 1,
+                        name=old.name,
+                        args=old.args,
+                        client_id=old.client_id,
+                        session_id=old.session_id,
+                        pending=True,
+                    )
+                    self._materialize(
+                        moved.encoded(), head, logged=old, context=f"re-applying it without event #{seq_num}"
+                    )
+                    moved_events.append(moved)
+                self._db.set_recording(None)
+                self._db.insert_events(moved_events)
+                if moved_events:
+                    self._db.set_meta("rebase_generation", str(self.rebase_generation + 1))
+            discarded = pending[index]
+            logger.warning("store %r: discarded pending event #%d %r", self.store_id, seq_num, discarded.name)
+        self._notify()
+        return discarded
 
     # -- syncing -----------------------------------------------------------------------------
 
@@ -480,37 +602,57 @@ class Store:
                 self._reset_for_new_backend(error)
                 return False
 
+    def _report(self, error: Exception) -> None:
+        """Record the error that stopped syncing and hand it to ``on_sync_error``."""
+        self.last_sync_error = error
+        if self.on_sync_error is not None:
+            try:
+                self.on_sync_error(error)
+            except Exception:  # the app's handler must not hide the error or kill the thread
+                logger.exception("on_sync_error callback failed")
+
     def sync(self, timeout: float = 60.0) -> None:
         """Sync until this store has everything upstream had and upstream has all its events.
 
         Retries network errors and ``UnknownError`` with backoff; raises the last error if
-        ``timeout`` seconds pass first, and at once :class:`SyncError` subclasses and refusals
-        (``UnauthorizedError``, ``ForbiddenError``, ``InvalidRequestError``).
+        ``timeout`` seconds pass first, and at once :class:`SyncError` subclasses
+        (:class:`MaterializerError`, ...) and refusals
+        (``UnauthorizedError``, ``ForbiddenError``, ``InvalidRequestError``). Whatever it raises
+        is also passed to ``on_sync_error`` (in this thread) and kept in :attr:`last_sync_error`.
         """
         deadline = time.monotonic() + timeout
         attempt = 0
-        while True:
-            try:
-                if self._sync_round():
-                    self.last_sync_error = None
-                    return
-                attempt = 0
-                continue
-            except _REFUSALS as error:
-                self.last_sync_error = error
-                raise  # retrying the same request cannot help
-            except (TransportError, UnknownError) as error:
-                self.last_sync_error = error
-                delay = self.retry.delay(attempt)
-                attempt += 1
-                if time.monotonic() + delay > deadline:
-                    raise
-                time.sleep(delay)
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"store {self.store_id!r} did not catch up within {timeout} s")
+        try:
+            while True:
+                try:
+                    if self._sync_round():
+                        self.last_sync_error = None
+                        return
+                    attempt = 0
+                    continue
+                except (TransportError, UnknownError) as error:
+                    if isinstance(error, _REFUSALS):
+                        raise  # retrying the same request cannot help
+                    self.last_sync_error = error
+                    delay = self.retry.delay(attempt)
+                    attempt += 1
+                    if time.monotonic() + delay > deadline:
+                        raise
+                    time.sleep(delay)
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"store {self.store_id!r} did not catch up within {timeout} s")
+        except Exception as error:
+            self._report(error)
+            raise
 
     def start_sync(self) -> None:
-        """Sync in a background thread: push commits as they happen, poll for upstream events."""
+        """Sync in a background thread: push commits as they happen, poll for upstream events.
+
+        The thread retries network errors and ``UnknownError`` with backoff, and stops on an
+        error that retrying cannot fix (a :class:`SyncError` or a refusal), which it passes to
+        ``on_sync_error`` (called in the sync thread) and keeps in :attr:`last_sync_error`. Call
+        ``start_sync()`` again once the app has dealt with it.
+        """
         self._require_transport()
         if self._thread is not None and self._thread.is_alive():
             return
@@ -530,15 +672,16 @@ class Store:
 
     def _sync_forever(self) -> None:
         attempt = 0
+        unexpected = 0
         while not self._stop.is_set():
             self._wake.clear()
             try:
                 caught_up = self._sync_round()
-                attempt = 0
+                attempt = unexpected = 0
                 self.last_sync_error = None
-            except _REFUSALS as error:
-                self.last_sync_error = error
-                logger.error("sync stopped, the backend refuses this client: %s", error)
+            except (*_REFUSALS, SyncError) as error:
+                logger.error("store %r: sync stopped: %s", self.store_id, error)
+                self._report(error)
                 return
             except (TransportError, UnknownError) as error:
                 self.last_sync_error = error
@@ -546,13 +689,13 @@ class Store:
                 self._stop.wait(self.retry.delay(attempt))
                 attempt += 1
                 continue
-            except SyncError as error:
+            except Exception as error:  # a bug: keep the app alive, report and retry with backoff
                 self.last_sync_error = error
-                logger.error("sync stopped: %s", error)
-                return
-            except Exception as error:  # keep the app alive; report and retry
-                self.last_sync_error = error
-                logger.exception("sync failed unexpectedly; retrying")
+                if unexpected == 0:
+                    logger.exception("sync failed unexpectedly; retrying with backoff")
+                else:
+                    logger.warning("sync failed unexpectedly again (%d times): %r", unexpected + 1, error)
+                unexpected += 1
                 self._stop.wait(self.retry.delay(attempt))
                 attempt += 1
                 continue
@@ -570,6 +713,7 @@ __all__ = [
     "BackendResetError",
     "BackendResetPolicy",
     "EventDef",
+    "MaterializerError",
     "RetryPolicy",
     "Store",
     "Subscription",
