@@ -15,8 +15,10 @@ from stratasync.client.schema import (
     synced_event,
 )
 from stratasync.client.store import (
+    MAX_SEQ_NUM,
     BackendResetError,
     MaterializerError,
+    PushRefusedError,
     RetryPolicy,
     Store,
     Subscription,
@@ -27,12 +29,14 @@ from stratasync.client.store import (
 from stratasync.client.transport import PullPage, SyncHttpTransport, SyncTransport, TransportError
 
 __all__ = [
+    "MAX_SEQ_NUM",
     "BackendResetError",
     "Event",
     "EventDef",
     "LoggedEvent",
     "MaterializerError",
     "PullPage",
+    "PushRefusedError",
     "RetryPolicy",
     "Schema",
     "Store",

@@ -47,6 +47,8 @@ _ID_ALPHABET = string.ascii_letters + string.digits
 _REFUSALS = (UnauthorizedError, ForbiddenError, InvalidRequestError)
 #: Room left in a push body for the envelope around the events.
 _PUSH_ENVELOPE_BYTES = 10_000
+#: The largest seqNum a JS client can hold exactly (``Number.MAX_SAFE_INTEGER``).
+MAX_SEQ_NUM = 2**53 - 1
 
 
 def _random_id(length: int = 6) -> str:
@@ -103,6 +105,23 @@ class MaterializerError(SyncError):
     def pending(self) -> bool:
         """True for an event committed here and not confirmed yet (it can be discarded)."""
         return self.event.pending
+
+
+class PushRefusedError(SyncError):
+    """The backend refused to take a pending event (``InvalidRequestError``): retrying cannot help.
+
+    :attr:`event` is the refused event (the backend answered the same to that event pushed
+    alone), :attr:`cause` the backend's error. Every later pending event waits behind it:
+    discard it with :meth:`Store.discard_pending` (or ship an app version that fixes it).
+    """
+
+    def __init__(self, event: LoggedEvent, cause: InvalidRequestError) -> None:
+        super().__init__(
+            f"the backend refused pending event #{event.seq_num} {event.name!r} of client "
+            f"{event.client_id!r}: {cause}"
+        )
+        self.event = event
+        self.cause = cause
 
 
 def _from_wire(event: dict[str, Any]) -> LoggedEvent:
@@ -283,6 +302,8 @@ class Store:
                     )
                     continue
                 head += 1
+                if head > MAX_SEQ_NUM:
+                    raise ValueError(f"the eventlog is full: seqNum {head} is beyond 2**53 - 1")
                 self._db.set_recording(head)
                 self._db.execute_writes(self.schema.writes_for(event.definition, event.args))
                 self._db.insert_events(
@@ -489,7 +510,7 @@ class Store:
         """Drop one pending event (committed here, never confirmed) for good; returns it.
 
         For an event that cannot be synced: the one a :class:`MaterializerError` (with
-        ``pending``) names. Its effects and those of the pending
+        ``pending``) or a :class:`PushRefusedError` names. Its effects and those of the pending
         events after it are undone, and those after it re-applied one seqNum lower, in one
         transaction. Raises KeyError if no pending event has that seqNum, and
         :class:`MaterializerError` (nothing changed) if a later event fails without it.
@@ -566,8 +587,8 @@ class Store:
             self._apply_upstream(events, created)
             merged += len(events)
 
-    def _next_push_chunk(self) -> list[LoggedEvent]:
-        pending = self._db.events(after=self.upstream_head, pending_only=True, limit=MAX_PUSH_EVENTS)
+    def _next_push_chunk(self, limit: int = MAX_PUSH_EVENTS) -> list[LoggedEvent]:
+        pending = self._db.events(after=self.upstream_head, pending_only=True, limit=limit)
         chunk: list[LoggedEvent] = []
         size = 0
         for event in pending:
@@ -578,11 +599,16 @@ class Store:
         return chunk
 
     def _push_pending(self) -> bool:
-        """Push pending events until none are left; False if the backend was ahead (pull now)."""
+        """Push pending events until none are left; False if the backend was ahead (pull now).
+
+        A chunk refused with ``InvalidRequestError`` is pushed again in halves, down to the one
+        event the backend refuses: :class:`PushRefusedError` names it.
+        """
         transport = self._require_transport()
+        limit = MAX_PUSH_EVENTS
         while True:
             with self._db.lock:
-                chunk = self._next_push_chunk()
+                chunk = self._next_push_chunk(limit)
                 backend_id = self.backend_id
             if not chunk:
                 return True
@@ -590,6 +616,11 @@ class Store:
                 transport.push([event.encoded() for event in chunk], backend_id)
             except ServerAheadError:
                 return False
+            except InvalidRequestError as error:
+                if len(chunk) == 1:
+                    raise PushRefusedError(chunk[0], error) from error
+                limit = len(chunk) // 2
+                continue
             self._confirm_pushed(chunk)
 
     def _sync_round(self) -> bool:
@@ -616,7 +647,7 @@ class Store:
 
         Retries network errors and ``UnknownError`` with backoff; raises the last error if
         ``timeout`` seconds pass first, and at once :class:`SyncError` subclasses
-        (:class:`MaterializerError`, ...) and refusals
+        (:class:`MaterializerError`, :class:`PushRefusedError`, ...) and refusals
         (``UnauthorizedError``, ``ForbiddenError``, ``InvalidRequestError``). Whatever it raises
         is also passed to ``on_sync_error`` (in this thread) and kept in :attr:`last_sync_error`.
         """
@@ -710,10 +741,12 @@ def open_store(schema: Schema, store_id: str, path: str = ":memory:", **options:
 
 
 __all__ = [
+    "MAX_SEQ_NUM",
     "BackendResetError",
     "BackendResetPolicy",
     "EventDef",
     "MaterializerError",
+    "PushRefusedError",
     "RetryPolicy",
     "Store",
     "Subscription",

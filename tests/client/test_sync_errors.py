@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
-from stratasync.client import MaterializerError, RetryPolicy, Store, Write, sql
+from stratasync.client import MaterializerError, PushRefusedError, RetryPolicy, Store, Write, sql
 from stratasync.client.schema import Schema
 from stratasync.client.todos import schema, todo_completed, todo_created
 from stratasync.core import SyncService
+from stratasync.protocol.errors import InvalidRequestError
 from stratasync.storage.memory import InMemoryEventStore
-from tests.client.fakes import InProcessTransport
+from tests.client.fakes import InProcessTransport, ScriptedTransport, wire_event
 
 FAST = RetryPolicy(initial_seconds=0.001, max_seconds=0.01)
 
@@ -190,3 +191,72 @@ def test_discard_pending_undoes_it_and_renumbers_the_rest(service: SyncService) 
         assert [event.seq_num for event in service.store.read("todos", 0)] == [1, 2, 3]
         with pytest.raises(KeyError):  # confirmed events cannot be discarded
             store.discard_pending(1)
+
+
+def test_a_push_the_backend_refuses_names_the_event_and_stops(service: SyncService) -> None:
+    class Refusing(InProcessTransport):
+        pushed: list[list[str]]
+
+        def push(self, batch: Any, backend_id: str | None) -> None:
+            self.pushed.append([event["args"]["id"] for event in batch])
+            if any(event["args"].get("text") == "refused" for event in batch):
+                raise InvalidRequestError("this event breaks a backend rule")
+            super().push(batch, backend_id)
+
+    transport = Refusing(service, "todos")
+    transport.pushed = []
+    errors: list[Exception] = []
+    with Store(schema, "todos", transport=transport, retry=FAST, on_sync_error=errors.append) as store:
+        store.commit(todo_created(id="a", text="fine"), todo_created(id="b", text="refused"))
+        store.commit(todo_created(id="c", text="fine too"))
+        with pytest.raises(PushRefusedError) as raised:
+            store.sync()
+        error = raised.value
+        assert (error.event.seq_num, error.event.name, error.event.args["id"]) == (2, "v1.TodoCreated", "b")
+        assert "#2" in str(error)
+        assert "breaks a backend rule" in str(error)
+        assert isinstance(error.cause, InvalidRequestError)
+        assert errors == [error]
+        # The chunk was split until the refused event stood alone: "a" got through.
+        assert transport.pushed == [["a", "b", "c"], ["a"], ["b"]]
+        assert store.upstream_head == 1
+        requests = transport.requests
+        store.start_sync()
+        thread = store._thread
+        assert thread is not None
+        thread.join(10)
+        assert not thread.is_alive()
+        assert transport.requests - requests <= 4  # one round, then stopped: no hot loop
+        assert isinstance(store.last_sync_error, PushRefusedError)
+        store.discard_pending(error.event.seq_num)
+        store.sync()
+        assert [event.seq_num for event in service.store.read("todos", 0)] == [1, 2]
+
+
+def test_a_seq_num_the_backend_refuses_stops_syncing_with_the_event_named() -> None:
+    # A peer's event sits at 2**53 - 1 (an old backend took it); rebasing puts this client's
+    # event past the largest safe integer, and the backend refuses it.
+    limit = 2**53 - 1
+
+    def refuse_unsafe(batch: list[dict[str, Any]]) -> None:
+        if any(event["seqNum"] > limit for event in batch):
+            raise InvalidRequestError(f"seqNum must be at most {limit}")
+
+    transport = ScriptedTransport(
+        [wire_event(limit, 0, "v1.TodoCreated", {"id": "far", "text": "far away"})], on_push=refuse_unsafe
+    )
+    errors: list[Exception] = []
+    with Store(schema, "s", transport=transport, retry=FAST, on_sync_error=errors.append) as store:
+        store.commit(todo_created(id="a", text="mine"), todo_completed(id="a"))
+        with pytest.raises(PushRefusedError, match=f"#{limit + 1}") as raised:
+            store.sync(timeout=10)
+        assert raised.value.event.seq_num == limit + 1
+        assert errors == [raised.value]
+        assert len(transport.pushes) == 2  # both events, then the first alone: refused, stop
+    # And it never makes such a seqNum itself.
+    full = ScriptedTransport([wire_event(limit, 0, "v1.TodoCompleted", {"id": "x"})])
+    with Store(schema, "s", transport=full) as store:
+        store.sync()
+        with pytest.raises(ValueError, match=r"2\*\*53"):
+            store.commit(todo_created(id="b", text="no room"))
+        assert store.pending_events() == []
