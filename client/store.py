@@ -139,13 +139,26 @@ def _from_wire(event: dict[str, Any]) -> LoggedEvent:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter for network errors, timeouts and ``UnknownError``."""
+    """Exponential backoff with full jitter for network errors, timeouts and ``UnknownError``.
+
+    Rounds refused with ``ServerAheadError`` (others pushed first) are retried at once the first
+    time, then with the same jittered backoff capped at :attr:`contention_max_seconds`.
+    """
 
     initial_seconds: float = 0.1
     max_seconds: float = 10.0
+    contention_max_seconds: float = 1.0
 
     def delay(self, attempt: int) -> float:
+        """The wait before retry number ``attempt + 1`` after a failure."""
         return random.uniform(0, min(self.max_seconds, self.initial_seconds * 2**attempt))
+
+    def contention_delay(self, refusals: int) -> float:
+        """The wait after ``refusals`` rounds in a row ended with the backend ahead (0 after the first)."""
+        if refusals <= 1:
+            return 0.0
+        cap = min(self.max_seconds, self.contention_max_seconds, self.initial_seconds * 2 ** (refusals - 2))
+        return random.uniform(0, cap)
 
 
 class Subscription:
@@ -570,8 +583,11 @@ class Store:
         self._notify()
         return state
 
-    def _pull_until_current(self) -> int:
-        """Pull until a response brings nothing new; returns the number of events merged."""
+    def _pull_until_current(self, deadline: float | None = None) -> int:
+        """Pull until a response brings nothing new; returns the number of events merged.
+
+        Raises TimeoutError before a request that would start after ``deadline``.
+        """
         transport = self._require_transport()
         merged = 0
         while True:
@@ -586,6 +602,7 @@ class Store:
                 return merged
             self._apply_upstream(events, created)
             merged += len(events)
+            _check_deadline(deadline, "pulling")
 
     def _next_push_chunk(self, limit: int = MAX_PUSH_EVENTS) -> list[LoggedEvent]:
         pending = self._db.events(after=self.upstream_head, pending_only=True, limit=limit)
@@ -598,7 +615,7 @@ class Store:
             chunk.append(event)
         return chunk
 
-    def _push_pending(self) -> bool:
+    def _push_pending(self, deadline: float | None = None) -> bool:
         """Push pending events until none are left; False if the backend was ahead (pull now).
 
         A chunk refused with ``InvalidRequestError`` is pushed again in halves, down to the one
@@ -612,6 +629,7 @@ class Store:
                 backend_id = self.backend_id
             if not chunk:
                 return True
+            _check_deadline(deadline, "pushing")
             try:
                 transport.push([event.encoded() for event in chunk], backend_id)
             except ServerAheadError:
@@ -623,12 +641,12 @@ class Store:
                 continue
             self._confirm_pushed(chunk)
 
-    def _sync_round(self) -> bool:
+    def _sync_round(self, deadline: float | None = None) -> bool:
         """Pull, then push; True when caught up (nothing pending, nothing refused)."""
         with self._sync_lock:
             try:
-                self._pull_until_current()
-                return self._push_pending()
+                self._pull_until_current(deadline)
+                return self._push_pending(deadline)
             except BackendIdMismatchError as error:
                 self._reset_for_new_backend(error)
                 return False
@@ -645,32 +663,39 @@ class Store:
     def sync(self, timeout: float = 60.0) -> None:
         """Sync until this store has everything upstream had and upstream has all its events.
 
-        Retries network errors and ``UnknownError`` with backoff; raises the last error if
-        ``timeout`` seconds pass first, and at once :class:`SyncError` subclasses
-        (:class:`MaterializerError`, :class:`PushRefusedError`, ...) and refusals
+        Retries network errors and ``UnknownError`` with backoff, and rounds the backend refused
+        with ``ServerAheadError`` (at once, then with a short jittered backoff). Returns within
+        ``timeout`` seconds plus at most one request in flight, else raises the last network error
+        or TimeoutError. Raises at once :class:`SyncError` subclasses (:class:`MaterializerError`,
+        :class:`PushRefusedError`, :class:`BackendResetError`, ...) and refusals
         (``UnauthorizedError``, ``ForbiddenError``, ``InvalidRequestError``). Whatever it raises
         is also passed to ``on_sync_error`` (in this thread) and kept in :attr:`last_sync_error`.
         """
         deadline = time.monotonic() + timeout
         attempt = 0
+        refusals = 0
         try:
             while True:
+                failure: Exception | None = None
                 try:
-                    if self._sync_round():
+                    if self._sync_round(deadline):
                         self.last_sync_error = None
                         return
                     attempt = 0
-                    continue
+                    refusals += 1
+                    delay = self.retry.contention_delay(refusals)
                 except (TransportError, UnknownError) as error:
                     if isinstance(error, _REFUSALS):
                         raise  # retrying the same request cannot help
-                    self.last_sync_error = error
+                    self.last_sync_error = failure = error
                     delay = self.retry.delay(attempt)
                     attempt += 1
-                    if time.monotonic() + delay > deadline:
-                        raise
-                    time.sleep(delay)
-                if time.monotonic() > deadline:
+                remaining = deadline - time.monotonic()
+                if failure is not None and delay > remaining:
+                    raise failure
+                if delay > 0:
+                    time.sleep(max(0.0, min(delay, remaining)))
+                if time.monotonic() >= deadline:
                     raise TimeoutError(f"store {self.store_id!r} did not catch up within {timeout} s")
         except Exception as error:
             self._report(error)
@@ -703,6 +728,7 @@ class Store:
 
     def _sync_forever(self) -> None:
         attempt = 0
+        refusals = 0
         unexpected = 0
         while not self._stop.is_set():
             self._wake.clear()
@@ -730,9 +756,17 @@ class Store:
                 self._stop.wait(self.retry.delay(attempt))
                 attempt += 1
                 continue
-            if not caught_up:
-                continue  # the backend was ahead: pull and push again now, never wait passively
-            self._wake.wait(self.poll_interval)
+            if caught_up:
+                refusals = 0
+                self._wake.wait(self.poll_interval)
+            else:  # the backend was ahead: pull and push again now, then back off if it keeps on
+                refusals += 1
+                self._stop.wait(self.retry.contention_delay(refusals))
+
+
+def _check_deadline(deadline: float | None, doing: str) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise TimeoutError(f"sync timed out while {doing}")
 
 
 def open_store(schema: Schema, store_id: str, path: str = ":memory:", **options: Any) -> Store:
