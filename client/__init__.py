@@ -16,6 +16,7 @@ from stratasync.client.schema import (
 )
 from stratasync.client.store import (
     MAX_SEQ_NUM,
+    BackendReset,
     BackendResetError,
     MaterializerError,
     PushRefusedError,
@@ -30,6 +31,7 @@ from stratasync.client.transport import PullPage, SyncHttpTransport, SyncTranspo
 
 __all__ = [
     "MAX_SEQ_NUM",
+    "BackendReset",
     "BackendResetError",
     "Event",
     "EventDef",

@@ -340,10 +340,21 @@ class LocalDatabase:
             for row in self.conn.execute(query, (after,))
         ]
 
+    def client_events(self) -> list[tuple[str, Any, str]]:
+        """The client-only events committed here, oldest first: (name, args, session id)."""
+        rows = self.conn.execute("SELECT name, args, session_id FROM __ss_client_events ORDER BY id")
+        return [
+            (row["name"], json.loads(row["args"]) if row["args"] is not None else None, row["session_id"])
+            for row in rows
+        ]
+
     def reset_state(self) -> None:
-        """Drop every state table, the eventlog and the undo log (inside a transaction)."""
+        """Empty every state table, the eventlog and the undo log (inside a transaction).
+
+        The client-only events stay, for the caller to materialize again.
+        """
         for table in self.schema.tables:
             self.conn.execute(f"DELETE FROM {_quote(table.name)}")
             self.changed_tables.add(table.name)
-        for internal in ("__ss_eventlog", "__ss_undo", "__ss_client_events"):
+        for internal in ("__ss_eventlog", "__ss_undo"):
             self.conn.execute(f"DELETE FROM {internal}")

@@ -40,7 +40,6 @@ logger = logging.getLogger("stratasync.client")
 
 M = TypeVar("M", bound=BaseModel)
 UnknownEventPolicy = Literal["warn", "ignore", "fail"] | Callable[[dict[str, Any]], None]
-BackendResetPolicy = Literal["reset", "fail"]
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 #: Refusals that retrying cannot change (the app must fix its token or its events).
@@ -64,7 +63,38 @@ class UnknownEventError(SyncError):
 
 
 class BackendResetError(SyncError):
-    """The backend was reset (its id changed) and the policy is ``"fail"``."""
+    """The backend was reset (its id changed) and the policy is ``"fail"``: nothing was changed locally.
+
+    :attr:`pending` holds the events committed here that the old backend never confirmed. To go
+    on, set ``store.on_backend_reset = "reset"`` and sync (they are kept and pushed to the new
+    backend), or read them from here and start another store.
+    """
+
+    def __init__(
+        self, message: str, *, pending: Sequence[LoggedEvent], backend_id: str | None, new_backend_id: str
+    ) -> None:
+        super().__init__(message)
+        self.pending: list[LoggedEvent] = list(pending)
+        self.backend_id = backend_id
+        self.new_backend_id = new_backend_id
+
+
+@dataclass(frozen=True)
+class BackendReset:
+    """What a backend reset did (passed to an ``on_backend_reset`` callback).
+
+    ``pending`` are the unconfirmed events as they were before the reset; ``kept`` the same
+    events renumbered from 1 in the emptied local eventlog, still pending: the next pull rebases
+    them onto the new backend's log, and the next push sends them.
+    """
+
+    backend_id: str | None
+    new_backend_id: str
+    pending: list[LoggedEvent]
+    kept: list[LoggedEvent]
+
+
+BackendResetPolicy = Literal["reset", "fail"] | Callable[[BackendReset], None]
 
 
 class MaterializerError(SyncError):
@@ -510,14 +540,77 @@ class Store:
             self._db.set_meta("upstream_head", str(pushed[-1].seq_num))
 
     def _reset_for_new_backend(self, error: BackendIdMismatchError) -> None:
+        """The backend's id changed: start over on the new backend, keeping the pending events.
+
+        In one transaction: the confirmed events and the tables are dropped, the client-only
+        events materialized again, then the pending events renumbered from 1 and materialized
+        on top. The next pull rebases them onto whatever the new backend has; the next push sends
+        them. A crash in between leaves the store as it was before.
+        """
+        with self._db.lock:
+            old_backend = self.backend_id
+            pending = self.pending_events()
         if self.on_backend_reset == "fail":
-            raise BackendResetError(f"the backend was reset: {error}") from error
-        logger.warning("backend id changed (%s): resetting the local store and syncing from scratch", error)
+            raise BackendResetError(
+                f"the backend was reset ({error}); {len(pending)} pending event(s) not pushed",
+                pending=pending,
+                backend_id=old_backend,
+                new_backend_id=error.expected,
+            ) from error
         with self._db.transaction():
+            pending = self._db.events(after=self.upstream_head, pending_only=True)
             self._db.reset_state()
-            for key in ("backend_id", "upstream_head", "rebase_generation"):
+            self._replay_client_events()
+            kept = []
+            for number, old in enumerate(pending, start=1):
+                moved = LoggedEvent(
+                    seq_num=number,
+                    parent_seq_num=number - 1,
+                    name=old.name,
+                    args=old.args,
+                    client_id=old.client_id,
+                    session_id=old.session_id,
+                    pending=True,
+                )
+                self._materialize(
+                    moved.encoded(), number, logged=old, context="keeping it across a backend reset"
+                )
+                kept.append(moved)
+            self._db.set_recording(None)
+            self._db.insert_events(kept)
+            for key in ("backend_id", "upstream_head"):
                 self._db.set_meta(key, None)
+            if kept:
+                self._db.set_meta("rebase_generation", str(self.rebase_generation + 1))
+        logger.warning(
+            "store %r: the backend was reset (%s); dropped the confirmed events, kept %d pending "
+            "event(s) to rebase onto the new backend and push",
+            self.store_id,
+            error,
+            len(kept),
+        )
         self._notify()
+        if callable(self.on_backend_reset):
+            try:
+                self.on_backend_reset(BackendReset(old_backend, error.expected, pending, kept))
+            except Exception:  # the app's handler must not break syncing: the reset is done
+                logger.exception("on_backend_reset callback failed")
+
+    def _replay_client_events(self) -> None:
+        """Materialize the client-only events again (UI state), skipping any that fail now."""
+        self._db.set_recording(None)
+        for name, args, _session in self._db.client_events():
+            definition = self.schema.event(name)
+            if definition is None or not definition.client_only:
+                continue
+            self._db.conn.execute("SAVEPOINT __ss_client_event")
+            try:
+                self._db.execute_writes(self.schema.writes_for(definition, definition.decode_args(args)))
+            except Exception as error:
+                self._db.conn.execute("ROLLBACK TO __ss_client_event")
+                logger.warning("client-only event %r could not be materialized again: %s", name, error)
+            finally:
+                self._db.conn.execute("RELEASE __ss_client_event")
 
     def discard_pending(self, seq_num: int) -> LoggedEvent:
         """Drop one pending event (committed here, never confirmed) for good; returns it.
@@ -776,6 +869,7 @@ def open_store(schema: Schema, store_id: str, path: str = ":memory:", **options:
 
 __all__ = [
     "MAX_SEQ_NUM",
+    "BackendReset",
     "BackendResetError",
     "BackendResetPolicy",
     "EventDef",
