@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import secrets
 import string
@@ -22,7 +23,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel
 
 from stratasync.client.bootstrap import BootstrapProgress, bootstrap
-from stratasync.client.localdb import LocalDatabase, LoggedEvent
+from stratasync.client.localdb import LocalDatabase, LoggedEvent, bindable_params
 from stratasync.client.merge import plan_merge
 from stratasync.client.schema import Event, EventDef, Schema
 from stratasync.client.transport import SyncHttpTransport, SyncTransport, TransportError
@@ -165,6 +166,30 @@ def _from_wire(event: dict[str, Any]) -> LoggedEvent:
         session_id=event.get("sessionId", "?"),
         pending=False,
     )
+
+
+def _check_strict_json(value: Any, path: str = "args") -> None:
+    """Raise ValueError for what strict JSON cannot carry (NaN, ±Infinity, integers beyond a double)."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{path} is {value!r}, which JSON cannot carry")
+    elif isinstance(value, int):
+        try:
+            float(value)
+        except OverflowError:
+            raise ValueError(f"{path} is an integer too large for JSON readers (Infinity)") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{path} has a key {key!r} that is not a string")
+            _check_strict_json(item, f"{path}.{key}")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _check_strict_json(item, f"{path}[{index}]")
+    else:
+        raise ValueError(f"{path} is a {type(value).__name__}, which is not JSON")
 
 
 @dataclass(frozen=True)
@@ -329,20 +354,32 @@ class Store:
     # -- commit, query, subscribe ------------------------------------------------------------
 
     def commit(self, *events: Event) -> None:
-        """Persist ``events`` to the local eventlog and materialize them, in one transaction."""
+        """Persist ``events`` to the local eventlog and materialize them, in one transaction.
+
+        Raises ValueError, before anything is written, for an event not in the schema or with
+        args that strict JSON cannot carry (NaN, Infinity, integers beyond a double's range): the
+        backend would refuse them and they would block every later push. A failing materializer
+        raises its own exception and nothing is written either. Strings may hold lone surrogates
+        (see :func:`~stratasync.client.localdb.bindable`).
+        """
+        encoded_args = []
         for event in events:
             if self.schema.event(event.name) is not event.definition:
                 raise ValueError(f"event {event.name!r} is not part of this store's schema")
+            args = event.definition.encode_args(event.args)
+            try:
+                _check_strict_json(args)
+            except ValueError as error:
+                raise ValueError(f"event {event.name!r}: {error}") from None
+            encoded_args.append(args)
         with self._db.transaction():
             head = self.local_head
             client_events = []
-            for event in events:
+            for event, args in zip(events, encoded_args, strict=True):
                 if event.definition.client_only:
                     self._db.set_recording(None)
                     self._db.execute_writes(self.schema.writes_for(event.definition, event.args))
-                    client_events.append(
-                        (event.name, json.dumps(event.definition.encode_args(event.args)), self.session_id)
-                    )
+                    client_events.append((event.name, json.dumps(args), self.session_id))
                     continue
                 head += 1
                 if head > MAX_SEQ_NUM:
@@ -355,7 +392,7 @@ class Store:
                             seq_num=head,
                             parent_seq_num=head - 1,
                             name=event.name,
-                            args=event.definition.encode_args(event.args),
+                            args=args,
                             client_id=self.client_id,
                             session_id=self.session_id,
                             pending=True,
@@ -371,9 +408,15 @@ class Store:
         self._wake.set()
 
     def query(self, statement: str, params: Sequence[Any] = (), *, model: type[M] | None = None) -> list[Any]:
-        """Run a read query; rows as ``sqlite3.Row`` or, with ``model``, as pydantic models."""
+        """Run a read query; rows as ``sqlite3.Row`` or, with ``model``, as pydantic models.
+
+        A str parameter with lone surrogates is bound as tables store it (U+FFFD in their place).
+        """
         with self._db.lock:
-            rows = self._db.conn.execute(statement, tuple(params)).fetchall()
+            try:
+                rows = self._db.conn.execute(statement, tuple(params)).fetchall()
+            except UnicodeEncodeError:
+                rows = self._db.conn.execute(statement, bindable_params(params)).fetchall()
         if model is None:
             return rows
         return [model.model_validate(dict(row)) for row in rows]
