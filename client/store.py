@@ -196,8 +196,10 @@ def _check_strict_json(value: Any, path: str = "args") -> None:
 class RetryPolicy:
     """Exponential backoff with full jitter for network errors, timeouts and ``UnknownError``.
 
-    Rounds refused with ``ServerAheadError`` (others pushed first) are retried at once the first
-    time, then with the same jittered backoff capped at :attr:`contention_max_seconds`.
+    A round refused with ``ServerAheadError`` (others pushed first) is retried at once while the
+    rounds bring new upstream events (real contention: the next push may win). When the backend
+    keeps refusing and nothing new arrives, the rounds back off with the same full jitter,
+    capped at :attr:`contention_max_seconds`.
     """
 
     initial_seconds: float = 0.1
@@ -209,7 +211,7 @@ class RetryPolicy:
         return random.uniform(0, min(self.max_seconds, self.initial_seconds * 2**attempt))
 
     def contention_delay(self, refusals: int) -> float:
-        """The wait after ``refusals`` rounds in a row ended with the backend ahead (0 after the first)."""
+        """The wait after ``refusals`` refused rounds in a row that brought nothing new (0 for one)."""
         if refusals <= 1:
             return 0.0
         cap = min(self.max_seconds, self.contention_max_seconds, self.initial_seconds * 2 ** (refusals - 2))
@@ -787,6 +789,11 @@ class Store:
                 self._reset_for_new_backend(error)
                 return False
 
+    def _position(self) -> tuple[str | None, int]:
+        """(backend id, upstream head): a refused round that changed it made progress."""
+        with self._db.lock:
+            return self.backend_id, self.upstream_head
+
     def _report(self, error: Exception) -> None:
         """Record the error that stopped syncing and hand it to ``on_sync_error``."""
         self.last_sync_error = error
@@ -800,7 +807,8 @@ class Store:
         """Sync until this store has everything upstream had and upstream has all its events.
 
         Retries network errors and ``UnknownError`` with backoff, and rounds the backend refused
-        with ``ServerAheadError`` (at once, then with a short jittered backoff). Returns within
+        with ``ServerAheadError`` (at once, or with a short jittered backoff while they bring
+        nothing new, see :class:`RetryPolicy`). Returns within
         ``timeout`` seconds plus at most one request in flight, else raises the last network error
         or TimeoutError. Raises at once :class:`SyncError` subclasses (:class:`MaterializerError`,
         :class:`PushRefusedError`, :class:`BackendResetError`, ...) and refusals
@@ -814,11 +822,12 @@ class Store:
             while True:
                 failure: Exception | None = None
                 try:
+                    before = self._position()
                     if self._sync_round(deadline):
                         self.last_sync_error = None
                         return
                     attempt = 0
-                    refusals += 1
+                    refusals = 1 if self._position() != before else refusals + 1
                     delay = self.retry.contention_delay(refusals)
                 except (TransportError, UnknownError) as error:
                     if isinstance(error, _REFUSALS):
@@ -869,6 +878,7 @@ class Store:
         while not self._stop.is_set():
             self._wake.clear()
             try:
+                before = self._position()
                 caught_up = self._sync_round()
                 attempt = unexpected = 0
                 self.last_sync_error = None
@@ -895,8 +905,8 @@ class Store:
             if caught_up:
                 refusals = 0
                 self._wake.wait(self.poll_interval)
-            else:  # the backend was ahead: pull and push again now, then back off if it keeps on
-                refusals += 1
+            else:  # the backend was ahead: pull and push again now; back off if nothing new came
+                refusals = 1 if self._position() != before else refusals + 1
                 self._stop.wait(self.retry.contention_delay(refusals))
 
 

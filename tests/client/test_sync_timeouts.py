@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 from stratasync.client import RetryPolicy, Store
 from stratasync.client.todos import schema, todo_created
+from stratasync.protocol.errors import ServerAheadError
 from tests.client.fakes import ScriptedTransport, always_ahead, wire_event
 
 SLACK = 1.5  # one request in flight, and a noisy machine
@@ -76,6 +78,33 @@ def test_background_sync_backs_off_when_the_backend_is_always_ahead() -> None:
         transport.stopped.set()
         print(f"background sync, 2 s against a backend always ahead: {len(transport.pushes)} pushes")
         assert 2 <= len(transport.pushes) < 60
+
+
+def test_refused_rounds_that_bring_new_events_are_retried_at_once() -> None:
+    # Real contention: a peer's push lands between each of this client's pulls and pushes.
+    # Every refused round brings new events, so backing off would only let the peer win again.
+    races = {"left": 10}
+
+    def peer_wins(batch: list[dict[str, Any]]) -> None:
+        if races["left"]:
+            races["left"] -= 1
+            head = transport.upstream[-1]["seqNum"] if transport.upstream else 0
+            transport.upstream.append(
+                wire_event(head + 1, head, "v1.TodoCreated", {"id": f"p{head}", "text": "p"})
+            )
+            raise ServerAheadError(head + 1, batch[0]["parentSeqNum"])
+
+    transport = ScriptedTransport(on_push=peer_wins)
+    with Store(schema, "s", transport=transport) as store:
+        store.commit(todo_created(id="a", text="milk"))
+        started = time.monotonic()
+        store.sync(timeout=10)
+        elapsed = time.monotonic() - started
+        print(f"caught up through 10 lost races in {elapsed:.3f} s")
+        assert store.pending_events() == []
+        assert store.upstream_head == 11
+        assert len(transport.pushes) == 11
+        assert elapsed < 1.5  # backing off after each refusal would take about 4 s
 
 
 def test_contention_delay_is_jittered_and_bounded() -> None:
