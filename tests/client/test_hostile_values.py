@@ -113,3 +113,22 @@ def test_a_lone_surrogate_committed_locally_is_pushed_as_the_same_escape() -> No
         other.sync()
         assert other.events()[0].args["text"] == f"cut {HALF_EMOJI}"
         assert other.query("SELECT text FROM todos")[0][0] == "cut \ufffd"
+
+
+def test_half_an_emoji_syncs_between_two_python_clients_through_the_real_backend_core() -> None:
+    """End to end through SyncService: the backend accepts the escape and serves it back as is."""
+    from stratasync.core import SyncService
+    from stratasync.storage.memory import InMemoryEventStore
+    from tests.client.fakes import InProcessTransport
+
+    service = SyncService(InMemoryEventStore())
+    writer = Store(schema, "emoji", transport=InProcessTransport(service, "emoji"), retry=FAST)
+    reader = Store(schema, "emoji", transport=InProcessTransport(service, "emoji"), retry=FAST)
+    writer.commit(todo_created(id="half", text=f"smile {HALF_EMOJI}!"))
+    writer.sync(timeout=10)
+    reader.sync(timeout=10)
+    assert [event.args for event in reader.events()] == [{"id": "half", "text": f"smile {HALF_EMOJI}!"}]
+    assert reader.query("SELECT text FROM todos")[0][0] == "smile \ufffd!"
+    assert not writer.pending_events()
+    writer.close()
+    reader.close()
