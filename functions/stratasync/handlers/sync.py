@@ -17,9 +17,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from stratasync.config import Settings
 from stratasync.core import RpcResponse, SyncService, handle_rpc
 from stratasync.core.archive import ArchivePolicy, handle_manifest
+from stratasync.handlers.settings import Settings
 from stratasync.handlers.trigger import ArchiveTrigger
 from stratasync.protocol.errors import ServerAheadError
 from stratasync.storage import EventStore
