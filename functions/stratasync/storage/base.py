@@ -35,9 +35,19 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
+from stratasync.protocol.errors import StratasyncError
 
-class StorageError(Exception):
-    """Base class of the storage layer's own errors (callers never see a driver's exception)."""
+
+class StorageError(StratasyncError):
+    """Base class of the storage layer's own errors (callers never see a driver's exception).
+
+    ``request_id``: the AWS request id of the call that failed, when there was one (for support
+    cases and for finding the call in CloudTrail and the service's logs).
+    """
+
+    def __init__(self, message: str, *, request_id: str | None = None) -> None:
+        super().__init__(f"{message} (request id {request_id})" if request_id else message)
+        self.request_id = request_id
 
 
 class HeadMismatchError(StorageError):
