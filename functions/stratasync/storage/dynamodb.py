@@ -1,4 +1,4 @@
-"""The DynamoDB adapter of :class:`EventStore` (single-table design, no transactions).
+"""The DynamoDB adapter of :class:`EventLogStorage` (single-table design, no transactions).
 
 Per store (partition key ``pk`` = store id), items by sort key ``sk``:
 
@@ -29,7 +29,7 @@ Per store (partition key ``pk`` = store id), items by sort key ``sk``:
   visible) or one whose parts all exist. A writer that loses the race deletes its parts; a
   writer that crashes leaves parts that no commit record names, which no reader ever sees.
 
-Every DynamoDB call goes through :meth:`DynamoDBEventStore._call`, where throttling and
+Every DynamoDB call goes through :meth:`DynamoDBStorage._call`, where throttling and
 transient errors are retried with jittered backoff inside a time budget and driver errors
 become the storage layer's own.
 """
@@ -54,8 +54,8 @@ from stratasync.storage.base import (
     AppendOutcome,
     ArchiveGap,
     EventBatch,
-    EventStore,
     HeadMismatchError,
+    HotTierStorage,
     LogHead,
     SegmentInfo,
     StorageError,
@@ -139,7 +139,7 @@ def create_table(client: DynamoDBClient, table_name: str) -> None:
     client.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
 
 
-class DynamoDBEventStore(EventStore):
+class DynamoDBStorage(HotTierStorage):
     """Eventlogs in one DynamoDB table; see the module docstring for the item layout."""
 
     def __init__(
@@ -193,7 +193,7 @@ class DynamoDBEventStore(EventStore):
 
         return within_budget(attempt, budget_seconds=self.time_budget_seconds, what=f"DynamoDB {operation}")
 
-    # -- EventStore ------------------------------------------------------------------------
+    # -- EventLogStorage ------------------------------------------------------------------------
 
     def backend_id(self, store_id: str) -> str:
         cached = self._backend_ids.get(store_id)

@@ -1,6 +1,6 @@
-"""The S3 adapter of :class:`SegmentStore`: one immutable object per sealed segment.
+"""The S3 adapter of :class:`SegmentStorage`: one immutable object per sealed segment.
 
-Every S3 call goes through :meth:`S3SegmentStore._call`, where throttling (``SlowDown``) and
+Every S3 call goes through :meth:`S3SegmentStorage._call`, where throttling (``SlowDown``) and
 transient errors are retried with jittered backoff inside a time budget and driver errors become
 the storage layer's own (:class:`SegmentNotFoundError`, :class:`StorageUnavailableError`,
 :class:`StorageError`). Uploads carry ``ChecksumSHA256``, so S3 refuses bytes that were changed
@@ -20,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from stratasync.storage.base import SegmentNotFoundError, StorageError
 from stratasync.storage.retry import TransientFault, within_budget
-from stratasync.storage.segments import SegmentStore
+from stratasync.storage.segments import SegmentStorage
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -56,7 +56,7 @@ def ensure_bucket(client: S3Client, bucket: str) -> None:
         client.create_bucket(Bucket=bucket)
 
 
-class S3SegmentStore(SegmentStore):
+class S3SegmentStorage(SegmentStorage):
     """Segments as objects in one bucket (layout: :mod:`stratasync.storage.segments`)."""
 
     def __init__(

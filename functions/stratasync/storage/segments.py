@@ -44,7 +44,7 @@ class PresignedUrlRefusedError(StorageError):
     """A presigned URL was tampered with or has expired (raised by test doubles that check them)."""
 
 
-class SegmentStore(ABC):
+class SegmentStorage(ABC):
     """Immutable segment objects by key. Every method is safe to call from many threads."""
 
     @abstractmethod
