@@ -122,7 +122,7 @@ def test_pulls_interleaved_with_every_single_retirement(
 ) -> None:
     store_id = f"interleaved-retirements-{order}"
     plain = DynamoDBStorage(TABLE, make_client(moto_endpoint))
-    plain.page_items = 3  # several query pages per read, so deletes land between them
+    plain.table.page_items = 3  # several query pages per read, so deletes land between them
     log = fill(plain, store_id, 30, seed=11)
     reader_store = TieredEventLog(plain, moto_s3)
     cursors = [0, 2, 9, log[20][0], log[-3][0]]

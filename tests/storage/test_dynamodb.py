@@ -76,7 +76,7 @@ def test_empty_last_page_is_followed_until_the_end(wrapped: tuple[DynamoDBStorag
     store, wrapper = wrapped
     for parent in range(6):
         store.append("pages", make_batch(parent, 1))
-    store.page_items = 3
+    store.table.page_items = 3
 
     def real_dynamodb_paging(method: Any, **kwargs: Any) -> Any:
         page = method(**kwargs)
@@ -122,10 +122,33 @@ def test_persistent_throttling_ends_as_storage_unavailable(
         store.head("busy")
 
 
-def test_other_driver_errors_become_storage_errors(moto_endpoint: str) -> None:
+def test_other_driver_errors_become_storage_errors_with_the_request_id(moto_endpoint: str) -> None:
     store = DynamoDBStorage("no-such-table", make_client(moto_endpoint))
-    with pytest.raises(StorageError, match="ResourceNotFoundException"):
+    with pytest.raises(StorageError, match="ResourceNotFoundException") as failed:
         store.head("s")
+    assert failed.value.request_id
+    assert failed.value.request_id in str(failed.value)
+
+
+def test_any_5xx_is_retried_even_with_a_code_botocore_does_not_know(
+    wrapped: tuple[DynamoDBStorage, ClientWrapper],
+) -> None:
+    store, wrapper = wrapped
+    failures = {"left": 2}
+
+    def flaky(method: Any, **kwargs: Any) -> Any:
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            response: Any = {
+                "Error": {"Code": "SomethingNew", "Message": "try again"},
+                "ResponseMetadata": {"HTTPStatusCode": 503, "RequestId": "req-503"},
+            }
+            raise ClientError(response, "Query")
+        return method(**kwargs)
+
+    wrapper.hooks["query"] = flaky
+    assert store.head("five-oh-three") == 0
+    assert failures["left"] == 0
 
 
 def test_losing_writer_learns_the_winners_head_without_another_read(
