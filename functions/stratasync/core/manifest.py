@@ -15,8 +15,8 @@ from typing import Any
 from stratasync.auth import Action
 from stratasync.core.service import SyncService
 from stratasync.protocol.errors import ForbiddenError, InvalidRequestError, ProtocolError, UnauthorizedError
+from stratasync.protocol.segment_format import SEGMENT_FORMAT
 from stratasync.storage.base import StorageError
-from stratasync.storage.segments import SEGMENT_FORMAT
 from stratasync.storage.tiered import TieredEventLog
 
 logger = logging.getLogger(__name__)
