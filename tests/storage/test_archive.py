@@ -14,9 +14,9 @@ from stratasync.storage.memory import InMemorySegmentStorage, InMemoryStorage
 from stratasync.storage.s3 import S3SegmentStorage, ensure_bucket, make_s3_client
 from stratasync.storage.segments import SegmentStorage
 from stratasync.storage.tiered import TieredEventLog
+from stratasync.testing.archive import ArchiveConformance, Crash, Log, after, fill, pairs
+from stratasync.testing.event_log import make_batch
 from tests.conftest import TABLE
-from tests.storage.archive_conformance import ArchiveConformance, Crash, Log, after, fill, pairs
-from tests.storage.conformance import make_batch
 from tests.storage.test_dynamodb import ClientWrapper
 
 BUCKET = "stratasync-test-archive"

@@ -16,8 +16,8 @@ from stratasync.storage import (
     StorageUnavailableError,
 )
 from stratasync.storage.dynamodb import DynamoDBStorage, make_client
+from stratasync.testing.event_log import EventLogStorageConformance, make_batch
 from tests.conftest import TABLE
-from tests.storage.conformance import EventLogStorageConformance, make_batch
 
 
 class TestDynamoDBOnMoto(EventLogStorageConformance):

@@ -1,6 +1,6 @@
 from stratasync.storage import EventLogStorage
 from stratasync.storage.memory import InMemoryStorage
-from tests.storage.conformance import EventLogStorageConformance
+from stratasync.testing.event_log import EventLogStorageConformance
 
 _SHARED = InMemoryStorage()
 

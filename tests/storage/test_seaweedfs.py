@@ -18,9 +18,9 @@ from stratasync.storage.dynamodb import DynamoDBStorage, make_client
 from stratasync.storage.s3 import S3SegmentStorage, ensure_bucket, make_s3_client
 from stratasync.storage.segments import SegmentStorage, decode_segment
 from stratasync.storage.tiered import TieredEventLog
+from stratasync.testing.archive import ArchiveConformance, fill
+from stratasync.testing.segments import SegmentStorageConformance
 from tests.conftest import TABLE
-from tests.storage.archive_conformance import ArchiveConformance, fill
-from tests.storage.segment_conformance import SegmentStoreConformance
 from tests.storage.test_segments import fetch_over_http
 
 pytestmark = pytest.mark.seaweedfs
@@ -32,7 +32,7 @@ def s3_keys(endpoint: str, prefix: str) -> list[str]:
     return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
 
-class TestS3SegmentStorageOnSeaweedFS(SegmentStoreConformance):
+class TestS3SegmentStorageOnSeaweedFS(SegmentStorageConformance):
     @pytest.fixture(autouse=True)
     def _endpoint(self, seaweedfs_endpoint: str) -> None:
         self.endpoint = seaweedfs_endpoint

@@ -29,14 +29,14 @@ from stratasync.storage.segments import (
     encode_store_id,
     store_prefix,
 )
-from tests.storage.segment_conformance import SegmentStoreConformance, UrlRefusedError, body_of
+from stratasync.testing.segments import SegmentStorageConformance, UrlRefusedError, body_of
 from tests.storage.test_dynamodb import ClientWrapper
 
 BUCKET = "stratasync-test-archive"
 _MEMORY = InMemorySegmentStorage()
 
 
-class TestInMemorySegmentStorage(SegmentStoreConformance):
+class TestInMemorySegmentStorage(SegmentStorageConformance):
     def create_segment_store(self) -> SegmentStorage:
         return _MEMORY
 
@@ -55,7 +55,7 @@ def fetch_over_http(url: str) -> bytes:
     return response.content
 
 
-class TestS3SegmentStorageOnMoto(SegmentStoreConformance):
+class TestS3SegmentStorageOnMoto(SegmentStorageConformance):
     checks_presigned_urls = False  # moto serves presigned URLs but checks neither signature nor expiry
     verifies_upload_checksums = False  # nor x-amz-checksum-sha256
 

@@ -1,6 +1,6 @@
 """The one conformance suite of :class:`~stratasync.storage.segments.SegmentStorage`.
 
-Every adapter's test module subclasses :class:`SegmentStoreConformance`, implementing
+Every adapter's test module subclasses :class:`SegmentStorageConformance`, implementing
 :meth:`create_segment_store` and :meth:`fetch_url` (how a client outside would GET a presigned
 URL). ``checks_presigned_urls`` says whether the backing service checks signatures and expiry
 (moto does not; SeaweedFS and the in-memory fake do), ``verifies_upload_checksums`` whether it
@@ -30,7 +30,7 @@ def body_of(size: int) -> tuple[bytes, str]:
     return body, hashlib.sha256(body).hexdigest()
 
 
-class SegmentStoreConformance(ABC):
+class SegmentStorageConformance(ABC):
     checks_presigned_urls = True
     verifies_upload_checksums = True
 

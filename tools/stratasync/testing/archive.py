@@ -34,7 +34,7 @@ from stratasync.storage import (
 from stratasync.storage.memory import InMemoryStorage
 from stratasync.storage.segments import SegmentStorage, store_prefix
 from stratasync.storage.tiered import SegmentCache, TieredEventLog
-from tests.storage.conformance import make_batch
+from stratasync.testing.event_log import make_batch
 
 
 class Crash(BaseException):
