@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from stratasync.client import RetryPolicy, Store, TransportError
+from stratasync.client.rebase import MergeOutcome
 from stratasync.client.schema import Schema, Write
 from stratasync.client.todos import schema as todo_schema
 from stratasync.client.todos import todo_created
@@ -41,10 +42,17 @@ class NarratedStore(Store):
         super().commit(*events)
         print("end commit", flush=True)
 
-    def _apply_upstream(self, incoming: Any, created_at: Any, encoded: Any = None) -> None:
-        print(f"begin merge {len(incoming)}", flush=True)
-        super()._apply_upstream(incoming, created_at, encoded)
-        print("end merge", flush=True)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        apply_pulled = self._rebaser.apply_pulled
+
+        def narrated(incoming: Any, created_at: Any, encoded: Any = None) -> MergeOutcome:
+            print(f"begin merge {len(incoming)}", flush=True)
+            outcome = apply_pulled(incoming, created_at, encoded)
+            print("end merge", flush=True)
+            return outcome
+
+        self._rebaser.apply_pulled = narrated  # type: ignore[method-assign]
 
 
 def main() -> None:
@@ -68,7 +76,8 @@ def main() -> None:
         )
         number += 5
         with contextlib.suppress(TransportError):
-            store._sync_round()
+            assert store._sync is not None
+            store._sync.round()
 
 
 if __name__ == "__main__":

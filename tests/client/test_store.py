@@ -22,7 +22,7 @@ from stratasync.client.todos import (
 from stratasync.core import SyncService
 from stratasync.storage import EventBatch
 from stratasync.storage.memory import InMemoryEventStore
-from tests.client.fakes import InProcessTransport
+from tests.client.fakes import InProcessTransport, engine
 
 FAST = RetryPolicy(initial_seconds=0.001, max_seconds=0.01)
 
@@ -175,10 +175,10 @@ def test_lost_push_response_is_recovered_without_duplicates(service: SyncService
         alice.sync()
         transport.lose_next_response = False
         alice.commit(todo_created(id="c", text="cheese"))
-        alice._pull_until_current()
+        engine(alice).pull_until_current()
         transport.lose_next_response = True
         with pytest.raises(Exception, match="lost"):
-            alice._push_pending()  # the backend committed, the client never heard
+            engine(alice).push_pending()  # the backend committed, the client never heard
         alice.sync()
         assert [e.seq_num for e in alice.events()] == [1, 2, 3]
         assert alice.pending_events() == []
@@ -249,7 +249,7 @@ def test_refusals_stop_syncing_at_once_instead_of_retrying() -> None:
         assert transport.requests == 1  # refused once, not retried for 30 s
         store.last_sync_error = None
         store.start_sync()  # the background thread stops by itself on a refusal
-        thread = store._thread
+        thread = engine(store)._thread
         assert thread is not None
         thread.join(timeout=10)
         assert not thread.is_alive()

@@ -3,7 +3,26 @@
 from stratasync.client import Schema, Table, Store, synced_event, sql
 """
 
-from stratasync.client.localdb import LoggedEvent
+from stratasync.client.errors import (
+    BackendIdMismatchError,
+    BackendResetError,
+    BackendUnavailableError,
+    ForbiddenError,
+    InvalidRequestError,
+    MaterializerError,
+    ProtocolError,
+    PushRefusedError,
+    SegmentChecksumError,
+    ServerAheadError,
+    StratasyncError,
+    SyncError,
+    TransportError,
+    UnauthorizedError,
+    UnknownError,
+    UnknownEventError,
+)
+from stratasync.client.events import LoggedEvent
+from stratasync.client.rebase import BackendReset, BackendResetPolicy, UnknownEventPolicy
 from stratasync.client.schema import (
     Event,
     EventDef,
@@ -14,41 +33,43 @@ from stratasync.client.schema import (
     sql,
     synced_event,
 )
-from stratasync.client.store import (
-    MAX_SEQ_NUM,
-    BackendReset,
-    BackendResetError,
-    MaterializerError,
-    PushRefusedError,
-    RetryPolicy,
-    Store,
-    Subscription,
-    SyncError,
-    UnknownEventError,
-    open_store,
-)
-from stratasync.client.transport import PullPage, SyncHttpTransport, SyncTransport, TransportError
+from stratasync.client.store import MAX_SEQ_NUM, Store, open_store
+from stratasync.client.subscriptions import Subscription
+from stratasync.client.sync import RetryPolicy
+from stratasync.client.transport import PullPage, SyncHttpTransport, SyncTransport
 
 __all__ = [
     "MAX_SEQ_NUM",
+    "BackendIdMismatchError",
     "BackendReset",
     "BackendResetError",
+    "BackendResetPolicy",
+    "BackendUnavailableError",
     "Event",
     "EventDef",
+    "ForbiddenError",
+    "InvalidRequestError",
     "LoggedEvent",
     "MaterializerError",
+    "ProtocolError",
     "PullPage",
     "PushRefusedError",
     "RetryPolicy",
     "Schema",
+    "SegmentChecksumError",
+    "ServerAheadError",
     "Store",
+    "StratasyncError",
     "Subscription",
     "SyncError",
     "SyncHttpTransport",
     "SyncTransport",
     "Table",
     "TransportError",
+    "UnauthorizedError",
+    "UnknownError",
     "UnknownEventError",
+    "UnknownEventPolicy",
     "Write",
     "client_only_event",
     "open_store",
