@@ -76,8 +76,10 @@ def test_failed_materializer_commits_nothing(service: SyncService) -> None:
 
 def test_event_args_use_wire_aliases(service: SyncService) -> None:
     with make_store(service) as store:
-        store.commit(todo_created(id="a", text="x"), todo_deleted(id="a", deletedAt="2026-01-01"))
-        assert store.pending_events()[1].args == {"id": "a", "deletedAt": "2026-01-01"}
+        store.commit(
+            todo_created(id="a", text="x"), todo_deleted(id="a", deletedAt="2026-01-01T10:00:00+02:00")
+        )
+        assert store.pending_events()[1].args == {"id": "a", "deletedAt": "2026-01-01T08:00:00.000Z"}
 
 
 def test_client_only_events_are_never_pushed(service: SyncService) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from stratasync.client import MaterializerError, PushRefusedError, RetryPolicy, Store, Write, sql
+from stratasync.client import MaterializerError, PushRefusedError, RetryPolicy, Store, sql
 from stratasync.client.schema import Schema
 from stratasync.client.todos import schema, todo_completed, todo_created
 from stratasync.core import SyncService
@@ -126,17 +126,14 @@ def test_background_sync_stops_on_a_materializer_error_and_reports_it_from_its_t
 
 def fragile_schema() -> Schema:
     """The todo schema, except that this app version's materializer breaks on some todos."""
-    fragile = Schema(events=schema.events, tables=schema.tables)
-    fragile.materializers.update(schema.materializers)
     created = schema.materializers["v1.TodoCreated"]
 
-    def refuse_poison(args: Any) -> list[Write]:
+    def refuse_poison(args: Any) -> Any:
         if args.text == "poison":
-            return [sql("INSERT INTO no_such_table VALUES (?)", args.id)]
-        return list(created(args))
+            return sql("INSERT INTO no_such_table VALUES (?)", args.id)
+        return created(args)
 
-    fragile.materializers["v1.TodoCreated"] = refuse_poison
-    return fragile
+    return schema.extend(materializers={todo_created: refuse_poison})
 
 
 def test_an_upstream_event_whose_materializer_fails_stops_with_the_same_error(service: SyncService) -> None:

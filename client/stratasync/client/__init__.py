@@ -1,8 +1,11 @@
 """The stratasync Python client: a local-first store that syncs with any sync-cf backend.
 
-from stratasync.client import Schema, Table, Store, synced_event, sql
+from stratasync.client import EventArgs, Schema, Store, Table, col, synced_event
+
+Every public name is documented in docs/python-client.md.
 """
 
+from stratasync.client import columns as col
 from stratasync.client.errors import (
     BackendIdMismatchError,
     BackendResetError,
@@ -22,19 +25,21 @@ from stratasync.client.errors import (
     UnknownEventError,
 )
 from stratasync.client.events import LoggedEvent
+from stratasync.client.isodate import IsoDateTime
+from stratasync.client.localdb import Row
+from stratasync.client.query import Delete, Insert, Query, Sql, Table, Update, Write, sql
 from stratasync.client.rebase import BackendReset, BackendResetPolicy, UnknownEventPolicy
 from stratasync.client.schema import (
     Event,
+    EventArgs,
     EventDef,
+    Materializer,
     Schema,
-    Table,
-    Write,
     client_only_event,
-    sql,
     synced_event,
 )
-from stratasync.client.store import MAX_SEQ_NUM, Store, open_store
-from stratasync.client.subscriptions import Subscription
+from stratasync.client.store import MAX_SEQ_NUM, QueryLike, Store, StoreStatus, open_store
+from stratasync.client.subscriptions import Deliver, Inbox, Subscription
 from stratasync.client.sync import RetryPolicy
 from stratasync.client.transport import PullPage, SyncHttpTransport, SyncTransport
 
@@ -45,20 +50,32 @@ __all__ = [
     "BackendResetError",
     "BackendResetPolicy",
     "BackendUnavailableError",
+    "Delete",
+    "Deliver",
     "Event",
+    "EventArgs",
     "EventDef",
     "ForbiddenError",
+    "Inbox",
+    "Insert",
     "InvalidRequestError",
+    "IsoDateTime",
     "LoggedEvent",
+    "Materializer",
     "MaterializerError",
     "ProtocolError",
     "PullPage",
     "PushRefusedError",
+    "Query",
+    "QueryLike",
     "RetryPolicy",
+    "Row",
     "Schema",
     "SegmentChecksumError",
     "ServerAheadError",
+    "Sql",
     "Store",
+    "StoreStatus",
     "StratasyncError",
     "Subscription",
     "SyncError",
@@ -70,8 +87,10 @@ __all__ = [
     "UnknownError",
     "UnknownEventError",
     "UnknownEventPolicy",
+    "Update",
     "Write",
     "client_only_event",
+    "col",
     "open_store",
     "sql",
     "synced_event",

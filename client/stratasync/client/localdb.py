@@ -68,6 +68,14 @@ def bindable_params(params: Sequence[Any]) -> tuple[Any, ...]:
     return tuple(bindable(value) for value in params)
 
 
+class Row(sqlite3.Row):
+    """A row of a raw SQL query: by index (``row[0]``), by column (``row["text"]``), ``dict(row)``,
+    and printed readably: ``Row(id='a', text='milk')``."""
+
+    def __repr__(self) -> str:
+        return "Row(" + ", ".join(f"{key}={self[key]!r}" for key in self.keys()) + ")"
+
+
 class LocalDatabase:
     """One SQLite connection, guarded by a re-entrant lock (the store's database lock)."""
 
@@ -76,7 +84,7 @@ class LocalDatabase:
         self.schema = schema
         self.lock = threading.RLock()
         self.conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self.conn.row_factory = sqlite3.Row
+        self.conn.row_factory = Row
         if path != ":memory:":
             self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute(f"PRAGMA synchronous={synchronous}")
@@ -204,6 +212,16 @@ class LocalDatabase:
     def roll_back_after(self, seq: int) -> None:
         """Undo the effects of every event with seq > ``seq``, newest first."""
         self.changed_tables.update(self.undo.roll_back_after(seq))
+
+    def rebuild_state_tables(self) -> None:
+        """Drop and create every state table of the schema, empty (inside a transaction)."""
+        self.undo.record_as(None)
+        for table in self.schema.tables:
+            self.conn.execute(f"DROP TABLE IF EXISTS {quote(table.name)}")
+            self.changed_tables.add(table.name)
+        self._create_state_tables(self.schema.tables)
+        self.undo.install_triggers(table.name for table in self.schema.tables)
+        self.undo.clear()
 
     def reset_state(self) -> None:
         """Empty every state table, the eventlog and the undo log (inside a transaction).
@@ -382,4 +400,4 @@ class LocalDatabase:
             ]
 
 
-__all__ = ["LocalDatabase", "LoggedEvent", "bindable", "bindable_params"]
+__all__ = ["LocalDatabase", "LoggedEvent", "Row", "bindable", "bindable_params"]

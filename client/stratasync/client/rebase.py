@@ -270,6 +270,28 @@ class Rebaser:
             except Exception as error:
                 logger.warning("client-only event %r could not be materialized again: %s", name, error)
 
+    def rematerialize(self) -> None:
+        """Rebuild every table from the eventlog (the schema's tables changed), in one transaction.
+
+        Confirmed events are applied without undo rows, pending ones with theirs, then the
+        client-only events; a materializer that fails raises :class:`MaterializerError` and
+        leaves the file as it was.
+        """
+        db = self.db
+        with db.transaction():
+            db.rebuild_state_tables()
+            upstream = db.upstream_head()
+            for event in db.events():
+                self.materialize(
+                    event.encoded(),
+                    event.seq_num if event.pending and event.seq_num > upstream else None,
+                    logged=event,
+                    context="rebuilding the tables from the eventlog",
+                )
+            self._replay_client_events()
+            db.set_meta("tables_fingerprint", self.schema.tables_fingerprint)
+        self.changed()
+
     def discard_pending(self, seq_num: int) -> LoggedEvent:
         """Drop one pending event for good (see :meth:`Store.discard_pending`); returns it."""
         db = self.db

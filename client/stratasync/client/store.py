@@ -8,11 +8,15 @@ top when upstream moved on (:mod:`stratasync.client.rebase`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
+import re
 import secrets
 import string
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
@@ -22,9 +26,10 @@ from stratasync.client.bootstrap import BootstrapProgress, bootstrap
 from stratasync.client.errors import SyncError
 from stratasync.client.events import LoggedEvent
 from stratasync.client.localdb import LocalDatabase
+from stratasync.client.query import Query, Sql, Table
 from stratasync.client.rebase import BackendResetPolicy, Rebaser, UnknownEventPolicy
 from stratasync.client.schema import Event, Schema
-from stratasync.client.subscriptions import Subscription, Subscriptions
+from stratasync.client.subscriptions import Deliver, Subscription, Subscriptions
 from stratasync.client.sync import RetryPolicy, SyncEngine
 from stratasync.client.transport import SyncHttpTransport, SyncTransport
 
@@ -35,6 +40,28 @@ M = TypeVar("M", bound=BaseModel)
 _ID_ALPHABET = string.ascii_letters + string.digits
 #: The largest seqNum a JS client can hold exactly (``Number.MAX_SAFE_INTEGER``).
 MAX_SEQ_NUM = 2**53 - 1
+#: The store ids LiveStore can open (its ``storeId`` rule).
+STORE_ID = re.compile(r"[A-Za-z0-9_-]+")
+
+QueryLike = Query | Table | Sql | str
+"""What :meth:`Store.query` and :meth:`Store.subscribe` take: a table's query, a table (all its
+rows), raw SQL as ``sql(statement, *params)``, or an SQL string (with ``params=``)."""
+
+
+@dataclass(frozen=True)
+class StoreStatus:
+    """Where a store stands (:attr:`Store.status`)."""
+
+    store_id: str
+    client_id: str
+    backend_id: str | None
+    upstream_head: int
+    local_head: int
+    pending: int
+    rebase_generation: int
+    syncing: bool
+    last_error: Exception | None
+    closed: bool
 
 
 def _random_id(length: int = 6) -> str:
@@ -81,13 +108,19 @@ class Store:
         unknown_events: UnknownEventPolicy = "warn",
         on_backend_reset: BackendResetPolicy = "reset",
         on_sync_error: Callable[[Exception], None] | None = None,
+        on_shutdown: Callable[[StoreStatus], None] | None = None,
         poll_interval: float = 5.0,
         retry: RetryPolicy | None = None,
         session_id: str | None = None,
         synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL",
     ) -> None:
+        if not STORE_ID.fullmatch(store_id):
+            raise ValueError(
+                f"store id {store_id!r}: LiveStore opens only ids of letters, digits, '_' and '-'"
+            )
         self.schema = schema
         self.store_id = store_id
+        self._closed = False
         self._db = LocalDatabase(path, schema, synchronous=synchronous)
         with self._db.transaction():
             stored_store = self._db.meta("store_id")
@@ -116,6 +149,8 @@ class Store:
         #: thread). Errors that are retried (network, ``UnknownError``) only set
         #: :attr:`last_sync_error`.
         self.on_sync_error = on_sync_error
+        #: Called once, with the final :attr:`status`, when :meth:`close` has closed the store.
+        self.on_shutdown = on_shutdown
         self._on_backend_reset = on_backend_reset
         self._last_error: Exception | None = None
         self._sync: SyncEngine | None = None
@@ -130,15 +165,32 @@ class Store:
                 name=f"stratasync-{store_id}",
                 label=f"store {store_id!r}",
             )
+        if self._db.meta("tables_fingerprint") != schema.tables_fingerprint:
+            self._rebaser.rematerialize()  # new or changed tables: rebuild them from the eventlog
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop syncing and close the database."""
+        """Stop syncing and close the database; then call ``on_shutdown``. Closing twice does nothing."""
+        if self._closed:
+            return
         self.stop_sync()
+        final = self.status
+        self._closed = True
+        self._subscriptions.clear()
         if self._transport is not None:
             self._transport.close()
         self._db.close()
+        if self.on_shutdown is not None:
+            try:
+                self.on_shutdown(StoreStatus(**{**final.__dict__, "syncing": False, "closed": True}))
+            except Exception:
+                logger.exception("on_shutdown callback failed")
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran."""
+        return self._closed
 
     def __enter__(self) -> Store:
         return self
@@ -199,6 +251,25 @@ class Store:
             self._sync.last_error = error
         self._last_error = error
 
+    @property
+    def status(self) -> StoreStatus:
+        """Heads, pending count, whether the background sync runs, and the last sync error."""
+        if self._closed:
+            raise ValueError("the store is closed")
+        with self._db.lock:
+            return StoreStatus(
+                store_id=self.store_id,
+                client_id=self.client_id,
+                backend_id=self.backend_id,
+                upstream_head=self.upstream_head,
+                local_head=self.local_head,
+                pending=self._db.pending_count(),
+                rebase_generation=self.rebase_generation,
+                syncing=self._sync is not None and self._sync.running,
+                last_error=self.last_sync_error,
+                closed=False,
+            )
+
     def pending_events(self) -> list[LoggedEvent]:
         """Events committed here that the backend has not confirmed yet, in order."""
         return self._db.pending_events()
@@ -249,34 +320,103 @@ class Store:
         if self._sync is not None:
             self._sync.wake()
 
-    def query(self, statement: str, params: Sequence[Any] = (), *, model: type[M] | None = None) -> list[Any]:
-        """Run a read query; rows as ``sqlite3.Row`` or, with ``model``, as pydantic models.
-
-        A str parameter with lone surrogates is bound as tables store it (U+FFFD in their place).
-        """
-        rows = self._db.query(statement, params)
+    def _compile(
+        self,
+        query: QueryLike,
+        params: Sequence[Any],
+        legacy: tuple[Any, ...],
+        model: type[M] | None,
+        method: str,
+    ) -> tuple[str, tuple[Any, ...], Callable[[list[Any]], Any]]:
+        """(statement, parameters, decode rows into the result) of anything :meth:`query` takes."""
+        if legacy:
+            if len(legacy) > 1 or params:
+                raise TypeError(f"{method}() takes the query's parameters once, as params=...")
+            warnings.warn(f"pass {method}()'s parameters as params=...", DeprecationWarning, stacklevel=3)
+            params = legacy[0]
+        if isinstance(query, Table):
+            query = query.query()
+        if isinstance(query, Query):
+            if params:
+                raise TypeError("a table query carries its own parameters")
+            statement, bound = query.to_sql()
+            decode_typed = query.decode
+            if model is None:
+                return statement, bound, decode_typed
+            return statement, bound, lambda rows: _as_models(decode_typed(rows), model)
+        if isinstance(query, Sql):
+            if params:
+                raise TypeError("sql(...) carries its own parameters")
+            statement, bound = query.statement, tuple(query.params)
+        elif isinstance(query, str):
+            statement, bound = query, tuple(params)
+        else:
+            raise TypeError(f"{method}() takes a table, a table query, sql(...) or a str, not {query!r}")
         if model is None:
-            return rows
-        return [model.model_validate(dict(row)) for row in rows]
+            return statement, bound, lambda rows: rows
+        return statement, bound, lambda rows: [model.model_validate(dict(row)) for row in rows]
+
+    def query(
+        self, query: QueryLike, *legacy: Any, params: Sequence[Any] = (), model: type[M] | None = None
+    ) -> Any:
+        """Run a read query and return its result.
+
+        * a table query (``todos.where(completed=False).order_by("text")``) or a table: a list of
+          the table's typed rows (``todos.Row``); ``.first()``: one row or None; ``.count()``: an int;
+        * ``sql("SELECT ...", *params)`` or an SQL string with ``params=``: a list of :class:`Row`
+          (index, column name, ``dict(row)``).
+
+        With ``model=``, rows are validated into that pydantic model instead. A str parameter
+        with lone surrogates is bound as tables store it (U+FFFD in their place).
+        """
+        statement, bound, decode = self._compile(query, params, legacy, model, "query")
+        return decode(self._db.query(statement, bound))
 
     def subscribe(
         self,
-        statement: str,
-        callback: Callable[[list[Any]], None],
+        query: QueryLike,
+        callback: Callable[[Any], None],
+        *legacy: Any,
         params: Sequence[Any] = (),
-        *,
         model: type[BaseModel] | None = None,
+        deliver: Deliver = None,
     ) -> Subscription:
-        """Call ``callback`` with the query's rows now and after each change to a table it reads."""
+        """Call ``callback(result)`` with the query's result now and whenever it changes.
+
+        It takes what :meth:`query` takes. The query runs again after each transaction that
+        changed a table it reads, and the callback only runs when the result differs from the
+        last one. Callbacks run in the thread that made the change unless ``deliver`` says
+        otherwise (an asyncio loop, an :class:`Inbox`, or a ``schedule(function)`` callable;
+        see :mod:`stratasync.client.subscriptions`).
+        """
+        statement, bound, decode = self._compile(query, params, legacy, model, "subscribe")
         subscription = Subscription(
             self._subscriptions,
             statement,
-            params,
+            bound,
+            lambda: decode(self._db.query(statement, bound)),
             callback,
-            lambda: self.query(statement, params, model=model),
+            deliver,
         )
         self._subscriptions.add(subscription)
         return subscription
+
+    async def watch(
+        self, query: QueryLike, *, params: Sequence[Any] = (), model: type[BaseModel] | None = None
+    ) -> AsyncIterator[Any]:
+        """The query's result now and after each change, in the running asyncio loop::
+
+        async for todos in store.watch(todos_table.where(completed=False)): ...
+        """
+        results: asyncio.Queue[Any] = asyncio.Queue()
+        subscription = self.subscribe(
+            query, results.put_nowait, params=params, model=model, deliver=asyncio.get_running_loop()
+        )
+        try:
+            while True:
+                yield await results.get()
+        finally:
+            subscription.unsubscribe()
 
     def discard_pending(self, seq_num: int) -> LoggedEvent:
         """Drop one pending event (committed here, never confirmed) for good; returns it.
@@ -346,6 +486,14 @@ class Store:
         """Stop the background sync thread (pending events stay pending)."""
         if self._sync is not None:
             self._sync.stop(timeout)
+
+
+def _as_models(result: Any, model: type[M]) -> Any:
+    if result is None or isinstance(result, int):
+        return result
+    if isinstance(result, BaseModel):
+        return model.model_validate(result.model_dump())
+    return [model.model_validate(row.model_dump()) for row in result]
 
 
 def open_store(schema: Schema, store_id: str, path: str = ":memory:", **options: Any) -> Store:

@@ -65,6 +65,10 @@ class UndoLog:
         """Create the session's context table and the triggers on ``tables`` (once per connection)."""
         self._conn.execute("CREATE TEMP TABLE IF NOT EXISTS __ss_ctx (seq INTEGER)")
         self._conn.execute("INSERT INTO temp.__ss_ctx (seq) VALUES (NULL)")
+        self.install_triggers(tables)
+
+    def install_triggers(self, tables: Iterable[str]) -> None:
+        """The triggers on ``tables`` (again after a table was dropped and created anew)."""
         for table in tables:
             columns = [row[1] for row in self._conn.execute(f"PRAGMA table_info({quote(table)})")]
             for trigger in undo_triggers(table, columns):
