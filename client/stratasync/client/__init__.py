@@ -27,7 +27,7 @@ from stratasync.client.errors import (
 from stratasync.client.events import LoggedEvent
 from stratasync.client.isodate import IsoDateTime
 from stratasync.client.localdb import Row
-from stratasync.client.query import Delete, Insert, Query, Sql, Table, Update, Write, sql
+from stratasync.client.query import Delete, Insert, Query, Sql, Table, TableRow, Update, Write, sql
 from stratasync.client.rebase import BackendReset, BackendResetPolicy, UnknownEventPolicy
 from stratasync.client.schema import (
     Event,
@@ -82,6 +82,7 @@ __all__ = [
     "SyncHttpTransport",
     "SyncTransport",
     "Table",
+    "TableRow",
     "TransportError",
     "UnauthorizedError",
     "UnknownError",

@@ -46,6 +46,15 @@ def sql(statement: str, *params: Any) -> Sql:
     return Sql(statement, params)
 
 
+class TableRow(BaseModel):
+    """The base of the row models tables derive: frozen, and printed with their class name."""
+
+    model_config = ConfigDict(frozen=True)
+
+    def __str__(self) -> str:
+        return repr(self)
+
+
 def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -102,7 +111,7 @@ class Table:
         self._derived = row_model is None
         self._row = row_model or create_model(  # type: ignore[call-overload]
             row_name or _camel(name) + "Row",
-            __config__=ConfigDict(frozen=True),
+            __base__=TableRow,
             **{
                 column_name: (column.python_type | None if column.nullable else column.python_type, ...)
                 for column_name, column in self.columns.items()
@@ -385,6 +394,7 @@ __all__ = [
     "Query",
     "Sql",
     "Table",
+    "TableRow",
     "Update",
     "Write",
     "WriteLike",
