@@ -183,8 +183,8 @@ def test_subscriptions_fire_only_when_the_result_changed() -> None:
         seen: list[list[Any]] = []
         store.subscribe(todos.where(completed=False).order_by("text"), seen.append)
         store.commit(todo_created(id="a", text="milk"))
-        store.commit(todo_completed(id="a"))  # the table changed, the open todos did not... they did
-        store.commit(todo_deleted(id="a", deleted_at="2026-01-01T00:00:00Z"))  # not an open-todos change
+        store.commit(todo_completed(id="a"))  # no open todo left: a change
+        store.commit(todo_deleted(id="a", deleted_at="2026-01-01T00:00:00Z"))  # the table changed, the result not
         assert [[t.text for t in rows] for rows in seen] == [[], ["milk"], []]
         counts: list[int] = []
         store.subscribe(todos.count(), counts.append)
