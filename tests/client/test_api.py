@@ -184,7 +184,9 @@ def test_subscriptions_fire_only_when_the_result_changed() -> None:
         store.subscribe(todos.where(completed=False).order_by("text"), seen.append)
         store.commit(todo_created(id="a", text="milk"))
         store.commit(todo_completed(id="a"))  # no open todo left: a change
-        store.commit(todo_deleted(id="a", deleted_at="2026-01-01T00:00:00Z"))  # the table changed, the result not
+        store.commit(
+            todo_deleted(id="a", deleted_at="2026-01-01T00:00:00Z")
+        )  # the table changed, the result not
         assert [[t.text for t in rows] for rows in seen] == [[], ["milk"], []]
         counts: list[int] = []
         store.subscribe(todos.count(), counts.append)
