@@ -27,7 +27,7 @@ from stratasync.client.errors import (
 from stratasync.client.events import LoggedEvent
 from stratasync.client.isodate import IsoDateTime
 from stratasync.client.localdb import Row
-from stratasync.client.query import Delete, Insert, Query, Sql, Table, TableRow, Update, Write, sql
+from stratasync.client.query import Query, QueryLike, Sql, Table, TableRow, Write, sql
 from stratasync.client.rebase import BackendReset, BackendResetPolicy, UnknownEventPolicy
 from stratasync.client.schema import (
     Event,
@@ -38,10 +38,11 @@ from stratasync.client.schema import (
     client_only_event,
     synced_event,
 )
-from stratasync.client.store import MAX_SEQ_NUM, QueryLike, Store, StoreStatus, open_store
+from stratasync.client.store import MAX_SEQ_NUM, Store, StoreStatus, open_store
 from stratasync.client.subscriptions import Deliver, Inbox, Subscription
 from stratasync.client.sync import RetryPolicy
 from stratasync.client.transport import PullPage, SyncHttpTransport, SyncTransport
+from stratasync.client.writes import Delete, Insert, Update
 
 __all__ = [
     "MAX_SEQ_NUM",

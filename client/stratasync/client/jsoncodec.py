@@ -10,6 +10,7 @@ Neither path checks strictness (NaN, Infinity): :meth:`Store.commit` refuses tho
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -64,4 +65,29 @@ dumps.__doc__ = "Compact JSON text of ``value``; lone surrogates as ``\\uXXXX`` 
 loads = _orjson_loads if USING_ORJSON else _stdlib_loads
 loads.__doc__ = "The value of JSON text (str or UTF-8 bytes); raises ValueError for text that is not JSON."
 
-__all__ = ["USING_ORJSON", "dumps", "loads"]
+
+def check_strict(value: Any, path: str = "args") -> None:
+    """Raise ValueError for what strict JSON cannot carry (NaN, ±Infinity, integers beyond a double)."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{path} is {value!r}, which JSON cannot carry")
+    elif isinstance(value, int):
+        try:
+            float(value)
+        except OverflowError:
+            raise ValueError(f"{path} is an integer too large for JSON readers (Infinity)") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{path} has a key {key!r} that is not a string")
+            check_strict(item, f"{path}.{key}")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            check_strict(item, f"{path}[{index}]")
+    else:
+        raise ValueError(f"{path} is a {type(value).__name__}, which is not JSON")
+
+
+__all__ = ["USING_ORJSON", "check_strict", "dumps", "loads"]

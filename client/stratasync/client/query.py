@@ -18,14 +18,19 @@ and are always bound as parameters, never spliced into the SQL. Raw SQL stays av
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal, NamedTuple
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, create_model
 
 from stratasync.client.columns import Column
 
+if TYPE_CHECKING:
+    from stratasync.client.writes import Delete, Insert, Update
+
+M = TypeVar("M", bound=BaseModel)
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _OPERATORS = {"=", "!=", "<", "<=", ">", ">=", "LIKE", "NOT LIKE", "GLOB", "IN", "NOT IN", "IS", "IS NOT"}
 
@@ -174,6 +179,8 @@ class Table:
     # -- writes (for materializers) -----------------------------------------------------------
 
     def insert(self, **values: Any) -> Insert:
+        from stratasync.client.writes import Insert
+
         """``INSERT`` one row; columns left out take their defaults (``NOT NULL`` ones must be given)."""
         for name, column in self.columns.items():
             if name not in values and not (column.nullable or column.has_default):
@@ -181,12 +188,16 @@ class Table:
         return Insert(self, self._stored(values))
 
     def update(self, **values: Any) -> Update:
+        from stratasync.client.writes import Update
+
         """``UPDATE`` the given columns (of every row, unless narrowed with ``.where(...)``)."""
         if not values:
             raise ValueError(f"update of {self.name}: no columns to set")
         return Update(self, self._stored(values))
 
     def delete(self) -> Delete:
+        from stratasync.client.writes import Delete
+
         """``DELETE`` rows (every row, unless narrowed with ``.where(...)``)."""
         return Delete(self)
 
@@ -223,7 +234,7 @@ class Table:
         return tuple(checked)
 
 
-def _where_sql(terms: Iterable[tuple[str, str, Any]]) -> tuple[str, list[Any]]:
+def where_sql(terms: Iterable[tuple[str, str, Any]]) -> tuple[str, list[Any]]:
     parts: list[str] = []
     params: list[Any] = []
     for name, operator, value in terms:
@@ -274,7 +285,7 @@ class Query:
         return replace(self, mode="count")
 
     def to_sql(self) -> Sql:
-        where, params = _where_sql(self.terms)
+        where, params = where_sql(self.terms)
         what = "COUNT(*)" if self.mode == "count" else ", ".join(quote(name) for name in self.table.columns)
         statement = f"SELECT {what} FROM {quote(self.table.name)}{where}"
         if self.order and self.mode != "count":
@@ -297,107 +308,62 @@ class Query:
         return loaded
 
 
-@dataclass(frozen=True)
-class Insert:
-    """``INSERT`` of one row; ``.on_conflict(column, "ignore" | "replace" | "update", **values)``."""
-
-    table: Table
-    values: tuple[tuple[str, Any], ...]
-    conflict: tuple[str, str, tuple[tuple[str, Any], ...]] | None = None
-
-    def on_conflict(
-        self, column: str, action: Literal["ignore", "replace", "update"], **values: Any
-    ) -> Insert:
-        """What to do when a row with the same ``column`` (a primary key or unique) exists."""
-        self.table.column(column)
-        if action not in ("ignore", "replace", "update"):
-            raise ValueError(f"on_conflict action is 'ignore', 'replace' or 'update', not {action!r}")
-        if (action == "update") != bool(values):
-            raise ValueError("on_conflict(..., 'update', column=value, ...) and only it takes values")
-        return replace(self, conflict=(column, action, self.table._stored(values)))
-
-    def to_sql(self) -> Sql:
-        names = [name for name, _ in self.values]
-        params = [value for _, value in self.values]
-        statement = (
-            f"INSERT INTO {quote(self.table.name)} ({', '.join(map(quote, names))})"
-            f" VALUES ({', '.join('?' * len(names))})"
-        )
-        if self.conflict is not None:
-            column, action, updates = self.conflict
-            statement += f" ON CONFLICT ({quote(column)}) DO "
-            if action == "ignore":
-                statement += "NOTHING"
-            elif action == "replace":
-                statement += "UPDATE SET " + ", ".join(f"{quote(n)} = excluded.{quote(n)}" for n in names)
-            else:
-                statement += "UPDATE SET " + ", ".join(f"{quote(n)} = ?" for n, _ in updates)
-                params.extend(value for _, value in updates)
-        return Sql(statement, tuple(params))
+QueryLike = Query | Table | Sql | str
+"""What :meth:`Store.query` and :meth:`Store.subscribe` take: a table's query, a table (all its
+rows), raw SQL as ``sql(statement, *params)``, or an SQL string (with ``params=``)."""
 
 
-@dataclass(frozen=True)
-class Update:
-    """``UPDATE`` of some columns; narrow it with ``.where(...)`` (as :meth:`Query.where`)."""
-
-    table: Table
-    values: tuple[tuple[str, Any], ...]
-    terms: tuple[tuple[str, str, Any], ...] = field(default=())
-
-    def where(self, *condition: Any, **equal: Any) -> Update:
-        return replace(self, terms=self.terms + self.table._condition(condition, equal))
-
-    def to_sql(self) -> Sql:
-        where, params = _where_sql(self.terms)
-        assignments = ", ".join(f"{quote(name)} = ?" for name, _ in self.values)
-        return Sql(
-            f"UPDATE {quote(self.table.name)} SET {assignments}{where}",
-            tuple([value for _, value in self.values] + params),
-        )
-
-
-@dataclass(frozen=True)
-class Delete:
-    """``DELETE`` of rows; narrow it with ``.where(...)`` (as :meth:`Query.where`)."""
-
-    table: Table
-    terms: tuple[tuple[str, str, Any], ...] = field(default=())
-
-    def where(self, *condition: Any, **equal: Any) -> Delete:
-        return replace(self, terms=self.terms + self.table._condition(condition, equal))
-
-    def to_sql(self) -> Sql:
-        where, params = _where_sql(self.terms)
-        return Sql(f"DELETE FROM {quote(self.table.name)}{where}", tuple(params))
-
-
-WriteLike = Sql | Insert | Update | Delete
-"""What a materializer may return: one of these, a list of them, or None (no change)."""
+def compile_query(
+    query: QueryLike,
+    params: Sequence[Any],
+    legacy: tuple[Any, ...],
+    model: type[M] | None,
+    method: str,
+) -> tuple[str, tuple[Any, ...], Callable[[list[Any]], Any]]:
+    """(statement, parameters, decode rows into the result) of anything ``Store.query`` takes."""
+    if legacy:
+        if len(legacy) > 1 or params:
+            raise TypeError(f"{method}() takes the query's parameters once, as params=...")
+        warnings.warn(f"pass {method}()'s parameters as params=...", DeprecationWarning, stacklevel=3)
+        params = legacy[0]
+    if isinstance(query, Table):
+        query = query.query()
+    if isinstance(query, Query):
+        if params:
+            raise TypeError("a table query carries its own parameters")
+        statement, bound = query.to_sql()
+        decode_typed = query.decode
+        if model is None:
+            return statement, bound, decode_typed
+        return statement, bound, lambda rows: _as_models(decode_typed(rows), model)
+    if isinstance(query, Sql):
+        if params:
+            raise TypeError("sql(...) carries its own parameters")
+        statement, bound = query.statement, tuple(query.params)
+    elif isinstance(query, str):
+        statement, bound = query, tuple(params)
+    else:
+        raise TypeError(f"{method}() takes a table, a table query, sql(...) or a str, not {query!r}")
+    if model is None:
+        return statement, bound, lambda rows: rows
+    return statement, bound, lambda rows: [model.model_validate(dict(row)) for row in rows]
 
 
-def compile_writes(result: Any) -> list[Sql]:
-    """A materializer's result as a list of :class:`Sql` statements."""
-    if result is None:
-        return []
-    if isinstance(result, Sql):
-        return [result]
-    if isinstance(result, Insert | Update | Delete):
-        return [result.to_sql()]
-    if isinstance(result, Iterable) and not isinstance(result, str | bytes):
-        return [write for item in result for write in compile_writes(item)]
-    raise TypeError(f"a materializer returned {result!r}: return sql(...), table writes, a list, or None")
+def _as_models(result: Any, model: type[M]) -> Any:
+    if result is None or isinstance(result, int):
+        return result
+    if isinstance(result, BaseModel):
+        return model.model_validate(result.model_dump())
+    return [model.model_validate(row.model_dump()) for row in result]
 
 
 __all__ = [
-    "Delete",
-    "Insert",
     "Query",
+    "QueryLike",
     "Sql",
     "Table",
     "TableRow",
-    "Update",
     "Write",
-    "WriteLike",
-    "compile_writes",
+    "compile_query",
     "sql",
 ]

@@ -29,7 +29,8 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-from stratasync.client.query import Sql, Table, Write, WriteLike, compile_writes, sql
+from stratasync.client.query import Sql, Table, Write, sql
+from stratasync.client.writes import WriteLike, compile_writes
 
 A = TypeVar("A", bound=BaseModel)
 

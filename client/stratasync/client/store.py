@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import re
 import secrets
 import string
-import warnings
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -26,7 +24,7 @@ from stratasync.client.bootstrap import BootstrapProgress, bootstrap
 from stratasync.client.errors import SyncError
 from stratasync.client.events import LoggedEvent
 from stratasync.client.localdb import LocalDatabase
-from stratasync.client.query import Query, Sql, Table
+from stratasync.client.query import QueryLike, compile_query
 from stratasync.client.rebase import BackendResetPolicy, Rebaser, UnknownEventPolicy
 from stratasync.client.schema import Event, Schema
 from stratasync.client.subscriptions import Deliver, Subscription, Subscriptions
@@ -42,10 +40,6 @@ _ID_ALPHABET = string.ascii_letters + string.digits
 MAX_SEQ_NUM = 2**53 - 1
 #: The store ids LiveStore can open (its ``storeId`` rule).
 STORE_ID = re.compile(r"[A-Za-z0-9_-]+")
-
-QueryLike = Query | Table | Sql | str
-"""What :meth:`Store.query` and :meth:`Store.subscribe` take: a table's query, a table (all its
-rows), raw SQL as ``sql(statement, *params)``, or an SQL string (with ``params=``)."""
 
 
 @dataclass(frozen=True)
@@ -66,30 +60,6 @@ class StoreStatus:
 
 def _random_id(length: int = 6) -> str:
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
-
-
-def check_strict_json(value: Any, path: str = "args") -> None:
-    """Raise ValueError for what strict JSON cannot carry (NaN, ±Infinity, integers beyond a double)."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{path} is {value!r}, which JSON cannot carry")
-    elif isinstance(value, int):
-        try:
-            float(value)
-        except OverflowError:
-            raise ValueError(f"{path} is an integer too large for JSON readers (Infinity)") from None
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ValueError(f"{path} has a key {key!r} that is not a string")
-            check_strict_json(item, f"{path}.{key}")
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            check_strict_json(item, f"{path}[{index}]")
-    else:
-        raise ValueError(f"{path} is a {type(value).__name__}, which is not JSON")
 
 
 class Store:
@@ -295,7 +265,7 @@ class Store:
                 raise ValueError(f"event {event.name!r} is not part of this store's schema")
             args = event.definition.encode_args(event.args)
             try:
-                check_strict_json(args)
+                jsoncodec.check_strict(args)
             except ValueError as error:
                 raise ValueError(f"event {event.name!r}: {error}") from None
             encoded_args.append(args)
@@ -320,42 +290,6 @@ class Store:
         if self._sync is not None:
             self._sync.wake()
 
-    def _compile(
-        self,
-        query: QueryLike,
-        params: Sequence[Any],
-        legacy: tuple[Any, ...],
-        model: type[M] | None,
-        method: str,
-    ) -> tuple[str, tuple[Any, ...], Callable[[list[Any]], Any]]:
-        """(statement, parameters, decode rows into the result) of anything :meth:`query` takes."""
-        if legacy:
-            if len(legacy) > 1 or params:
-                raise TypeError(f"{method}() takes the query's parameters once, as params=...")
-            warnings.warn(f"pass {method}()'s parameters as params=...", DeprecationWarning, stacklevel=3)
-            params = legacy[0]
-        if isinstance(query, Table):
-            query = query.query()
-        if isinstance(query, Query):
-            if params:
-                raise TypeError("a table query carries its own parameters")
-            statement, bound = query.to_sql()
-            decode_typed = query.decode
-            if model is None:
-                return statement, bound, decode_typed
-            return statement, bound, lambda rows: _as_models(decode_typed(rows), model)
-        if isinstance(query, Sql):
-            if params:
-                raise TypeError("sql(...) carries its own parameters")
-            statement, bound = query.statement, tuple(query.params)
-        elif isinstance(query, str):
-            statement, bound = query, tuple(params)
-        else:
-            raise TypeError(f"{method}() takes a table, a table query, sql(...) or a str, not {query!r}")
-        if model is None:
-            return statement, bound, lambda rows: rows
-        return statement, bound, lambda rows: [model.model_validate(dict(row)) for row in rows]
-
     def query(
         self, query: QueryLike, *legacy: Any, params: Sequence[Any] = (), model: type[M] | None = None
     ) -> Any:
@@ -369,7 +303,7 @@ class Store:
         With ``model=``, rows are validated into that pydantic model instead. A str parameter
         with lone surrogates is bound as tables store it (U+FFFD in their place).
         """
-        statement, bound, decode = self._compile(query, params, legacy, model, "query")
+        statement, bound, decode = compile_query(query, params, legacy, model, "query")
         return decode(self._db.query(statement, bound))
 
     def subscribe(
@@ -389,7 +323,7 @@ class Store:
         otherwise (an asyncio loop, an :class:`Inbox`, or a ``schedule(function)`` callable;
         see :mod:`stratasync.client.subscriptions`).
         """
-        statement, bound, decode = self._compile(query, params, legacy, model, "subscribe")
+        statement, bound, decode = compile_query(query, params, legacy, model, "subscribe")
         subscription = Subscription(
             self._subscriptions,
             statement,
@@ -486,14 +420,6 @@ class Store:
         """Stop the background sync thread (pending events stay pending)."""
         if self._sync is not None:
             self._sync.stop(timeout)
-
-
-def _as_models(result: Any, model: type[M]) -> Any:
-    if result is None or isinstance(result, int):
-        return result
-    if isinstance(result, BaseModel):
-        return model.model_validate(result.model_dump())
-    return [model.model_validate(row.model_dump()) for row in result]
 
 
 def open_store(schema: Schema, store_id: str, path: str = ":memory:", **options: Any) -> Store:
