@@ -410,9 +410,9 @@ class Stratasync(Construct):
     def _functions(self) -> None:
         props = self.props
         segment_objects = self.bucket.arn_for_objects("stores/*")
+        # Only what the deployment decides: the rest are the Settings defaults (one place each).
         common = {
             "STRATASYNC_TABLE_NAME": self.table.table_name,
-            "STRATASYNC_STORAGE_TIME_BUDGET_SECONDS": "5",
             "STRATASYNC_ARCHIVE_BUCKET": self.bucket.bucket_name,
             "STRATASYNC_SEGMENT_EVENTS": _text(props.segment_events),
             "STRATASYNC_SEGMENT_BYTES": _text(props.segment_bytes),
@@ -436,7 +436,7 @@ class Stratasync(Construct):
             self,
             FunctionSpec(
                 logical_id="ArchiveFunction",
-                handler="stratasync.handlers.archive.lambda_handler",
+                handler="stratasync.handlers.archiver.lambda_handler",
                 description="stratasync archiver (seals old hot batches into S3 segments); invoked"
                 " asynchronously by the sync function",
                 timeout_seconds=300,
@@ -476,7 +476,6 @@ class Stratasync(Construct):
                 timeout_seconds=20,
                 environment={
                     **common,
-                    "STRATASYNC_PULL_RESPONSE_BYTES": "4500000",
                     "STRATASYNC_AUTH_REQUIRED": props.auth_required,
                     "STRATASYNC_AUTH_SECRET_ARN": self.secret_arn,
                     "STRATASYNC_AUTH_JWKS_URL": props.auth_jwks_url,

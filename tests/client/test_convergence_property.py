@@ -16,7 +16,7 @@ from stratasync.client import RetryPolicy, Store, TransportError
 from stratasync.client.todos import schema, todo_completed, todo_created
 from stratasync.core import SyncService
 from stratasync.protocol import ServerAheadError
-from stratasync.storage.memory import InMemoryEventStore
+from stratasync.storage.memory import InMemoryStorage
 from tests.client.fakes import InProcessTransport
 
 FAST = RetryPolicy(initial_seconds=0.0, max_seconds=0.0)
@@ -44,7 +44,7 @@ def reference_tables(log: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(clients=st.integers(3, 4), actions=st.lists(action, max_size=40))
 def test_any_interleaving_converges(clients: int, actions: list[tuple[str, int, int]]) -> None:
-    service = SyncService(InMemoryEventStore())
+    service = SyncService(InMemoryStorage())
     transports = [InProcessTransport(service, "prop") for _ in range(clients)]
     stores = [Store(schema, "prop", transport=transport, retry=FAST) for transport in transports]
     counter = itertools.count()

@@ -118,10 +118,10 @@ def test_a_lone_surrogate_committed_locally_is_pushed_as_the_same_escape() -> No
 def test_half_an_emoji_syncs_between_two_python_clients_through_the_real_backend_core() -> None:
     """End to end through SyncService: the backend accepts the escape and serves it back as is."""
     from stratasync.core import SyncService
-    from stratasync.storage.memory import InMemoryEventStore
+    from stratasync.storage.memory import InMemoryStorage
     from tests.client.fakes import InProcessTransport
 
-    service = SyncService(InMemoryEventStore())
+    service = SyncService(InMemoryStorage())
     writer = Store(schema, "emoji", transport=InProcessTransport(service, "emoji"), retry=FAST)
     reader = Store(schema, "emoji", transport=InProcessTransport(service, "emoji"), retry=FAST)
     writer.commit(todo_created(id="half", text=f"smile {HALF_EMOJI}!"))

@@ -21,7 +21,7 @@ from stratasync.client.todos import (
 )
 from stratasync.core import SyncService
 from stratasync.storage import EventBatch
-from stratasync.storage.memory import InMemoryEventStore
+from stratasync.storage.memory import InMemoryStorage
 from tests.client.fakes import InProcessTransport
 
 FAST = RetryPolicy(initial_seconds=0.001, max_seconds=0.01)
@@ -29,7 +29,7 @@ FAST = RetryPolicy(initial_seconds=0.001, max_seconds=0.01)
 
 @pytest.fixture
 def service() -> SyncService:
-    return SyncService(InMemoryEventStore())
+    return SyncService(InMemoryStorage())
 
 
 def make_store(service: SyncService, path: str = ":memory:", store_id: str = "todos", **kw: Any) -> Store:
@@ -217,12 +217,12 @@ def test_unknown_events_policies(service: SyncService) -> None:
 
 
 def test_backend_reset_resets_the_local_store(tmp_path: Path) -> None:
-    first = SyncService(InMemoryEventStore())
+    first = SyncService(InMemoryStorage())
     path = str(tmp_path / "s.db")
     with make_store(first, path) as store:
         store.commit(todo_created(id="a", text="old world"))
         store.sync()
-    second = SyncService(InMemoryEventStore())  # a new backend: another backend id
+    second = SyncService(InMemoryStorage())  # a new backend: another backend id
     second_writer = make_store(second)
     second_writer.commit(todo_created(id="z", text="new world"))
     second_writer.sync()
@@ -238,7 +238,7 @@ def test_refusals_stop_syncing_at_once_instead_of_retrying() -> None:
     from stratasync.auth import AccessControl, TokenVerifier
     from stratasync.protocol.errors import UnauthorizedError
 
-    guarded = SyncService(InMemoryEventStore(), access=AccessControl(TokenVerifier(hs256_secret="x" * 32)))
+    guarded = SyncService(InMemoryStorage(), access=AccessControl(TokenVerifier(hs256_secret="x" * 32)))
     with make_store(guarded) as store:
         store.commit(todo_created(id="a", text="milk"))
         with pytest.raises(UnauthorizedError, match="a token is required"):

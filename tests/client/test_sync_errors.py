@@ -14,7 +14,7 @@ from stratasync.client.schema import Schema
 from stratasync.client.todos import schema, todo_completed, todo_created
 from stratasync.core import SyncService
 from stratasync.protocol.errors import InvalidRequestError
-from stratasync.storage.memory import InMemoryEventStore
+from stratasync.storage.memory import InMemoryStorage
 from tests.client.fakes import InProcessTransport, ScriptedTransport, wire_event
 
 FAST = RetryPolicy(initial_seconds=0.001, max_seconds=0.01)
@@ -22,7 +22,7 @@ FAST = RetryPolicy(initial_seconds=0.001, max_seconds=0.01)
 
 @pytest.fixture
 def service() -> SyncService:
-    return SyncService(InMemoryEventStore())
+    return SyncService(InMemoryStorage())
 
 
 def make_store(service: SyncService, app_schema: Schema = schema, **kw: Any) -> Store:

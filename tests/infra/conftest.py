@@ -4,12 +4,17 @@ app's template (CDK packaging). Synthesized once per session, assets not bundled
 
 from __future__ import annotations
 
+import functools
 import glob
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,3 +121,120 @@ def cdk_synth(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     report_path = outdir / "validation-report.json"
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
     return Synthesized(dict(artifact.template), outdir / artifact.template_file, report)
+
+
+# ---------------------------------------------------------------------- artifact builds
+
+
+class Builds:
+    """``sam build`` of template.yaml and the CDK layer's pip command, both offline, started in the
+    background at the first infra test so they overlap the synth and lint tests (the artifact tests
+    run after those, see pytest_collection_modifyitems).
+
+    Offline: pip finds no index, only .venv-sam/wheelhouse served on a loopback port (pip takes a
+    local folder's wheels for source trees, which ``sam build`` would rebuild one by one). ``sam
+    build`` runs with the functions' runtime's python (3.13) first on PATH, as it requires.
+    """
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.processes: dict[str, tuple[subprocess.Popen[bytes], Path, Path]] = {}
+        self.problem = ""
+        self.server: http.server.ThreadingHTTPServer | None = None
+
+    def start(self) -> None:
+        requirements = ROOT / "functions" / "requirements.txt"
+        stamp = WHEELHOUSE / "requirements.txt"
+        if not stamp.exists() or stamp.read_text() != requirements.read_text():
+            self.problem = f"{WHEELHOUSE} is missing or stale (bash scripts/install-infra-tools.sh)"
+            return
+
+        class Quiet(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        handler = functools.partial(Quiet, directory=str(WHEELHOUSE))
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        pip = {
+            "PIP_NO_INDEX": "1",
+            "PIP_FIND_LINKS": f"http://127.0.0.1:{self.server.server_address[1]}/",
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        }
+        sam = ROOT / ".venv-sam" / "bin" / "sam"
+        python = _find_runtime_python()
+        if not sam.exists() or python is None:
+            self.problem = "the SAM CLI (.venv-sam) or python3.13, which sam build runs, is missing"
+        else:
+            build_dir = self.workdir / "sam-build"
+            command = [str(sam), "build", "--template", str(SAM_TEMPLATE), "--build-dir", str(build_dir)]
+            command += ["--base-dir", str(ROOT), "--cache-dir", str(self.workdir / "sam-cache")]
+            env = {**pip, "PATH": f"{python.parent}{os.pathsep}{os.environ['PATH']}"}
+            self._spawn("sam", command, env, build_dir)
+        try:
+            from stratasync_infra.bundling import pip_command
+        except ImportError:
+            return  # reported by the CDK tests
+        target = self.workdir / "layer" / "python"
+        self._spawn("layer", pip_command(requirements, target, "3.13"), pip, target)
+
+    def _spawn(self, name: str, command: list[str], env: dict[str, str], result: Path) -> None:
+        log = self.workdir / f"{name}.log"
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                command,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env={**os.environ, "SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": "us-east-1", **env},
+            )
+        self.processes[name] = (process, log, result)
+
+    def wait(self, name: str) -> Path:
+        if name not in self.processes:
+            emulators.missing(self.problem or f"the {name} build could not start")
+        process, log, result = self.processes[name]
+        started = time.monotonic()
+        code = process.wait(timeout=600)
+        print(f"{name} build: waited {time.monotonic() - started:.1f} s")
+        assert code == 0, log.read_text()
+        return result
+
+    def stop(self) -> None:
+        for process, _, _ in self.processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+def _find_runtime_python() -> Path | None:
+    try:
+        return runtime_python()
+    except (pytest.skip.Exception, pytest.fail.Exception):
+        return None
+
+
+ARTIFACT_TESTS = "test_artifacts.py"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Within the infra tests, the artifact tests last (their builds run while the others run)."""
+    positions = [i for i, item in enumerate(items) if item.path.parent == Path(__file__).parent]
+    ours = [items[i] for i in positions]
+    ours.sort(key=lambda item: item.path.name == ARTIFACT_TESTS)  # stable: the order otherwise kept
+    for position, item in zip(positions, ours, strict=True):
+        items[position] = item
+
+
+@pytest.fixture(scope="session", autouse=True)
+def infra_builds(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Builds]:
+    builds = Builds(tmp_path_factory.mktemp("builds"))
+    if any(item.path.name == ARTIFACT_TESTS for item in request.session.items):
+        builds.start()
+    yield builds
+    builds.stop()

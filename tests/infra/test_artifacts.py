@@ -1,24 +1,20 @@
 """Each side installs only what it needs. The Lambda's requirements are exported from uv.lock (the
-``lambda`` group); ``sam build`` (run here, offline, from the wheels scripts/install-infra-tools.sh
-keeps in .venv-sam/wheelhouse) and the CDK layer's pip bundling put exactly the backend's packages
-and those dependencies into the artifacts; a plain ``pip install stratasync`` pulls none of them."""
+``lambda`` group); ``sam build`` and the CDK layer's pip bundling (run offline from the wheels
+scripts/install-infra-tools.sh keeps in .venv-sam/wheelhouse, see conftest.Builds) put exactly the
+backend's packages and those dependencies into the artifacts; a plain ``pip install stratasync``
+pulls none of them. These tests run after the other infra tests, while the builds ran meanwhile."""
 
 from __future__ import annotations
 
-import functools
-import http.server
-import os
 import shutil
-import threading
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests import emulators
-from tests.infra.conftest import ROOT, SAM_TEMPLATE, WHEELHOUSE, run, runtime_python, sam_cli
+from tests.infra.conftest import ROOT, Builds, run
 
 REQUIREMENTS = ROOT / "functions" / "requirements.txt"
 EXPORT = ["export", "--frozen", "--only-group", "lambda", "--no-hashes"]
@@ -92,43 +88,15 @@ def test_the_client_installs_no_server_dependency() -> None:
 
 
 @pytest.fixture(scope="module")
-def wheelhouse() -> Iterator[str]:
-    """.venv-sam/wheelhouse served on a loopback port: pip treats a local folder's wheels as source
-    trees (which ``sam build`` then rebuilds one by one), but downloads from a URL as from PyPI."""
-    if not (WHEELHOUSE / "requirements.txt").exists():
-        emulators.missing(f"{WHEELHOUSE} is missing (bash scripts/install-infra-tools.sh)")
-    if (WHEELHOUSE / "requirements.txt").read_text() != REQUIREMENTS.read_text():
-        emulators.missing(f"{WHEELHOUSE} is for other requirements (bash scripts/install-infra-tools.sh)")
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    handler = functools.partial(Quiet, directory=str(WHEELHOUSE))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def _offline_pip(wheelhouse: str) -> dict[str, str]:
-    return {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": wheelhouse, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+def sam_build(infra_builds: Builds) -> Path:
+    """``sam build`` of template.yaml, no container (started in the background: conftest.Builds)."""
+    return infra_builds.wait("sam")
 
 
 @pytest.fixture(scope="module")
-def sam_build(wheelhouse: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``sam build`` of template.yaml, no container: python3.13 (the runtime's) on PATH, pip offline."""
-    python = runtime_python()
-    build_dir = tmp_path_factory.mktemp("sam-build")
-    env = {**_offline_pip(wheelhouse), "PATH": f"{python.parent}{os.pathsep}{os.environ['PATH']}"}
-    command = [sam_cli(), "build", "--template", str(SAM_TEMPLATE), "--build-dir", str(build_dir)]
-    result = run([*command, "--base-dir", str(ROOT), "--cache-dir", str(build_dir / ".cache")], env=env)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return build_dir
+def cdk_layer(infra_builds: Builds) -> Path:
+    """The layer's bundling command, run offline (started in the background: conftest.Builds)."""
+    return infra_builds.wait("layer")
 
 
 def _assert_lambda_dependencies(folder: Path) -> None:
@@ -160,14 +128,7 @@ def test_sam_artifact_holds_the_backend_and_its_dependencies_only(
     record_property("bytes", _size(artifact))
 
 
-def test_cdk_layer_holds_the_lambda_dependencies_only(wheelhouse: str, tmp_path: Path) -> None:
+def test_cdk_layer_holds_the_lambda_dependencies_only(cdk_layer: Path) -> None:
     """The layer's bundling command (pip for manylinux arm64 and CPython 3.13), run offline."""
-    try:
-        from stratasync_infra.bundling import pip_command
-    except ImportError:
-        emulators.missing("aws-cdk-lib is not installed (bash scripts/install-infra-tools.sh)")
-    target = tmp_path / "python"
-    result = run(pip_command(REQUIREMENTS, target, "3.13"), env=_offline_pip(wheelhouse))
-    assert result.returncode == 0, result.stdout + result.stderr
-    _assert_lambda_dependencies(target)
-    assert not (target / "stratasync").exists()  # the code is the function's own asset
+    _assert_lambda_dependencies(cdk_layer)
+    assert not (cdk_layer / "stratasync").exists()  # the code is the function's own asset

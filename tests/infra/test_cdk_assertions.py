@@ -40,7 +40,7 @@ def test_function_code_is_the_backend_packages_only(cdk_synth: Synthesized) -> N
     assets = [path for path in cdk_synth.template_path.parent.glob("asset.*") if path.is_dir()]
     code = [path for path in assets if (path / "stratasync" / "handlers" / "sync.py").exists()]
     assert len(code) == 1, assets
-    assert (code[0] / "stratasync" / "handlers" / "archive.py").exists()
+    assert (code[0] / "stratasync" / "handlers" / "archiver.py").exists()
     packages = {path.name for path in (code[0] / "stratasync").iterdir()}
     assert packages == {"auth", "core", "handlers", "protocol", "storage"}  # no client, devserver, cli
     assert not list(code[0].glob("*.egg-info"))

@@ -19,7 +19,7 @@ SYNC = "SyncFunction"
 ARCHIVER = "ArchiveFunction"
 HANDLERS = {
     SYNC: "stratasync.handlers.sync.lambda_handler",
-    ARCHIVER: "stratasync.handlers.archive.lambda_handler",
+    ARCHIVER: "stratasync.handlers.archiver.lambda_handler",
 }
 SYNC_TABLE_ACTIONS = {
     "dynamodb:GetItem",
@@ -247,7 +247,7 @@ def test_table_key_schema_billing_recovery_encryption(stack: Stack) -> None:
 
 def test_table_key_names_are_the_adapters(stack: Stack) -> None:
     """The adapter's own table definition (used by the dev server) has the same keys."""
-    source = (ROOT / "functions/stratasync/storage/dynamodb.py").read_text()
+    source = (ROOT / "functions/stratasync/storage/dynamodb_table.py").read_text()
     for attribute in stack.properties("EventTable")["KeySchema"]:
         assert (
             f'{{"AttributeName": "{attribute["AttributeName"]}", "KeyType": "{attribute["KeyType"]}"}}'
@@ -325,7 +325,9 @@ def test_alarms_exist_and_notify(stack: Stack) -> None:
 
 def test_emf_metric_names_are_the_handlers() -> None:
     source = (ROOT / "functions/stratasync/handlers/sync.py").read_text()
-    assert 'Metrics(namespace="stratasync", service="stratasync")' in source
+    assert 'make_metrics("stratasync", "stratasync")' in source
+    archiver = (ROOT / "functions/stratasync/handlers/archiver.py").read_text()
+    assert 'make_metrics("stratasync", "stratasync-archive")' in archiver  # the dashboard's Archive widget
     for name in ("Pushes", "Conflicts"):
         assert f'name="{name}"' in source
 

@@ -8,9 +8,7 @@ in pages, so the whole log is never held in memory. The rest comes through ordin
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import json
 import queue
 import tempfile
@@ -21,12 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from stratasync.client.transport import SyncHttpTransport, TransportError
 from stratasync.protocol.errors import BackendIdMismatchError
+from stratasync.protocol.segment_format import SEGMENT_FORMAT, iter_segment_lines
 
 if TYPE_CHECKING:
     from stratasync.client.store import Store
-
-#: The segment format this client reads (``stratasync-segment-1``: gzip of "<seq> <createdAt> <json>" lines).
-SEGMENT_FORMAT = "stratasync-segment-1"
 
 
 class SegmentChecksumError(TransportError):
@@ -160,15 +156,13 @@ def _segment_pages(
         events: list[dict[str, Any]] = []
         stamps: list[str | None] = []
         texts: list[str] = []
-        with gzip.GzipFile(fileobj=spool, mode="rb") as raw:
-            for line in io.TextIOWrapper(raw, encoding="utf-8"):
-                _, created_at, event_json = line.rstrip("\n").split(" ", 2)
-                events.append(json.loads(event_json))
-                stamps.append(created_at)
-                texts.append(event_json)
-                if len(events) >= page_events:
-                    yield events, stamps, texts
-                    events, stamps, texts = [], [], []
+        for _, created_at, event_json in iter_segment_lines(spool):  # type: ignore[arg-type]
+            events.append(json.loads(event_json))
+            stamps.append(created_at)
+            texts.append(event_json)
+            if len(events) >= page_events:
+                yield events, stamps, texts
+                events, stamps, texts = [], [], []
         if events:
             yield events, stamps, texts
 

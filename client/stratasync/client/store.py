@@ -32,6 +32,7 @@ from stratasync.protocol.errors import (
     ForbiddenError,
     InvalidRequestError,
     ServerAheadError,
+    StratasyncError,
     UnauthorizedError,
     UnknownError,
 )
@@ -55,7 +56,7 @@ def _random_id(length: int = 6) -> str:
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
 
 
-class SyncError(Exception):
+class SyncError(StratasyncError):
     """Syncing stopped for a reason that retrying cannot fix."""
 
 

@@ -17,14 +17,20 @@ from urllib.parse import quote
 
 import httpx
 
-from stratasync.protocol.errors import ForbiddenError, ProtocolError, UnauthorizedError, error_from_wire
+from stratasync.protocol.errors import (
+    ForbiddenError,
+    ProtocolError,
+    StratasyncError,
+    UnauthorizedError,
+    error_from_wire,
+)
 from stratasync.protocol.rpc import RpcTag
 
 Cursor = tuple[str, int]
 """A pull cursor: ``(backendId, seqNum of the last event the client has)``."""
 
 
-class TransportError(Exception):
+class TransportError(StratasyncError):
     """The backend could not be reached or answered something that is not the protocol."""
 
 
