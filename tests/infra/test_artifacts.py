@@ -132,3 +132,4 @@ def test_cdk_layer_holds_the_lambda_dependencies_only(cdk_layer: Path) -> None:
     """The layer's bundling command (pip for manylinux arm64 and CPython 3.13), run offline."""
     _assert_lambda_dependencies(cdk_layer)
     assert not (cdk_layer / "stratasync").exists()  # the code is the function's own asset
+    assert not list(cdk_layer.rglob("*.pyc"))  # bytecode for the deploying machine's Python: dead weight
