@@ -111,12 +111,9 @@ CRASHING_CHILD = textwrap.dedent(
     """
     import os, sys
     from stratasync.client import Store
-    from stratasync.client.schema import Schema
     from stratasync.client.todos import schema as todos
     from tests.client.fakes import ScriptedTransport
 
-    crashing = Schema(events=todos.events, tables=todos.tables)
-    crashing.materializers.update(todos.materializers)
     created = todos.materializers["v1.TodoCreated"]
 
     def crash_on_c(args):
@@ -125,7 +122,7 @@ CRASHING_CHILD = textwrap.dedent(
             os._exit(3)
         return created(args)
 
-    crashing.materializers["v1.TodoCreated"] = crash_on_c
+    crashing = todos.extend(materializers={"v1.TodoCreated": crash_on_c})
     store = Store(crashing, "todos", sys.argv[1], transport=ScriptedTransport(backend_id="another"))
     store.sync(timeout=10)
     """

@@ -17,7 +17,7 @@ from stratasync.client.todos import schema, todo_completed, todo_created
 from stratasync.core import SyncService
 from stratasync.protocol import ServerAheadError
 from stratasync.storage.memory import InMemoryStorage
-from tests.client.fakes import InProcessTransport
+from tests.client.fakes import InProcessTransport, engine
 
 FAST = RetryPolicy(initial_seconds=0.0, max_seconds=0.0)
 
@@ -67,10 +67,12 @@ def test_any_interleaving_converges(clients: int, actions: list[tuple[str, int, 
                 elif kind == "fail":
                     transport.fail_next = True
                 step = {
-                    "pull": store._pull_until_current,
-                    "push": store._push_pending,
-                    "round": store._sync_round,
-                }.get(kind) or (store._pull_until_current if value == 0 else store._push_pending)
+                    "pull": engine(store).pull_until_current,
+                    "push": engine(store).push_pending,
+                    "round": engine(store).round,
+                }.get(kind) or (
+                    engine(store).pull_until_current if value == 0 else engine(store).push_pending
+                )
                 with contextlib.suppress(TransportError, ServerAheadError):
                     step()
                 transport.lose_next_response = transport.fail_next = False
