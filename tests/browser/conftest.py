@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import statistics
 from collections.abc import Iterator
 from typing import Any
 
@@ -57,7 +58,10 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         return
     terminalreporter.section("browser tier: measured (seconds)")
     for name, values in TIMINGS.items():
-        terminalreporter.write_line(f"{name}: {' '.join(f'{value:.2f}' for value in values)}")
+        line = f"{name}: {' '.join(f'{value:.2f}' for value in values)}"
+        if len(values) > 2:
+            line += f" (median {statistics.median(values):.2f})"
+        terminalreporter.write_line(line)
     if os.environ.get("BROWSER_TIMINGS"):
         with open(os.environ["BROWSER_TIMINGS"], "w") as file:
             json.dump(TIMINGS, file, indent=2)

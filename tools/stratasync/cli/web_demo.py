@@ -62,8 +62,8 @@ def run_web_agent(
 
     page_url = f"{app_url}?storeId={store_id}"
     say(f"\nWeb app: {page_url}")
-    say("  Open it in a browser on this machine: LiveStore's TodoMVC, syncing through this dev server.")
-    say("  A Python agent writes into the same store; what you do in the page is printed here.")
+    say("  Open it in a browser on this machine: LiveStore's TodoMVC, on this dev server.")
+    say("  A Python agent writes into the same store; what you do in the page shows here.")
     say("  Ctrl-C to stop.")
     with tempfile.TemporaryDirectory(prefix="stratasync-agent-") as scratch:
         path = str(Path(folder or scratch) / "agent.db")
