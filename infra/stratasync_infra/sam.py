@@ -22,7 +22,7 @@ if __package__ in (None, ""):  # run as a script
 import aws_cdk as cdk
 import yaml  # type: ignore[import-untyped, unused-ignore]
 
-from stratasync_infra.construct import ROOT, SamPackaging
+from stratasync_infra.packaging import ROOT, SamPackaging
 from stratasync_infra.stack import StratasyncStack
 
 TEMPLATE = ROOT / "template.yaml"

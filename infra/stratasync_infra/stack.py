@@ -19,6 +19,7 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from stratasync_infra.construct import Packaging, Stratasync, StratasyncProps
+from stratasync_infra.parts import Concern
 
 LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192]
 LOG_RETENTION_DAYS += [2557, 2922, 3288, 3653]
@@ -217,10 +218,12 @@ class StratasyncStack(cdk.Stack):
         )
 
     def _allocate_logical_id(self, cfn_element: cdk.CfnElement) -> str:
-        """The construct path below the stack, without the construct's own id, ``Resource`` or
-        ``Default``, and without CDK's hash: ``Stratasync/ArchiveBucket/Policy/Resource`` is
-        ``ArchiveBucketPolicy``. Two paths that would give the same id are an error."""
-        parts = cfn_element.node.path.split("/")[len(self.node.path.split("/")) :]
+        """The construct path below the stack, without the construct's own id, its concerns' ids,
+        ``Resource`` or ``Default``, and without CDK's hash: ``Stratasync/Storage/ArchiveBucket/Policy/
+        Resource`` is ``ArchiveBucketPolicy``. Two paths that would give the same id are an error."""
+        scopes = cfn_element.node.scopes[len(self.node.scopes) :]
+        # The concerns (Storage, Functions, ...) group resources; they are not part of the names.
+        parts = [scope.node.id for scope in scopes if not isinstance(scope, Concern)]
         if parts and parts[0] == CONSTRUCT_ID:
             parts = parts[1:]
         logical_id = "".join(

@@ -1,0 +1,162 @@
+"""The alarms, and the SNS topic they notify (``AlarmEmail`` subscribes to it)."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from stratasync_infra.functions import Functions
+from stratasync_infra.http_api import HttpApi
+from stratasync_infra.metrics import api_metric, lambda_metric, ours, table_metric
+from stratasync_infra.parts import Concern
+from stratasync_infra.props import StratasyncProps
+from stratasync_infra.storage import Storage
+
+FIVE_MINUTES = cdk.Duration.minutes(5)
+
+
+class Alarms(Concern):
+    """``AlarmTopic`` and the alarms on the sync path and the archive; :meth:`alarm` adds one more."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        props: StratasyncProps,
+        *,
+        storage: Storage,
+        functions: Functions,
+        http: HttpApi,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.has_email = cdk.CfnCondition(
+            self,
+            "HasAlarmEmail",
+            expression=cdk.Fn.condition_not(cdk.Fn.condition_equals(props.alarm_email, "")),
+        )
+        self.topic = sns.Topic(self, "AlarmTopic", display_name="stratasync alarms", enforce_ssl=True)
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarms",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={"StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID}},
+            )
+        )
+        subscription = sns.CfnSubscription(
+            self,
+            "AlarmEmailSubscription",
+            topic_arn=self.topic.topic_arn,
+            protocol="email",
+            endpoint=props.alarm_email,
+        )
+        subscription.cfn_options.condition = self.has_email
+
+        sync, archiver, table = functions.sync, functions.archiver, storage.table.table_name
+        self.alarm(
+            "SyncErrorsAlarm",
+            "The sync function failed (it answers every request, so any error is a bug or an outage).",
+            lambda_metric(sync, "Errors", "Sum", FIVE_MINUTES),
+            threshold=1,
+        )
+        self.alarm(
+            "SyncThrottlesAlarm",
+            "The sync function was throttled (account or reserved concurrency exhausted).",
+            lambda_metric(sync, "Throttles", "Sum", FIVE_MINUTES),
+            threshold=1,
+        )
+        self.alarm(
+            "ApiServerErrorsAlarm",
+            "The HTTP API answered 5xx (integration failures or timeouts).",
+            api_metric(http.api.api_id, "5xx", "Sum", FIVE_MINUTES),
+            threshold=5,
+        )
+        self.alarm(
+            "TableThrottlesAlarm",
+            "DynamoDB throttled reads or writes (one store over a partition's 1,000 WCU / 3,000 RCU"
+            " per second).",
+            cloudwatch.MathExpression(
+                expression="reads + writes",
+                label="Read and write throttle events",
+                period=FIVE_MINUTES,
+                using_metrics={
+                    "reads": table_metric(table, "ReadThrottleEvents", FIVE_MINUTES),
+                    "writes": table_metric(table, "WriteThrottleEvents", FIVE_MINUTES),
+                },
+            ),
+            threshold=1,
+        )
+        self.alarm(
+            "ConflictRateAlarm",
+            "A large share of pushes is refused with ServerAheadError (Conflicts / Pushes, from the sync"
+            " function's EMF metrics), i.e. many clients race on the same stores. Only counted from 20"
+            " pushes per 5 minutes on.",
+            cloudwatch.MathExpression(
+                expression="IF(pushes >= 20, conflicts / pushes, 0)",
+                label="Conflicts per push",
+                period=FIVE_MINUTES,
+                using_metrics={name.lower(): ours(name, FIVE_MINUTES) for name in ("Conflicts", "Pushes")},
+            ),
+            threshold=props.conflict_rate_threshold,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=3,
+            datapoints_to_alarm=2,
+        )
+        self.alarm(
+            "ArchiverErrorsAlarm",
+            "An archiver run failed (it is retried; hot batches stay in DynamoDB until a run succeeds).",
+            lambda_metric(archiver, "Errors", "Sum", FIVE_MINUTES),
+            threshold=1,
+        )
+        self.alarm(
+            "ArchiveLagAlarm",
+            "Archive requests wait too long before the archiver runs them (AsyncEventAge of its"
+            " asynchronous invocations over 15 minutes): sealed-to-be segments pile up in DynamoDB.",
+            lambda_metric(archiver, "AsyncEventAge", "Maximum", FIVE_MINUTES),
+            threshold=900_000,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=3,
+        )
+        self.alarm(
+            "ArchiveDeadLettersAlarm",
+            "Archive requests failed all retries and went to the dead-letter queue (the next push that"
+            " completes a segment triggers again).",
+            functions.dead_letters.metric_approximate_number_of_messages_visible(
+                period=FIVE_MINUTES, statistic="Maximum"
+            ),
+            threshold=1,
+        )
+
+    def alarm(
+        self,
+        construct_id: str,
+        description: str,
+        metric: cloudwatch.IMetric,
+        *,
+        threshold: float,
+        comparison: cloudwatch.ComparisonOperator = (
+            cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+        ),
+        evaluation_periods: int = 1,
+        datapoints_to_alarm: int | None = None,
+    ) -> cloudwatch.Alarm:
+        """An alarm that notifies the topic when it fires and when it clears; no data is not a breach."""
+        alarm = cloudwatch.Alarm(
+            self,
+            construct_id,
+            alarm_description=description,
+            metric=metric,
+            threshold=threshold,
+            comparison_operator=comparison,
+            evaluation_periods=evaluation_periods,
+            datapoints_to_alarm=datapoints_to_alarm,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
+        alarm.add_ok_action(cw_actions.SnsAction(self.topic))
+        return alarm
