@@ -11,16 +11,20 @@ from constructs import Construct
 
 from stratasync_infra.functions import Functions
 from stratasync_infra.http_api import HttpApi
+from stratasync_infra.live import LiveSync
 from stratasync_infra.metrics import api_metric, lambda_metric, ours, table_metric
 from stratasync_infra.parts import Concern
 from stratasync_infra.props import StratasyncProps
 from stratasync_infra.storage import Storage
 
-FIVE_MINUTES = cdk.Duration.minutes(5)
+MINUTE, FIVE_MINUTES = cdk.Duration.minutes(1), cdk.Duration.minutes(5)
+#: The fan-out's stream consumer lags when its oldest record waits longer than this (milliseconds).
+FANOUT_ITERATOR_AGE_MS = 30_000
 
 
 class Alarms(Concern):
-    """``AlarmTopic`` and the alarms on the sync path and the archive; :meth:`alarm` adds one more."""
+    """``AlarmTopic`` and the alarms on the sync path, the archive and live sync; :meth:`alarm` adds
+    one more."""
 
     def __init__(
         self,
@@ -31,6 +35,7 @@ class Alarms(Concern):
         storage: Storage,
         functions: Functions,
         http: HttpApi,
+        live: LiveSync | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.has_email = cdk.CfnCondition(
@@ -127,6 +132,43 @@ class Alarms(Concern):
             "Archive requests failed all retries and went to the dead-letter queue (the next push that"
             " completes a segment triggers again).",
             functions.dead_letters.metric_approximate_number_of_messages_visible(
+                period=FIVE_MINUTES, statistic="Maximum"
+            ),
+            threshold=1,
+        )
+        if live is not None:
+            self._live(live)
+
+    def _live(self, live: LiveSync) -> None:
+        self.alarm(
+            "WebSocketErrorsAlarm",
+            "The WebSocket function failed (it answers every frame it is given, so any error is a bug"
+            " or an outage: pushes and pulls over WebSocket fail).",
+            lambda_metric(live.websocket, "Errors", "Sum", FIVE_MINUTES),
+            threshold=1,
+        )
+        self.alarm(
+            "FanoutErrorsAlarm",
+            "The fan-out failed on a batch of new commits (it is retried; until it succeeds, live"
+            " pulls of those stores get nothing new).",
+            lambda_metric(live.fanout, "Errors", "Sum", FIVE_MINUTES),
+            threshold=1,
+        )
+        self.alarm(
+            "FanoutIteratorAgeAlarm",
+            "The fan-out lags behind the eventlog's stream (IteratorAge over 30 s in 3 of 5 minutes):"
+            " live clients see other clients' changes late.",
+            lambda_metric(live.fanout, "IteratorAge", "Maximum", MINUTE),
+            threshold=FANOUT_ITERATOR_AGE_MS,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=5,
+            datapoints_to_alarm=3,
+        )
+        self.alarm(
+            "FanoutFailuresAlarm",
+            "Stream records failed all fan-out retries and went to the failure queue: a store's live"
+            " pulls got those commits only if another commit followed (or they reconnected).",
+            live.failures.metric_approximate_number_of_messages_visible(
                 period=FIVE_MINUTES, statistic="Maximum"
             ),
             threshold=1,

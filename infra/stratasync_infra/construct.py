@@ -8,14 +8,16 @@ composes them:
 * :mod:`~stratasync_infra.functions`: the sync function and the archiver, their roles, log groups,
   environment and settings, the archiver's dead-letter queue;
 * :mod:`~stratasync_infra.http_api`: the HTTP API with its CORS, throttling and access logs;
+* :mod:`~stratasync_infra.websocket_api` and :mod:`~stratasync_infra.live`: live sync over WebSocket
+  (the API and its routes; the WebSocket function, and the fan-out from the eventlog's stream);
 * :mod:`~stratasync_infra.alarms` and :mod:`~stratasync_infra.dashboard`: monitoring.
 
 How the functions' code is packaged is the one thing that differs, and it is a
 :class:`~stratasync_infra.packaging.Packaging` (:class:`CdkPackaging`, the default, or
 :class:`SamPackaging`, from which ``template.yaml`` is made: :mod:`stratasync_infra.sam`).
 
-Both publish a version per deployment with SnapStart on, and everything that calls a function (the HTTP
-API, the sync function's archive trigger) calls its ``live`` alias. Every value in
+Both publish a version per deployment with SnapStart on, and everything that calls a function (the
+APIs, the sync function's archive trigger, the stream's event source) calls its ``live`` alias. Every value in
 :class:`StratasyncProps` may be a token, e.g. a ``CfnParameter`` (see :mod:`stratasync_infra.stack`).
 
 To add a resource, add it once to the concern it belongs to (or a new
@@ -32,6 +34,7 @@ from stratasync_infra.auth import AuthSecret
 from stratasync_infra.dashboard import Dashboard
 from stratasync_infra.functions import Functions
 from stratasync_infra.http_api import HttpApi
+from stratasync_infra.live import LiveSync
 from stratasync_infra.packaging import (
     ALIAS,
     FUNCTIONS_DIR,
@@ -44,6 +47,7 @@ from stratasync_infra.packaging import (
 )
 from stratasync_infra.props import StratasyncProps
 from stratasync_infra.storage import Storage
+from stratasync_infra.websocket_api import WebSocketApi
 
 __all__ = [
     "ALIAS",
@@ -60,12 +64,18 @@ __all__ = [
 
 
 class Stratasync(Construct):
-    """HTTP API -> sync Lambda -> DynamoDB, the S3 archive and its archiver, alarms, dashboard.
+    """HTTP API -> sync Lambda -> DynamoDB, the S3 archive and its archiver; WebSocket API -> live
+    sync Lambda, and the stream fan-out to live pulls; alarms, dashboard.
 
-    The concerns are attributes (``storage``, ``auth``, ``functions``, ``http``, ``alarms``,
-    ``monitoring``), and so are the parts an app most often needs: ``table``, ``bucket``, ``api``,
-    ``url``, ``topic``, ``dashboard``, ``sync`` and ``archiver`` (each a :class:`DeployedFunction`),
-    ``secret_arn`` (empty if there is none).
+    The concerns are attributes (``storage``, ``auth``, ``functions``, ``http``, ``websocket``,
+    ``live``, ``alarms``, ``monitoring``), and so are the parts an app most often needs: ``table``,
+    ``bucket``, ``connections``, ``api``, ``url``, ``websocket_url``, ``topic``, ``dashboard``,
+    ``sync`` and ``archiver`` (each a :class:`DeployedFunction`), ``secret_arn`` (empty if there is
+    none).
+
+    ``websocket=False`` leaves live sync out (the WebSocket API, the connections table, the
+    eventlog's stream, the WebSocket and fan-out functions): ``websocket``, ``live``,
+    ``connections`` and ``websocket_url`` are then None.
     """
 
     def __init__(
@@ -75,25 +85,62 @@ class Stratasync(Construct):
         props: StratasyncProps | None = None,
         *,
         packaging: Packaging | None = None,
+        websocket: bool = True,
     ) -> None:
         super().__init__(scope, construct_id)
         self.props = props = props or StratasyncProps()
         self.packaging: Packaging = packaging or CdkPackaging()
-        self.storage = Storage(self, "Storage", props)
+        self.storage = Storage(self, "Storage", props, live=websocket)
         self.auth = AuthSecret(self, "Auth", props)
         self.functions = Functions(
-            self, "Functions", props, storage=self.storage, auth=self.auth, packaging=self.packaging
+            self,
+            "Functions",
+            props,
+            storage=self.storage,
+            auth=self.auth,
+            packaging=self.packaging,
+            websocket=websocket,
         )
         self.http = HttpApi(self, "Http", props, sync=self.functions.sync)
+        self.websocket: WebSocketApi | None = None
+        self.live: LiveSync | None = None
+        if websocket:
+            self.websocket = WebSocketApi(self, "WebSocket")
+            self.live = LiveSync(
+                self,
+                "Live",
+                props,
+                storage=self.storage,
+                auth=self.auth,
+                functions=self.functions,
+                websocket=self.websocket,
+                packaging=self.packaging,
+            )
+            self.websocket.route_to(self.live.websocket)
         self.alarms = Alarms(
-            self, "Alarms", props, storage=self.storage, functions=self.functions, http=self.http
+            self,
+            "Alarms",
+            props,
+            storage=self.storage,
+            functions=self.functions,
+            http=self.http,
+            live=self.live,
         )
         self.monitoring = Dashboard(
-            self, "Monitoring", storage=self.storage, functions=self.functions, http=self.http
+            self,
+            "Monitoring",
+            storage=self.storage,
+            functions=self.functions,
+            http=self.http,
+            websocket=self.websocket,
+            live=self.live,
         )
 
         self.table, self.bucket = self.storage.table, self.storage.bucket
         self.secret_arn = self.auth.secret_arn
         self.sync, self.archiver = self.functions.sync, self.functions.archiver
         self.api, self.url = self.http.api, self.http.url
+        #: The URL for LiveStore's makeWsSync({ url }).
+        self.websocket_url = self.websocket.url if self.websocket else None
+        self.connections = self.storage.connections
         self.topic, self.dashboard = self.alarms.topic, self.monitoring.dashboard

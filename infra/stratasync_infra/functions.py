@@ -81,6 +81,7 @@ class Functions(Concern):
         storage: Storage,
         auth: AuthSecret,
         packaging: Packaging,
+        websocket: bool = True,
     ) -> None:
         super().__init__(scope, construct_id)
         self.dead_letters = sqs.Queue(
@@ -145,6 +146,26 @@ class Functions(Concern):
                 ),
             ],
         )
+        #: The sync function's environment (the WebSocket function's starts from it).
+        self.sync_environment: dict[str, str] = {
+            **common,
+            "STRATASYNC_AUTH_REQUIRED": props.auth_required,
+            "STRATASYNC_AUTH_SECRET_ARN": auth.secret_arn,
+            "STRATASYNC_AUTH_JWKS_URL": props.auth_jwks_url,
+            "STRATASYNC_AUTH_AUDIENCE": props.auth_audience,
+            "STRATASYNC_AUTH_ISSUER": props.auth_issuer,
+            "STRATASYNC_MAX_EVENTS_PER_PUSH": text(props.max_events_per_push),
+            "STRATASYNC_MAX_REQUEST_BYTES": text(props.max_request_bytes),
+            "STRATASYNC_MAX_EVENT_BYTES": text(props.max_event_bytes),
+            "STRATASYNC_MAX_STORE_ID_LENGTH": text(props.max_store_id_length),
+            "STRATASYNC_MAX_EVENT_NAME_LENGTH": text(props.max_event_name_length),
+            # The alias: the snapshot-started version, with its retries and dead-letter queue.
+            "STRATASYNC_ARCHIVE_FUNCTION": self.archiver.alias.function_arn,
+            "STRATASYNC_PRESIGN_EXPIRY_SECONDS": text(props.presign_expiry_seconds),
+            # With the WebSocket API, every event must fit one of its 128 KB messages.
+            **({"STRATASYNC_WS_ENABLED": "true"} if websocket else {}),
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+        }
         self.sync: DeployedFunction = packaging.function(
             self,
             FunctionSpec(
@@ -152,23 +173,7 @@ class Functions(Concern):
                 handler="stratasync.handlers.sync.lambda_handler",
                 description="stratasync sync endpoint (LiveStore sync-cf HTTP) and archive manifest",
                 timeout_seconds=20,
-                environment={
-                    **common,
-                    "STRATASYNC_AUTH_REQUIRED": props.auth_required,
-                    "STRATASYNC_AUTH_SECRET_ARN": auth.secret_arn,
-                    "STRATASYNC_AUTH_JWKS_URL": props.auth_jwks_url,
-                    "STRATASYNC_AUTH_AUDIENCE": props.auth_audience,
-                    "STRATASYNC_AUTH_ISSUER": props.auth_issuer,
-                    "STRATASYNC_MAX_EVENTS_PER_PUSH": text(props.max_events_per_push),
-                    "STRATASYNC_MAX_REQUEST_BYTES": text(props.max_request_bytes),
-                    "STRATASYNC_MAX_EVENT_BYTES": text(props.max_event_bytes),
-                    "STRATASYNC_MAX_STORE_ID_LENGTH": text(props.max_store_id_length),
-                    "STRATASYNC_MAX_EVENT_NAME_LENGTH": text(props.max_event_name_length),
-                    # The alias: the snapshot-started version, with its retries and dead-letter queue.
-                    "STRATASYNC_ARCHIVE_FUNCTION": self.archiver.alias.function_arn,
-                    "STRATASYNC_PRESIGN_EXPIRY_SECONDS": text(props.presign_expiry_seconds),
-                    "POWERTOOLS_LOG_LEVEL": "INFO",
-                },
+                environment=self.sync_environment,
                 role=role,
                 log_group=logs_,
             ),

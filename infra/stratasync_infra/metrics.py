@@ -34,6 +34,19 @@ def api_metric(api_id: str, name: str, statistic: str, period: cdk.Duration) -> 
     )
 
 
+def websocket_metric(
+    api_id: str, stage: str, name: str, statistic: str, period: cdk.Duration
+) -> cloudwatch.Metric:
+    """A WebSocket API stage's metric (ConnectCount, MessageCount, ClientError, ExecutionError, ...)."""
+    return cloudwatch.Metric(
+        namespace="AWS/ApiGateway",
+        metric_name=name,
+        dimensions_map={"ApiId": api_id, "Stage": stage},
+        statistic=statistic,
+        period=period,
+    )
+
+
 def table_metric(table_name: str, name: str, period: cdk.Duration) -> cloudwatch.Metric:
     return cloudwatch.Metric(
         namespace="AWS/DynamoDB",

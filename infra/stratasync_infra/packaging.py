@@ -26,6 +26,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from stratasync_infra.bundling import dependencies_code
+from stratasync_infra.parts import Concern
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS_DIR = ROOT / "functions"
@@ -78,6 +79,10 @@ class CdkPackaging:
         self._layers: dict[str, lambda_.LayerVersion] = {}
 
     def layer(self, scope: Construct) -> lambda_.LayerVersion:
+        """The one layer of the construct that ``scope`` belongs to (functions of several concerns
+        share it): a child of the first scope above the concerns."""
+        while isinstance(scope, Concern) and isinstance(scope.node.scope, Construct):
+            scope = scope.node.scope
         key = scope.node.path
         if key not in self._layers:
             self._layers[key] = lambda_.LayerVersion(

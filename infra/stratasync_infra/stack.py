@@ -149,10 +149,17 @@ DEFAULTS = {field.name: field.default for field in dataclasses.fields(Stratasync
 
 
 class StratasyncStack(cdk.Stack):
-    """The parameters, the construct, and the outputs (``SyncUrl``, ``TableName``, ...)."""
+    """The parameters, the construct, and the outputs (``SyncUrl``, ``WebSocketUrl``, ``TableName``,
+    ...); ``websocket=False``: the construct without live sync (and without its outputs)."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, packaging: Packaging | None = None, **kwargs: Any
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        packaging: Packaging | None = None,
+        websocket: bool = True,
+        **kwargs: Any,
     ) -> None:
         self._logical_ids: dict[str, str] = {}
         super().__init__(scope, construct_id, **kwargs)
@@ -180,7 +187,9 @@ class StratasyncStack(cdk.Stack):
             }
         }
 
-        self.backend = Stratasync(self, CONSTRUCT_ID, StratasyncProps(**values), packaging=packaging)
+        self.backend = Stratasync(
+            self, CONSTRUCT_ID, StratasyncProps(**values), packaging=packaging, websocket=websocket
+        )
         backend = self.backend
         cdk.CfnOutput(
             self,
@@ -188,7 +197,17 @@ class StratasyncStack(cdk.Stack):
             description="The backend URL for makeHttpSync({ url }) and the Python client's backend_url.",
             value=backend.url,
         )
+        if backend.websocket_url is not None and backend.connections is not None:
+            cdk.CfnOutput(
+                self,
+                "WebSocketUrl",
+                description="The WebSocket URL for makeWsSync({ url }) (live pull; push large batches"
+                " over SyncUrl, see docs/deploy.md).",
+                value=backend.websocket_url,
+            )
         cdk.CfnOutput(self, "TableName", value=backend.table.table_name)
+        if backend.connections is not None:
+            cdk.CfnOutput(self, "ConnectionsTableName", value=backend.connections.table_name)
         cdk.CfnOutput(self, "ArchiveBucketName", value=backend.bucket.bucket_name)
         cdk.CfnOutput(
             self,

@@ -1,4 +1,5 @@
-"""Where the data lives: the eventlog table and the archive bucket."""
+"""Where the data lives: the eventlog table (with the stream the live fan-out reads), the archive
+bucket, and the WebSocket connections table."""
 
 from __future__ import annotations
 
@@ -10,12 +11,21 @@ from constructs import Construct
 from stratasync_infra.parts import Concern
 from stratasync_infra.props import StratasyncProps
 
+#: The connections table's TTL attribute (epoch seconds): connections live at most 2 hours, and
+#: ``$disconnect`` is best-effort, so every item there expires on its own.
+CONNECTIONS_TTL_ATTRIBUTE = "expiresAt"
+
 
 class Storage(Concern):
-    """``EventTable`` (the hot eventlog, kept on stack deletion) and ``ArchiveBucket`` (sealed
-    segments under ``stores/``, private, versioned, kept on stack deletion)."""
+    """``EventTable`` (the hot eventlog, kept on stack deletion; with ``live``, its stream feeds
+    the live fan-out), ``ArchiveBucket`` (sealed segments under ``stores/``, private, versioned,
+    kept on stack deletion) and, with ``live``, ``ConnectionsTable`` (WebSocket connections and
+    their live pulls: expiring state, no backups, deleted with the stack; else :attr:`connections`
+    is None)."""
 
-    def __init__(self, scope: Construct, construct_id: str, props: StratasyncProps) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, props: StratasyncProps, *, live: bool = True
+    ) -> None:
         super().__init__(scope, construct_id)
         self.table = dynamodb.Table(
             self,
@@ -29,6 +39,10 @@ class Storage(Concern):
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             deletion_protection=True,
             removal_policy=cdk.RemovalPolicy.RETAIN,
+            # The fan-out needs only the keys of new commit records (the filter reads ``sk``): it
+            # sends each live pull everything from the pull's own cursor, read from the log. Keys
+            # keep the stream records, and so the fan-out's batches, small.
+            stream=dynamodb.StreamViewType.KEYS_ONLY if live else None,
         )
         self.bucket = s3.Bucket(
             self,
@@ -59,4 +73,17 @@ class Storage(Concern):
                     expired_object_delete_marker=True,
                 ),
             ],
+        )
+        self.connections: dynamodb.Table | None = None
+        if not live:
+            return
+        self.connections = dynamodb.Table(
+            self,
+            "ConnectionsTable",
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            time_to_live_attribute=CONNECTIONS_TTL_ATTRIBUTE,
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
         )
