@@ -12,7 +12,7 @@ from constructs import Construct
 from stratasync_infra.functions import Functions
 from stratasync_infra.http_api import HttpApi
 from stratasync_infra.live import LiveSync
-from stratasync_infra.metrics import api_metric, lambda_metric, ours, table_metric
+from stratasync_infra.metrics import WS_SERVICE, api_metric, lambda_metric, ours, table_metric
 from stratasync_infra.parts import Concern
 from stratasync_infra.props import StratasyncProps
 from stratasync_infra.storage import Storage
@@ -96,22 +96,7 @@ class Alarms(Concern):
             ),
             threshold=1,
         )
-        self.alarm(
-            "ConflictRateAlarm",
-            "A large share of pushes is refused with ServerAheadError (Conflicts / Pushes, from the sync"
-            " function's EMF metrics), i.e. many clients race on the same stores. Only counted from 20"
-            " pushes per 5 minutes on.",
-            cloudwatch.MathExpression(
-                expression="IF(pushes >= 20, conflicts / pushes, 0)",
-                label="Conflicts per push",
-                period=FIVE_MINUTES,
-                using_metrics={name.lower(): ours(name, FIVE_MINUTES) for name in ("Conflicts", "Pushes")},
-            ),
-            threshold=props.conflict_rate_threshold,
-            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=3,
-            datapoints_to_alarm=2,
-        )
+        self._conflict_rate(props, "ConflictRateAlarm", "sync", "stratasync")
         self.alarm(
             "ArchiverErrorsAlarm",
             "An archiver run failed (it is retried; hot batches stay in DynamoDB until a run succeeds).",
@@ -137,9 +122,31 @@ class Alarms(Concern):
             threshold=1,
         )
         if live is not None:
-            self._live(live)
+            self._live(props, live)
 
-    def _live(self, live: LiveSync) -> None:
+    def _conflict_rate(self, props: StratasyncProps, alarm_id: str, function: str, service: str) -> None:
+        self.alarm(
+            alarm_id,
+            "A large share of pushes is refused with ServerAheadError (Conflicts / Pushes, from the"
+            f" {function} function's EMF metrics), i.e. many clients race on the same stores. Only"
+            " counted from 20 pushes per 5 minutes on.",
+            cloudwatch.MathExpression(
+                expression="IF(pushes >= 20, conflicts / pushes, 0)",
+                label="Conflicts per push",
+                period=FIVE_MINUTES,
+                using_metrics={
+                    name.lower(): ours(name, FIVE_MINUTES, service) for name in ("Conflicts", "Pushes")
+                },
+            ),
+            threshold=props.conflict_rate_threshold,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=3,
+            datapoints_to_alarm=2,
+        )
+
+    def _live(self, props: StratasyncProps, live: LiveSync) -> None:
+        # Pushes over WebSocket are counted by the WebSocket function (its own service dimension).
+        self._conflict_rate(props, "WebSocketConflictRateAlarm", "WebSocket", WS_SERVICE)
         self.alarm(
             "WebSocketErrorsAlarm",
             "The WebSocket function failed (it answers every frame it is given, so any error is a bug"

@@ -10,14 +10,20 @@ from constructs import Construct
 from stratasync_infra.functions import Functions
 from stratasync_infra.http_api import HttpApi
 from stratasync_infra.live import LiveSync
-from stratasync_infra.metrics import api_metric, lambda_metric, ours, table_metric, websocket_metric
+from stratasync_infra.metrics import (
+    FANOUT_SERVICE,
+    WS_SERVICE,
+    api_metric,
+    lambda_metric,
+    ours,
+    table_metric,
+    websocket_metric,
+)
 from stratasync_infra.parts import Concern
 from stratasync_infra.storage import Storage
 from stratasync_infra.websocket_api import WebSocketApi
 
 MINUTE, FIVE_MINUTES = cdk.Duration.minutes(1), cdk.Duration.minutes(5)
-#: The live functions' EMF ``service`` dimensions (functions/stratasync/handlers/{ws,fanout}.py).
-WS_SERVICE, FANOUT_SERVICE = "stratasync-ws", "stratasync-fanout"
 
 
 class Dashboard(Concern):

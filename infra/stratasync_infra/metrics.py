@@ -9,6 +9,8 @@ from stratasync_infra.packaging import DeployedFunction
 
 #: The namespace of the handlers' EMF metrics (Powertools Metrics); ``service`` is their dimension.
 NAMESPACE = "stratasync"
+#: The live functions' ``service`` dimensions (functions/stratasync/handlers/{ws,fanout}.py).
+WS_SERVICE, FANOUT_SERVICE = "stratasync-ws", "stratasync-fanout"
 
 
 def lambda_metric(

@@ -102,6 +102,7 @@ ALARMS = {
     "ArchiverErrorsAlarm",
     "ArchiveLagAlarm",
     "ArchiveDeadLettersAlarm",
+    "WebSocketConflictRateAlarm",
     "WebSocketErrorsAlarm",
     "FanoutErrorsAlarm",
     "FanoutIteratorAgeAlarm",

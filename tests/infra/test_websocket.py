@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.infra.conftest import ROOT
 from tests.infra.templates import Stack, as_list, render
 
 #: The contract with the WebSocket handlers (functions/stratasync/handlers/ws.py).
@@ -192,6 +193,14 @@ def test_live_sync_alarms(stack: Stack) -> None:
     assert (lag["Namespace"], lag["MetricName"], lag["Statistic"]) == ("AWS/Lambda", "IteratorAge", "Maximum")
     assert lag["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "FanoutFunction"}}]
     assert lag["Threshold"] == 30_000
+    conflicts = alarms["WebSocketConflictRateAlarm"]
+    (expression,) = [item["Expression"] for item in conflicts["Metrics"] if "Expression" in item]
+    assert "conflicts / pushes" in expression
+    for item in conflicts["Metrics"]:
+        if "MetricStat" in item:  # the WebSocket function's pushes, not the sync function's
+            metric = item["MetricStat"]["Metric"]
+            assert metric["MetricName"] in ("Conflicts", "Pushes")
+            assert metric["Dimensions"] == [{"Name": "service", "Value": "stratasync-ws"}]
     failures = alarms["FanoutFailuresAlarm"]
     assert failures["MetricName"] == "ApproximateNumberOfMessagesVisible"
     assert failures["Dimensions"] == [
@@ -237,3 +246,19 @@ def test_the_live_functions_environment_is_one_the_handlers_accept(stack: Stack,
     assert getattr(settings, "ws_endpoint") == endpoint  # noqa: B009
     if function == "FanoutFunction":
         settings.access_control()  # no secret to read, no JWKS: it must not need one
+
+
+def test_emf_metric_names_are_the_live_handlers() -> None:
+    """The alarms' and the dashboard's names of the WebSocket and fan-out functions' EMF metrics."""
+    from stratasync_infra.metrics import FANOUT_SERVICE, WS_SERVICE
+
+    handlers = ROOT / "functions/stratasync/handlers"
+    if not (handlers / "ws.py").exists():
+        pytest.skip("functions/stratasync/handlers/ws.py is not on this branch yet (the WebSocket handlers)")
+    ws, fanout = (handlers / "ws.py").read_text(), (handlers / "fanout.py").read_text()
+    assert f'make_metrics("stratasync", "{WS_SERVICE}")' in ws
+    assert f'make_metrics("stratasync", "{FANOUT_SERVICE}")' in fanout
+    for name in ("Connections", "Pushes", "Conflicts", "EventsPushed", "EventsPulled"):
+        assert f'name="{name}"' in ws
+    for name in ("LiveDeliveries", "LiveMessages", "ConnectionsClosed"):
+        assert f'name="{name}"' in fanout
