@@ -18,6 +18,8 @@ catch-up live only if the store's head is still ``sent_seq``, atomically. Under 
 invariant (:mod:`stratasync.storage.base`) "the head is X" is "no batch was committed on parent
 X", so an adapter checks the absence of that commit record in the same transaction.
 
+Sending goes through another port, :class:`ConnectionGateway` (API Gateway's ``@connections``).
+
 Every item ends with its connection (a TTL of the connection's longest life); expired ones are
 never returned.
 """
@@ -28,6 +30,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum, StrEnum
+
+from stratasync.protocol.errors import StratasyncError
 
 
 class SubscriptionStatus(StrEnum):
@@ -135,3 +139,31 @@ class SubscriptionStorage(ABC):
     @abstractmethod
     def remove_subscription(self, key: SubscriptionKey) -> None:
         """Forget one subscription (idempotent)."""
+
+
+class SendError(StratasyncError):
+    """A message could not be sent to a connection."""
+
+
+class ConnectionGoneError(SendError):
+    """The connection is closed (``GoneException``, 410): nothing was sent."""
+
+
+class SendThrottledError(SendError):
+    """API Gateway refused the send for now (``LimitExceededException``): nothing was sent."""
+
+
+class SendFailedError(SendError):
+    """Any other failure (a timeout, a refused payload): the message may or may not have arrived."""
+
+
+class ConnectionGateway(ABC):
+    """API Gateway's ``@connections`` API (or the dev server's emulation of it)."""
+
+    @abstractmethod
+    def post(self, connection_id: str, data: str) -> None:
+        """Send one message; raises :class:`SendError` (a subclass saying what is known)."""
+
+    @abstractmethod
+    def close(self, connection_id: str) -> None:
+        """Close the connection (``DELETE``); a connection already gone is no error."""
