@@ -67,6 +67,18 @@ class EmbeddedMoto:
         self._thread.start()
         return self
 
+    def prune_stream_iterators(self, keep: int = 64) -> None:
+        """Forget all but the newest ``keep`` DynamoDB Streams shard iterators: moto keeps every
+        iterator it ever handed out (one per GetRecords), which a poller would pile up for ever."""
+        from moto.dynamodbstreams.models import dynamodbstreams_backends
+
+        with self._lock:
+            for account in list(dynamodbstreams_backends.values()):
+                for backend in list(account.values()):
+                    iterators = backend.shard_iterators
+                    for arn in list(iterators)[: max(0, len(iterators) - keep)]:
+                        del iterators[arn]
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.shutdown()
