@@ -126,13 +126,23 @@ const PAYLOAD = process.env.DRIVER_TOKEN ? { authToken: process.env.DRIVER_TOKEN
 
 const withKv = (effect) => Effect.provide(effect, KeyValueStore.layerMemory)
 
+const connected = (backend) =>
+  Effect.gen(function* () {
+    const t0 = performance.now()
+    yield* backend.connect
+    while (!(yield* backend.isConnected.get)) yield* Effect.sleep(20)
+    return ms(t0)
+  })
+
 /** A WebSocket client (makeWsSync), built as LiveStore's sync-provider tests build one. */
 const wsClient = (storeId) =>
   withKv(
     Effect.gen(function* () {
       const backend = yield* makeWsSync({ url: baseUrl })({ storeId, clientId: 'wsdriver', payload: PAYLOAD })
-      const socketIndex = sockets.length - 1
-      return { backend, socketIndex }
+      // The socket opens with the client's first ping: the newest socket once connected is its own
+      // (the frames of later sockets, reconnects and other clients, follow it in `sockets`).
+      const connectMs = yield* connected(backend)
+      return { backend, socketIndex: sockets.length - 1, connectMs }
     }),
   )
 const httpClient = (storeId) =>
@@ -148,14 +158,6 @@ const compositeClient = (storeId) =>
       return { ...ws, push: http.push }
     }),
   )
-
-const connected = (backend) =>
-  Effect.gen(function* () {
-    const t0 = performance.now()
-    yield* backend.connect
-    while (!(yield* backend.isConnected.get)) yield* Effect.sleep(20)
-    return ms(t0)
-  })
 
 /**
  * A live pull collecting what it receives: { seqs, items, pageInfos, arrivals, errors, fiber }.
@@ -243,7 +245,7 @@ const pushRebasing = (backend, pull, prefix, count, { batch = 1 } = {}) =>
 const scenarios = {
   connect: (storeId) =>
     Effect.gen(function* () {
-      const { backend } = yield* wsClient(storeId)
+      const backend = yield* withKv(makeWsSync({ url: baseUrl })({ storeId, clientId: 'wsdriver', payload: PAYLOAD }))
       check((yield* backend.isConnected.get) === false, 'isConnected starts false')
       const connectMs = yield* connected(backend)
       check(backend.metadata.protocol === 'ws', 'the WebSocket transport', backend.metadata)
@@ -368,7 +370,9 @@ const scenarios = {
         { concurrency: 'unbounded' },
       )
       const total = PUSHERS * perClient
-      yield* waitFor(() => pulls.every((p) => p.seqs.length >= total), 'every event on every subscriber')
+      yield* waitFor(() => pulls.every((p) => p.seqs.length >= total), 'every event on every subscriber').pipe(
+        Effect.mapError((e) => new ScenarioFailure(e.message, { counts: pulls.map((p) => p.seqs.length), errors: pulls.map((p) => p.errors) })),
+      )
       yield* Effect.sleep(500)
       pulls.forEach((p, i) => checkExactlyOnce(p.seqs, 0, total, `subscriber ${i}`))
       const ids = pulls[0].arrivals.map((a) => a.id)

@@ -45,7 +45,7 @@ from stratasync.protocol.limits import MAX_PULL_EVENTS_PER_CHUNK
 from stratasync.protocol.messages import Cursor
 from stratasync.protocol.rpc import PullPage, encode_pull_item
 from stratasync.protocol.ws import chunk_item_bytes, encode_chunk, encode_exit_success
-from stratasync.storage.base import LogHead, StoredEvent
+from stratasync.storage.base import HotTierStorage, StoredEvent
 from stratasync.storage.subscriptions import (
     Connection,
     ConnectionGateway,
@@ -359,8 +359,6 @@ class LiveSync:
         """One pass; True when a claim was lost (another sender moved a subscription meanwhile)."""
         now_ms = self._now_ms()
         listeners = self.subscriptions.listeners(store_id)
-        head = self.service.store.log_head(store_id)
-        report.head = head.seq_num
         lock = threading.Lock()
 
         def close(connection_id: str, why: str) -> None:
@@ -384,7 +382,7 @@ class LiveSync:
         for connection in listeners.connections:
             if connection.connection_id not in subscribed and now_ms - connection.connected_at_ms > grace_ms:
                 close(connection.connection_id, "no live pull")
-        behind: list[Subscription] = []
+        live: list[Subscription] = []
         for sub in listeners.subscriptions:
             if sub.status is SubscriptionStatus.CATCHUP:
                 if sub.lease_until_ms is not None and sub.lease_until_ms < now_ms:
@@ -392,12 +390,19 @@ class LiveSync:
             elif sub.status is SubscriptionStatus.LIVE:
                 if sub.sending is not None:
                     close(sub.key.connection_id, "a send was claimed by another sender")
-                elif sub.sent_seq < head.seq_num:
-                    behind.append(sub)
-        behind = [sub for sub in behind if sub.key.connection_id not in report.closed]
-        if not behind:
+                else:
+                    live.append(sub)
+        live = [sub for sub in live if sub.key.connection_id not in report.closed]
+        if not live:
             return False
-        items, behind = self._backlog(store_id, head, behind, close)
+        # The events after the lowest sent_seq, read once for all; the last one read is the head
+        # (read after the subscriptions, so no subscription is ahead of it).
+        items, live = self._backlog(store_id, live, close)
+        if not items:
+            return False  # nothing after the lowest sent_seq: everyone is at the head
+        head = items[-1][0]
+        report.head = max(report.head, head)
+        behind = [sub for sub in live if sub.sent_seq < head]
         if not behind:
             return False
         lost = False
@@ -429,23 +434,17 @@ class LiveSync:
         return lost
 
     def _backlog(
-        self,
-        store_id: str,
-        head: LogHead,
-        behind: list[Subscription],
-        close: Callable[[str, str], None],
+        self, store_id: str, behind: list[Subscription], close: Callable[[str, str], None]
     ) -> tuple[list[tuple[int, str]], list[Subscription]]:
-        """The encoded events after the lowest ``sent_seq`` up to the head, read once for all; the
-        subscriptions too far behind for that are closed instead."""
+        """The encoded events after the lowest ``sent_seq``, read once for all; the subscriptions
+        too far behind for that are closed instead."""
         cap = self.settings.max_backlog_events
         while behind:
             low = min(sub.sent_seq for sub in behind)
             items: list[tuple[int, str]] = []
-            events: Iterator[StoredEvent] = self.service.store.read(store_id, low)
+            events: Iterator[StoredEvent] = self._events_after(store_id, low)
             try:
                 for event in events:
-                    if event.seq_num > head.seq_num:
-                        break
                     items.append((event.seq_num, encode_pull_item(event.event_json, event.created_at)))
                     if len(items) > cap:
                         break
@@ -461,14 +460,40 @@ class LiveSync:
             behind = [sub for sub in behind if sub.sent_seq > low]
         return [], []
 
+    def _events_after(self, store_id: str, after: int) -> Iterator[StoredEvent]:
+        """The events after ``after``, in order. A live subscription's ``sent_seq`` is a batch's
+        last event, so the hot tier's batches from parent ``after`` on are read in one query; if
+        they do not start there (archived, or a cursor inside a batch), the general read."""
+        store = self.service.store
+        hot = getattr(store, "hot", store)
+        if not isinstance(hot, HotTierStorage):
+            yield from store.read(store_id, after)
+            return
+        expected = after
+        batches = hot.hot_batches(store_id, after)
+        try:
+            for batch in batches:
+                if batch.parent_seq_num != expected:
+                    break
+                yield from batch.events
+                expected = batch.last_seq_num
+            else:
+                if expected > after:
+                    return  # read to the newest batch
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
+        yield from store.read(store_id, expected)
+
     def _deliver(
-        self, sub: Subscription, head: LogHead, items: Sequence[tuple[int, str]]
+        self, sub: Subscription, head: int, items: Sequence[tuple[int, str]]
     ) -> tuple[Delivery, int, int]:
         """Claim, send (sent_seq, head] in order, release."""
         key = sub.key
-        if not self.subscriptions.claim(key, sub.sent_seq, head.seq_num):
+        if not self.subscriptions.claim(key, sub.sent_seq, head):
             return Delivery.CLAIM_LOST, 0, 0
-        mine = [item for item in items if item[0] > sub.sent_seq]
+        mine = [item for item in items if sub.sent_seq < item[0] <= head]
         backend_id = self.service.store.backend_id(key.store_id)
         events = messages = 0
         try:
@@ -482,5 +507,5 @@ class LiveSync:
         except SendError:
             logger.warning("a live send failed: the connection will be closed", exc_info=True)
             return Delivery.CLOSED, events, messages
-        self.subscriptions.release(key, head.seq_num)  # False: interrupted or closed meanwhile
+        self.subscriptions.release(key, head)  # False: interrupted or closed meanwhile
         return Delivery.DELIVERED, events, messages
