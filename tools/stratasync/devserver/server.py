@@ -31,6 +31,7 @@ from stratasync.devserver.asgi import GatewayApp, LambdaApiApp, PrivateApp, Serv
 from stratasync.devserver.embedded_moto import EmbeddedMoto, ensure_fake_credentials
 from stratasync.devserver.functions import FunctionSpec, LocalFunction
 from stratasync.devserver.streams import StreamPoller
+from stratasync.devserver.webapp import WebAppMount
 from stratasync.devserver.websocket import WebSocketApi, WebSocketLimits, websocket_protocol
 
 
@@ -64,6 +65,8 @@ class DevServerConfig:
     #: How often the stream poller reads the eventlog's stream while WebSocket clients are connected.
     stream_poll_interval: float = 0.01
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: A built web app served at /app/ (the dev server's extra, see :mod:`.webapp`); None: not built.
+    web_app_dir: str | None = None
 
     @property
     def connections_table(self) -> str:
@@ -104,6 +107,11 @@ class DevServer:
         return f"http://{self.config.host}:{self._public.port}/"
 
     @property
+    def app_url(self) -> str:
+        """The web app's address (served when ``config.web_app_dir`` is set)."""
+        return self.url + "app/"
+
+    @property
     def lambda_api_url(self) -> str:
         """The private endpoint of the Lambda Invoke API (the archive trigger's)."""
         assert self._private is not None, "start() first"
@@ -129,7 +137,7 @@ class DevServer:
         if config.websocket:
             self.websocket = WebSocketApi(self.invoke_ws, limits=limits)
         self._public = ServerThread(
-            GatewayApp(self.invoke_async, self.websocket),
+            WebAppMount(GatewayApp(self.invoke_async, self.websocket), config.web_app_dir),
             public_socket,
             "devserver-http",
             ws=websocket_protocol(limits) if config.websocket else "none",
@@ -274,6 +282,8 @@ class DevServer:
             file=self._out,
             flush=True,
         )
+        if config.web_app_dir is not None:
+            print(f"  web app: {self.app_url} (from {config.web_app_dir})", file=self._out, flush=True)
         return self
 
     def _start_poller(self) -> None:
