@@ -16,9 +16,17 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
-from stratasync.client import LiveState, RetryPolicy, Store, SyncHttpTransport, SyncWsTransport
+from stratasync.client import (
+    BackendIdMismatchError,
+    LiveState,
+    RetryPolicy,
+    Store,
+    SyncHttpTransport,
+    SyncWsTransport,
+    UnknownError,
+)
 from stratasync.client.todos import schema, todo_created, todos
-from stratasync.client.transport import PullPage
+from stratasync.client.transport import LiveFailure, LiveItem, LivePages, PullPage
 from stratasync.client.wstransport import (
     StreamCheck,
     as_http_url,
@@ -26,7 +34,7 @@ from stratasync.client.wstransport import (
     live_pull_url,
     make_transport,
 )
-from tests.client.fakes import wire_event
+from tests.client.fakes import ScriptedTransport, engine, wire_event
 from tests.client.wsfake import FakeBackend, FakeHttp, FakeWsServer, wait_until
 
 FAST = RetryPolicy(initial_seconds=0.01, max_seconds=0.05)
@@ -143,6 +151,75 @@ def test_the_stream_check_refuses_duplicates_gaps_and_another_backend() -> None:
     assert check.check([page([jump])]) is None  # seqNums may jump: the parent is what counts
 
 
+class ScriptedFeed:
+    """A LiveFeed that hands out the items a test gives it (no socket)."""
+
+    def __init__(self) -> None:
+        self.items: list[LiveItem] = []
+        self.state = LiveState.LIVE
+        self.polling = False
+        self.restarts: list[int | None] = []
+        self.resumed = 0
+
+    def start(self) -> None:
+        pass
+
+    def take(self) -> list[LiveItem]:
+        items, self.items = self.items, []
+        return items
+
+    def restart(self, generation: int | None, reason: str) -> None:
+        self.restarts.append(generation)
+
+    def resume(self) -> None:
+        self.resumed += 1
+
+    def stop(self, timeout: float = 5.0) -> None:
+        pass
+
+
+def test_live_pages_merge_in_order_and_a_page_off_the_upstream_head_restarts_the_pull() -> None:
+    with Store(schema, STORE, transport=ScriptedTransport(), retry=FAST) as store:
+        sync, feed = engine(store), ScriptedFeed()
+        feed.items = [
+            LivePages(1, [page([], "backend-1")]),
+            LivePages(1, [page([created(1), created(2)], "backend-1")]),
+        ]
+        with sync.lock:
+            assert sync.apply_live(feed) == 2
+        assert (store.backend_id, store.upstream_head) == ("backend-1", 2)  # from the empty first page
+        feed.items = [
+            LivePages(1, [page([created(1), created(2), created(3)], "backend-1")]),  # overlaps: fine
+            LivePages(1, [page([created(5)], "backend-1")]),  # skips #4: not merged
+            LivePages(1, [page([created(6)], "backend-1")]),  # the same connection: dropped too
+            LivePages(2, [page([created(4), created(5)], "backend-1")]),  # the re-pull
+        ]
+        with sync.lock:
+            assert sync.apply_live(feed) == 3
+        assert feed.restarts == [1]
+        assert [event.seq_num for event in store.events()] == [1, 2, 3, 4, 5]
+        feed.items = [LivePages(2, [page([created(6)], "another-backend")])]
+        with sync.lock:
+            assert sync.apply_live(feed) == 0
+        assert feed.restarts == [1, 2]
+        assert store.upstream_head == 5
+
+
+def test_a_failed_live_pull_raises_its_error_or_resets_and_resumes() -> None:
+    with Store(schema, STORE, transport=ScriptedTransport(), retry=FAST) as store:
+        sync, feed = engine(store), ScriptedFeed()
+        feed.items = [LivePages(1, [page([created(1)], "backend-1")]), LiveFailure(1, UnknownError("boom"))]
+        with sync.lock, pytest.raises(UnknownError, match="boom"):
+            sync.apply_live(feed)
+        assert (store.upstream_head, feed.resumed) == (1, 1)  # the page before it was merged
+        store.commit(todo_created(id="kept", text="kept"))
+        feed.items = [LiveFailure(2, BackendIdMismatchError("backend-2", "backend-1"))]
+        with sync.lock:
+            sync.apply_live(feed)
+        assert (store.backend_id, store.upstream_head, feed.resumed) == (None, 0, 2)
+        assert [event.args["id"] for event in store.pending_events()] == ["kept"]
+
+
 # -- live pull ---------------------------------------------------------------------------------------
 
 
@@ -150,8 +227,7 @@ def test_stored_pages_then_live_chunks_each_acked(server: FakeWsServer, backend:
     peer_push(backend, 250)
     with live_store(server) as store:
         wait_until(lambda: store.live and store.upstream_head == 250, what="the live pull to catch up")
-        chunks_before = len(server.received("Ack"))
-        assert chunks_before == 3  # pages of 100, 100, 50
+        wait_until(lambda: len(server.received("Ack")) == 3, what="an Ack per page (100, 100, 50)")
         peer_push(backend, 3)
         wait_until(lambda: store.upstream_head == 253, what="three live events")
         assert in_sync(store, backend)

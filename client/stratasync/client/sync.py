@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from stratasync.client import jsoncodec
 from stratasync.client.errors import (
@@ -242,26 +243,39 @@ class SyncEngine:
                 merged += self._merge_live(live, generation, group, dropped)
 
     def _merge_live(self, live: LiveFeed, generation: int, pages: list[PullPage], dropped: set[int]) -> int:
+        """Merge ``pages`` up to the first event that does not continue the upstream head exactly;
+        from there on, drop ``generation`` (its connection pulls again from the real cursor)."""
         with self.db.lock:
             backend_id = self.db.backend_id()
             upstream = self.db.upstream_head()
+        expected = backend_id if backend_id is not None else pages[0].backend_id
         problem = None
-        if backend_id is not None and any(page.backend_id != backend_id for page in pages):
-            problem = f"live pages of backend {pages[-1].backend_id!r}, the store is on {backend_id!r}"
-        events = [event for page in pages for event in page.events]
-        new = [event for event in events if event["seqNum"] > upstream]
-        if new and new[0]["parentSeqNum"] != upstream:
-            problem = f"live event #{new[0]['seqNum']} follows #{new[0]['parentSeqNum']}, not #{upstream}"
+        events: list[dict[str, Any]] = []
+        created: list[str | None] = []
+        last = upstream
+        for page in pages:
+            if page.backend_id != expected:
+                problem = f"live pages of backend {page.backend_id!r}, the store is on {expected!r}"
+                break
+            for event, stamp in zip(page.events, page.created_at, strict=True):
+                if not events and event["seqNum"] <= upstream:
+                    continue  # known: a reconnected pull starts again from the cursor, echoes of pushes
+                if event["parentSeqNum"] != last or event["seqNum"] <= last:
+                    problem = f"live event #{event['seqNum']} follows #{event['parentSeqNum']}, not #{last}"
+                    break
+                events.append(event)
+                created.append(stamp)
+                last = event["seqNum"]
+            if problem is not None:
+                break
         if problem is not None:
             dropped.add(generation)
             live.restart(generation, problem)
-            return 0
-        if backend_id is None:
-            self.rebaser.remember_backend_id(pages[-1].backend_id)
-        if not events:
-            return 0
-        self.rebaser.apply_pulled(events, [stamp for page in pages for stamp in page.created_at])
-        return len(new)
+        if backend_id is None and (problem is None or events):
+            self.rebaser.remember_backend_id(expected)
+        if events:
+            self.rebaser.apply_pulled(events, created)
+        return len(events)
 
     def _live_failed(self, live: LiveFeed, failure: LiveFailure) -> None:
         if isinstance(failure.error, BackendIdMismatchError):
