@@ -421,6 +421,10 @@ class LivePull:
         except (ConnectionClosed, OSError) as error:
             if not self._stop.is_set():
                 self._failed(f"the WebSocket closed: {error}")
+        except Exception as error:  # a bug here must not leave the engine waiting on a dead pull
+            logger.exception("store %r: the live pull failed unexpectedly; reconnecting", transport.store_id)
+            self.last_problem = f"{type(error).__name__}: {error}"
+            went_live = False
         finally:
             with self._lock:
                 self._conn = None
@@ -467,7 +471,7 @@ class LivePull:
             conn.send(jsoncodec.dumps({"_tag": "Ack", "requestId": pull_id}))
             caught_up = self._state is LiveState.CATCHING_UP and any(page.is_last for page in pages)
             if caught_up:
-                self._state = LiveState.LIVE
+                self._set_state(LiveState.LIVE)
             self._wake()
             return caught_up
         if tag == "Exit" and request_id == pull_id:
