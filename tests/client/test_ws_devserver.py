@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,7 +49,7 @@ def log(store: Store) -> list[dict[str, object]]:
 
 def test_two_live_python_stores_see_each_other_without_polling(url: str, tmp_path: Path) -> None:
     sid = store_id()
-    options = {"backend_url": url, "transport": "ws", "retry": RETRY}
+    options: dict[str, Any] = {"backend_url": url, "transport": "ws", "retry": RETRY}
     with (
         Store(schema, sid, str(tmp_path / "a.db"), **options) as a,
         Store(schema, sid, str(tmp_path / "b.db"), **options, poll_interval=600) as b,
