@@ -90,6 +90,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=200, help="samples over WebSocket")
     parser.add_argument("--poll-samples", type=int, default=20, help="samples with HTTP polling")
     parser.add_argument("--poll-interval", type=float, default=5.0)
+    parser.add_argument("--label", help="what the server is, for the report (default: its URL)")
     args = parser.parse_args()
     server = None
     url = args.url
@@ -112,7 +113,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, CPython {platform.python_version()}, {os.cpu_count()} CPUs",
         "load_average": {"start": round(load_start, 2), "end": round(load_end, 2)},
-        "server": "stratasync dev (embedded moto, 2 workers)" if server is not None else url,
+        "server": args.label or ("stratasync dev (embedded moto, 2 workers)" if server is not None else url),
         "results": [ws, polling],
     }
     RESULTS.mkdir(exist_ok=True)

@@ -30,13 +30,15 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def url(dev_server: DevServer) -> str:
-    """The dev server's URL, once it accepts WebSocket upgrades (the server side of issue 10)."""
+def url(request: pytest.FixtureRequest) -> str:
+    """The dev server's URL (or ``STRATASYNC_WS_TEST_URL``, a running one), once it accepts
+    WebSocket upgrades (the server side of issue 10)."""
+    url = os.environ.get("STRATASYNC_WS_TEST_URL") or request.getfixturevalue("dev_server").url
     try:
-        SyncWsTransport(dev_server.url, "probe").ping()
+        SyncWsTransport(url, "probe").ping()
     except TransportError as error:
         pytest.skip(f"stratasync dev accepts no WebSocket here: {error}")
-    return dev_server.url
+    return str(url)
 
 
 def store_id() -> str:
