@@ -3,6 +3,7 @@ API Gateway WebSocket API and the real ws/fanout functions), beside the real Liv
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -18,7 +19,7 @@ import pytest
 
 from stratasync.client import RetryPolicy, Store, SyncWsTransport, TransportError
 from stratasync.client.todos import schema, todo_created, todos
-from stratasync.devserver import DevServer
+from stratasync.devserver import DevServer, DevServerConfig
 from tests.client.wsfake import wait_until
 from tests.emulators import missing
 
@@ -120,14 +121,52 @@ def run_driver(url: str, scenario: str, sid: str, **env: str) -> dict[str, objec
     return report
 
 
+def own_dev_server(**options: Any) -> DevServer:
+    """A ``stratasync dev`` with WebSocket options of its own (skips where the config has none)."""
+    fields = {field.name for field in dataclasses.fields(DevServerConfig)}
+    if not set(options) <= fields:
+        pytest.skip(f"this stratasync dev has no {sorted(set(options) - fields)}")
+    return DevServer(DevServerConfig(port=0, workers=2, **options), out=open(os.devnull, "w"))
+
+
+def test_connections_the_server_closes_are_opened_again_with_nothing_missed_or_doubled() -> None:
+    """API Gateway closes every connection after 2 h (here: 3 s); the store re-pulls each time."""
+    with own_dev_server(ws_max_lifetime_seconds=3.0) as server:
+        sid = store_id()
+        with (
+            Store(schema, sid, backend_url=server.url, retry=RETRY) as writer,
+            Store(schema, sid, backend_url=server.url, transport="ws", retry=RETRY) as reader,
+        ):
+            reader.start_sync()
+            wait_until(lambda: reader.live, 30, "live")
+            started = time.monotonic()
+            number = 0
+            while time.monotonic() - started < 8:
+                writer.commit(todo_created(id=f"w-{number}", text="x"))
+                writer.sync()
+                number += 1
+                time.sleep(0.05)
+            wait_until(lambda: reader.upstream_head == number, 60, "every event")
+            assert [event.seq_num for event in reader.events()] == list(range(1, number + 1))
+            assert log(reader) == log(writer)
+            assert isinstance(reader._transport, SyncWsTransport)
+            live = reader._transport.live
+            assert live is not None
+            assert live.connections >= 3
+
+
 def test_without_websocket_on_the_server_a_ws_store_polls_over_http(dev_server: DevServer) -> None:
     try:
         SyncWsTransport(dev_server.url, "probe").ping()
     except TransportError:
-        pass
-    else:
-        pytest.skip("this stratasync dev accepts WebSocket upgrades")
-    sid, url = store_id(), dev_server.url
+        _polls_over_http(dev_server.url)
+        return
+    with own_dev_server(websocket=False) as server:
+        _polls_over_http(server.url)
+
+
+def _polls_over_http(url: str) -> None:
+    sid = store_id()
     with (
         Store(schema, sid, backend_url=url, retry=RETRY) as writer,
         Store(schema, sid, backend_url=url, transport="ws", retry=RETRY, poll_interval=0.1) as reader,
@@ -139,6 +178,12 @@ def test_without_websocket_on_the_server_a_ws_store_polls_over_http(dev_server: 
         wait_until(lambda: reader.upstream_head == 2 and not reader.pending_events(), 30, "polled and pushed")
         assert not reader.live
         assert reader.status.syncing
+        assert isinstance(reader._transport, SyncWsTransport)
+        live = reader._transport.live
+        assert live is not None
+        assert live.polling
+        assert live.last_problem is not None
+        assert "cannot open the WebSocket" in live.last_problem
 
 
 @pytest.mark.interop
