@@ -3,7 +3,7 @@ API Gateway WebSocket API and the real ws/fanout functions), beside the real Liv
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import json
 import os
 import shutil
@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from stratasync.client import RetryPolicy, Store, SyncWsTransport, TransportError
@@ -121,47 +122,57 @@ def run_driver(url: str, scenario: str, sid: str, **env: str) -> dict[str, objec
     return report
 
 
-def own_dev_server(**options: Any) -> DevServer:
-    """A ``stratasync dev`` with WebSocket options of its own (skips where the config has none)."""
-    fields = {field.name for field in dataclasses.fields(DevServerConfig)}
-    if not set(options) <= fields:
-        pytest.skip(f"this stratasync dev has no {sorted(set(options) - fields)}")
-    return DevServer(DevServerConfig(port=0, workers=2, **options), out=open(os.devnull, "w"))
+def test_connections_the_server_closes_are_opened_again_with_nothing_missed_or_doubled(
+    dev_server: DevServer,
+) -> None:
+    """The server closes the store's connection every second (``DeleteConnection`` through
+    ``@connections``, as API Gateway's 2 h lifetime or a server on AWS would); the store reconnects
+    and re-pulls each time, and holds every event once, in order."""
+    api = dev_server.websocket
+    if api is None:
+        pytest.skip("this dev server runs without WebSocket")
+    management = boto3.client("apigatewaymanagementapi", endpoint_url=dev_server.ws_endpoint)
+    sid = store_id()
+    with (
+        Store(schema, sid, backend_url=dev_server.url, retry=RETRY) as writer,
+        Store(
+            schema, sid, backend_url=dev_server.url, transport="ws", retry=RETRY, poll_interval=600
+        ) as reader,
+    ):
+        reader.start_sync()
+        wait_until(lambda: reader.live, 30, "live")
+        started = last_kick = time.monotonic()
+        number = kicks = 0
+        while time.monotonic() - started < 6:
+            writer.commit(todo_created(id=f"w-{number}", text="x"))
+            writer.sync()
+            number += 1
+            if time.monotonic() - last_kick > 1.0:
+                for connection_id in api.connection_ids():
+                    with contextlib.suppress(management.exceptions.GoneException):
+                        management.delete_connection(ConnectionId=connection_id)
+                        kicks += 1
+                last_kick = time.monotonic()
+            time.sleep(0.05)
+        wait_until(lambda: reader.upstream_head == number, 60, "every event")
+        assert [event.seq_num for event in reader.events()] == list(range(1, number + 1))
+        assert log(reader) == log(writer)
+        assert isinstance(reader._transport, SyncWsTransport)
+        live = reader._transport.live
+        assert live is not None
+        assert kicks >= 3
+        assert live.connections >= 3
 
 
-def test_connections_the_server_closes_are_opened_again_with_nothing_missed_or_doubled() -> None:
-    """API Gateway closes every connection after 2 h (here: 3 s); the store re-pulls each time."""
-    with own_dev_server(ws_max_lifetime_seconds=3.0) as server:
-        sid = store_id()
-        with (
-            Store(schema, sid, backend_url=server.url, retry=RETRY) as writer,
-            Store(schema, sid, backend_url=server.url, transport="ws", retry=RETRY) as reader,
-        ):
-            reader.start_sync()
-            wait_until(lambda: reader.live, 30, "live")
-            started = time.monotonic()
-            number = 0
-            while time.monotonic() - started < 8:
-                writer.commit(todo_created(id=f"w-{number}", text="x"))
-                writer.sync()
-                number += 1
-                time.sleep(0.05)
-            wait_until(lambda: reader.upstream_head == number, 60, "every event")
-            assert [event.seq_num for event in reader.events()] == list(range(1, number + 1))
-            assert log(reader) == log(writer)
-            assert isinstance(reader._transport, SyncWsTransport)
-            live = reader._transport.live
-            assert live is not None
-            assert live.connections >= 3
-
-
-def test_without_websocket_on_the_server_a_ws_store_polls_over_http(dev_server: DevServer) -> None:
-    try:
-        SyncWsTransport(dev_server.url, "probe").ping()
-    except TransportError:
-        _polls_over_http(dev_server.url)
-        return
-    with own_dev_server(websocket=False) as server:
+def test_without_websocket_on_the_server_a_ws_store_polls_over_http() -> None:
+    config = DevServerConfig(port=0, workers=1, websocket=False)
+    with DevServer(config, out=open(os.devnull, "w")) as server:
+        try:
+            SyncWsTransport(server.url, "probe").ping()
+        except TransportError:
+            pass
+        else:
+            pytest.fail("a dev server with websocket=False accepted a WebSocket")
         _polls_over_http(server.url)
 
 

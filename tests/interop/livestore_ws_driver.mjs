@@ -49,12 +49,18 @@ const SCENARIOS = [
   'ws-push-over-32k',
   'composite-large-events',
   'ws-and-http-converge',
+  'pages-then-live',
+  'two-clients-converge',
+  'catchup-race',
 ]
 // Only when named: they need a server set up for them, or are benches.
-const EXTRA_SCENARIOS = ['reconnect', 'latency', 'catchup', 'fill', 'two-stores']
+const EXTRA_SCENARIOS = ['reconnect', 'latency', 'catchup', 'fill']
 
+// A scenario, `all`, or a comma-separated list of scenarios (one report with `results`, as `all`).
 const [baseUrl, scenarioArg, storeIdArg] = process.argv.slice(2)
-if (!baseUrl || !scenarioArg || (scenarioArg !== 'all' && !SCENARIOS.includes(scenarioArg) && !EXTRA_SCENARIOS.includes(scenarioArg))) {
+const known = (name) => SCENARIOS.includes(name) || EXTRA_SCENARIOS.includes(name)
+const scenarioList = scenarioArg === 'all' ? SCENARIOS : (scenarioArg ?? '').split(',')
+if (!baseUrl || !scenarioArg || !scenarioList.every(known)) {
   writeStdout(`${JSON.stringify({ ok: false, error: { message: `usage: node livestore_ws_driver.mjs <baseUrl> <${[...SCENARIOS, 'all', ...EXTRA_SCENARIOS].join('|')}> [storeId]` } })}\n`)
   process.exit(2)
 }
@@ -126,9 +132,12 @@ const PAYLOAD = process.env.DRIVER_TOKEN ? { authToken: process.env.DRIVER_TOKEN
 
 const withKv = (effect) => Effect.provide(effect, KeyValueStore.layerMemory)
 
+// `connect` waits for the Pong to the client's next scheduled Ping (every 10 s): once the client
+// is connected, calling it again would wait up to 10 s for nothing. So only while not connected.
 const connected = (backend) =>
   Effect.gen(function* () {
     const t0 = performance.now()
+    if (yield* backend.isConnected.get) return 0
     yield* backend.connect
     while (!(yield* backend.isConnected.get)) yield* Effect.sleep(20)
     return ms(t0)
@@ -217,6 +226,8 @@ const checkExactlyOnce = (seqs, from, to, who) => {
 
 const framesOf = (socketIndex) => sockets.slice(socketIndex).flatMap((s) => s.frames)
 const decoded = (frames) => frames.map((f) => ({ ...f, message: JSON.parse(f.data) }))
+/** The request id of the first Chunk on a socket (its client's live pull). */
+const pullRequestId = (socketIndex) => decoded(sockets[socketIndex].frames).find((f) => f.message._tag === 'Chunk')?.message.requestId
 
 /** Push `events` with the leader's rule: on ServerAheadError wait for the live pull to move on. */
 const pushRebasing = (backend, pull, prefix, count, { batch = 1 } = {}) =>
@@ -459,6 +470,97 @@ const scenarios = {
       return { events: httpLog.length }
     }),
 
+  // The stored pages of a live pull, then live chunks on the same pull (never an Exit).
+  'pages-then-live': (storeId) =>
+    Effect.gen(function* () {
+      const writer = yield* wsClient(storeId)
+      yield* writer.backend.push(makeEvents(1, 150, 'stored'))
+      const reader = yield* wsClient(storeId)
+      const pull = yield* livePull(reader.backend)
+      yield* waitFor(() => pull.seqs.length >= 150, 'the stored pages')
+      check(JSON.stringify(pull.items.slice(0, 2)) === '[100,50]', 'pages of 100/50', pull.items)
+      check(pull.pageInfos[0]._tag === 'MoreKnown' && pull.pageInfos[1]._tag === 'NoMore', 'MoreKnown then NoMore', pull.pageInfos)
+      const t0 = performance.now()
+      for (let seq = 151; seq <= 155; seq++) yield* writer.backend.push([makeEvent(seq, seq - 1, `live-${seq}`)])
+      yield* waitFor(() => pull.seqs.length >= 155, 'the live chunks')
+      const liveMs = ms(t0)
+      yield* Effect.sleep(300)
+      checkExactlyOnce(pull.seqs, 0, 155, 'the reader')
+      check(pull.pageInfos.slice(2).every((p) => p._tag === 'NoMore'), 'live chunks are NoMore', pull.pageInfos)
+      const exits = decoded(framesOf(reader.socketIndex)).filter((f) => f.message._tag === 'Exit' && f.message.requestId === pullRequestId(reader.socketIndex))
+      check(exits.length === 0 && pull.errors.length === 0, 'the live pull never ended', { exits, errors: pull.errors })
+      return { pages: pull.items.slice(0, 2), liveChunks: pull.items.length - 2, liveMs }
+    }),
+
+  // Two clients pushing at once (rebasing on ServerAheadError, as the leader does) end with the
+  // same log, each event once, in order, on both live pulls.
+  'two-clients-converge': (storeId) =>
+    Effect.gen(function* () {
+      const a = yield* wsClient(storeId)
+      const b = yield* wsClient(storeId)
+      const pullA = yield* livePull(a.backend)
+      const pullB = yield* livePull(b.backend)
+      yield* waitFor(() => pullA.items.length >= 1 && pullB.items.length >= 1, 'the first pages')
+      const conflicts = yield* Effect.all(
+        [pushRebasing(a.backend, pullA, 'a', 10, { batch: 2 }), pushRebasing(b.backend, pullB, 'b', 10, { batch: 1 })],
+        { concurrency: 'unbounded' },
+      )
+      yield* waitFor(() => pullA.seqs.length >= 20 && pullB.seqs.length >= 20, 'every event on both')
+      yield* Effect.sleep(300)
+      checkExactlyOnce(pullA.seqs, 0, 20, 'A')
+      checkExactlyOnce(pullB.seqs, 0, 20, 'B')
+      const idsA = pullA.arrivals.map((x) => x.id)
+      const idsB = pullB.arrivals.map((x) => x.id)
+      check(JSON.stringify(idsA) === JSON.stringify(idsB), 'the same log on both', { idsA, idsB })
+      check(new Set(idsA).size === 20, 'every pushed event once', idsA)
+      return { events: 20, conflicts: conflicts[0] + conflicts[1] }
+    }),
+
+  // ws-transport.md §6: a push that lands while another client's live pull is catching up must
+  // reach that pull exactly once, in order (LiveStore's own server sends it twice). A writer pushes
+  // without pause while fresh readers catch up on CATCHUP_RACE_FILL stored events, one after the
+  // other, until pushes have landed inside some reader's catch-up.
+  'catchup-race': (storeId) =>
+    Effect.gen(function* () {
+      const FILL = Number(process.env.DRIVER_CATCHUP_RACE_FILL ?? 500)
+      const writer = yield* wsClient(storeId)
+      yield* writer.backend.push(makeEvents(1, FILL, 'fill'))
+      let seq = FILL
+      let stop = false
+      const done = [] // when each racing push's Exit arrived
+      const pusher = yield* Effect.fork(
+        Effect.gen(function* () {
+          while (!stop) {
+            yield* writer.backend.push([makeEvent(seq + 1, seq, `race-${seq + 1}`)])
+            seq++
+            done.push(performance.now())
+          }
+        }),
+      )
+      const readers = []
+      let landed = 0
+      for (let round = 0; round < 6 && landed < 3; round++) {
+        const reader = yield* wsClient(storeId)
+        const startedAt = performance.now()
+        const pull = yield* livePull(reader.backend)
+        yield* waitFor(() => pull.seqs.length >= FILL && pull.pageInfos.some((p) => p._tag === 'NoMore'), `reader ${round} caught up`)
+        const caughtUpAt = pull.arrivals.find((x) => x.seq === FILL).at
+        const during = done.filter((t) => t > startedAt && t < caughtUpAt).length
+        landed += during
+        readers.push({ pull, during, catchupMs: Math.round(caughtUpAt - startedAt) })
+      }
+      yield* Effect.sleep(300)
+      stop = true
+      yield* Fiber.join(pusher)
+      const last = seq
+      yield* waitFor(() => readers.every((r) => r.pull.seqs.length >= last), 'every event on every reader')
+      yield* Effect.sleep(500)
+      readers.forEach((r, i) => checkExactlyOnce(r.pull.seqs, 0, last, `reader ${i}`))
+      readers.forEach((r, i) => check(r.pull.errors.length === 0, `reader ${i}'s pull ended`, r.pull.errors))
+      check(landed >= 1, 'no push landed during a catch-up (the race was not exercised)', readers.map((r) => r.catchupMs))
+      return { events: last, readers: readers.length, pushesDuringCatchup: landed, catchupMs: readers.map((r) => r.catchupMs) }
+    }),
+
   // Needs a server whose connections close after a few seconds (stratasync dev --ws-max-lifetime 4):
   // a subscriber that re-pulls from its cursor on every close sees each event once, in order.
   reconnect: (storeId) =>
@@ -565,11 +667,11 @@ const runScenario = (name, storeId) =>
 
 const baseStore = storeIdArg ?? `ws-${Date.now()}-${randomUUID().slice(0, 8)}`
 const program = Effect.gen(function* () {
-  if (scenarioArg !== 'all') return yield* runScenario(scenarioArg, baseStore)
+  if (scenarioArg !== 'all' && scenarioList.length === 1) return yield* runScenario(scenarioArg, baseStore)
   const results = {}
-  for (const name of SCENARIOS) results[name] = yield* runScenario(name, `${baseStore}-${name}`)
-  const failed = SCENARIOS.filter((n) => !results[n].ok)
-  return { scenario: 'all', ok: failed.length === 0, failed, results }
+  for (const name of scenarioList) results[name] = yield* runScenario(name, `${baseStore}-${name}`)
+  const failed = scenarioList.filter((n) => !results[n].ok)
+  return { scenario: scenarioArg, ok: failed.length === 0, failed, results }
 }).pipe(Effect.provide(FetchHttpClient.layer), Effect.provide(Layer.mergeAll(Logger.minimumLogLevel(LogLevel.Error))))
 
 const result = await Effect.runPromise(program).catch((e) => ({ scenario: scenarioArg, ok: false, error: toPlain(e) }))

@@ -135,6 +135,10 @@ class WebSocketApi:
     def open_connections(self) -> int:
         return len(self._connections)
 
+    def connection_ids(self) -> list[str]:
+        """The ids of the open connections (for tests that close them through ``@connections``)."""
+        return [key for key, connection in list(self._connections.items()) if not connection.closed]
+
     # -- the public side: one WebSocket ---------------------------------------------------------
 
     async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
