@@ -107,10 +107,14 @@ def test_reconnect_after_the_server_closes_the_socket(dev_server: DevServer) -> 
     closed: list[str] = []
 
     def kick() -> None:
-        # Twice, 2.5 s apart: the client's reconnect back-off grows with each close in a row
-        # (1 s, 2 s, 4 s, ...), so more closes would mostly measure the back-off.
+        # Twice, 2.5 s apart, starting 2 s after the client's socket opened (node and LiveStore
+        # take seconds to load): each close in a row grows the client's reconnect back-off (1 s,
+        # 2 s, 4 s, ...), so more closes would mostly measure the back-off.
+        while not api.connection_ids():
+            if stop.wait(0.2):
+                return
         for _ in range(2):
-            if stop.wait(2.5):
+            if stop.wait(2.0 if not closed else 2.5):
                 return
             for connection_id in api.connection_ids():
                 try:
