@@ -4,6 +4,7 @@ reads it: see :func:`stratasync.devserver.embedded_moto.keep_stream_shards_on_ro
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 import boto3
 import pytest
@@ -11,6 +12,9 @@ from botocore.exceptions import ClientError
 
 from stratasync.storage.aws import client_config
 from stratasync.storage.dynamodb import create_table, make_client
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 
 def test_a_cancelled_transaction_leaves_the_stream_readable(moto_endpoint: str) -> None:
@@ -24,7 +28,7 @@ def test_a_cancelled_transaction_leaves_the_stream_readable(moto_endpoint: str) 
         "ShardIterator"
     ]
 
-    def put(sk: str) -> dict[str, object]:
+    def put(sk: str) -> TransactWriteItemTypeDef:
         return {"Put": {"TableName": table, "Item": {"pk": {"S": "p"}, "sk": {"S": sk}}}}
 
     dynamodb.put_item(TableName=table, Item={"pk": {"S": "p"}, "sk": {"S": "one"}})
