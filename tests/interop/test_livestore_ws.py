@@ -37,6 +37,13 @@ SCENARIOS = (
     "cross-connection",
     "two-clients-converge",
     "catchup-race",
+    # cheap (about 1 s each): the error shapes, Interrupt, the 128 KB messages and the composite
+    # client, an HTTP client beside. Left to `all`: concurrent-pushers (about 50 s on 2 loaded
+    # cores) and ws-push-over-32k (about 10 s: the client's reconnect after the 1009 close).
+    "server-ahead",
+    "interrupt",
+    "composite-large-events",
+    "ws-and-http-converge",
 )
 
 
