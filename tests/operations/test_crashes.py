@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from stratasync.operations import Connection, Journal, Target, connect
+from stratasync.operations import erase as erase_module
+from stratasync.operations import transfer as transfer_module
 from stratasync.operations.erase import DELETE_STEPS, RESET_STEPS, erase
 from stratasync.operations.restore import RESTORE_STEPS, restore
 from stratasync.operations.transfer import IMPORT_STEPS, import_file
@@ -34,9 +36,13 @@ class Crash(Exception):  # noqa: N818 - a test signal
 
 
 @pytest.fixture
-def t(moto_endpoint: str) -> Target:
+def t(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Target:
     versioned_bucket(moto_endpoint)
-    return target(moto_endpoint, moto_endpoint, TABLE)
+    # small rounds, so that a small store crosses several (and the tests stay fast)
+    monkeypatch.setattr(erase_module, "ERASE_ITEMS_CHUNK", 8)
+    monkeypatch.setattr(erase_module, "ERASE_VERSIONS_CHUNK", 2)
+    monkeypatch.setattr(transfer_module, "IMPORT_BATCH_EVENTS", 10)
+    return target(moto_endpoint, moto_endpoint, TABLE, segment_events=10)
 
 
 def crash_at(step: str, nth: int = 1) -> Callable[[str], None]:
@@ -66,7 +72,7 @@ def crashed(journal: Journal, run: Callable[[Journal], object], step: str) -> No
 def test_delete_crashing_after_each_step_finishes_on_a_rerun(t: Target, step: str) -> None:
     store_id = new_store()
     conn = connect(t)
-    filled_and_archived(conn, store_id, 600, per_batch=20)  # > 500 items: erase-items has 2 chunks
+    filled_and_archived(conn, store_id, 36, per_batch=3)  # > 8 items, > 2 versions: several rounds
 
     def run(journal: Journal) -> object:
         return erase(connect(t), store_id, journal, kind="delete", grace_seconds=0)
@@ -82,7 +88,7 @@ def test_delete_crashing_after_each_step_finishes_on_a_rerun(t: Target, step: st
 def test_reset_crashing_after_each_step_finishes_on_a_rerun(t: Target, tmp_path: Path, step: str) -> None:
     store_id = new_store()
     conn = connect(t)
-    stored = filled_and_archived(conn, store_id, 600, per_batch=20)
+    stored = filled_and_archived(conn, store_id, 36, per_batch=3)
     old = conn.storage.backend_id(store_id)
     dump = tmp_path / "dump.ndjson"
 
@@ -107,7 +113,7 @@ def test_reset_crashing_after_each_step_finishes_on_a_rerun(t: Target, tmp_path:
 def test_restore_crashing_after_each_step_finishes_on_a_rerun(t: Target, step: str) -> None:
     store_id = new_store()
     conn = connect(t)
-    stored = filled_and_archived(conn, store_id, 90)
+    stored = filled_and_archived(conn, store_id, 36, per_batch=3)
     backend_id = conn.storage.backend_id(store_id)
     sealed = conn.storage.last_segment(store_id)
     assert sealed is not None
@@ -149,7 +155,7 @@ def test_import_crashing_after_each_step_finishes_on_a_rerun(
 ) -> None:
     store_id = new_store()
     path = tmp_path / "events.ndjson"
-    lines = [json.dumps(event(seq)) for seq in range(1, 651)]
+    lines = [json.dumps(event(seq)) for seq in range(1, 66)]
     path.write_text("\n".join(lines) + "\n")
 
     def run(journal: Journal) -> object:
@@ -160,7 +166,7 @@ def test_import_crashing_after_each_step_finishes_on_a_rerun(
     conn: Connection = connect(t)
     assert [json.loads(text) for text in all_events(conn, store_id)] == [json.loads(line) for line in lines]
     if step == "append:progress":
-        assert result.already_there == nth * 100
+        assert result.already_there == nth * 10
     from stratasync.operations.inspect import inspect_store
 
     assert inspect_store(conn, store_id, verify=True).consistent

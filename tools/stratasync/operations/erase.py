@@ -47,6 +47,11 @@ from stratasync.storage.segments import store_prefix
 #: that out too, pass --grace 330.
 DEFAULT_GRACE_SECONDS = 60.0
 
+#: Items deleted per round (one progress update, one crash point in the tests) ...
+ERASE_ITEMS_CHUNK = 500
+#: ... and object versions (DeleteObjects takes at most 1,000 keys).
+ERASE_VERSIONS_CHUNK = 1000
+
 DELETE_STEPS = ("mark", "fence", "wait", "erase-items", "erase-objects", "unfence", "finish")
 RESET_STEPS = ("mark", "fence", "export", "wait", "erase-items", "erase-objects", "unfence", "finish")
 #: How far an erase got, as recorded in meta's ``step`` (in this order).
@@ -216,8 +221,8 @@ def erase(
     counts: dict[str, int] = {}
     bar = progress_bar(len(keys), "delete items", " items")
     try:
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
+        for start in range(0, len(keys), ERASE_ITEMS_CHUNK):
+            chunk = keys[start : start + ERASE_ITEMS_CHUNK]
             admin.delete_keys(store_id, chunk)
             for key in chunk:
                 counts[kind_of(key)] = counts.get(kind_of(key), 0) + 1
@@ -235,8 +240,8 @@ def erase(
         versions = list(conn.segments.list_versions(store_prefix(store_id)))
         bar = progress_bar(len(versions), "delete objects", " versions")
         try:
-            for start in range(0, len(versions), 1000):
-                some: list[ObjectVersion] = versions[start : start + 1000]
+            for start in range(0, len(versions), ERASE_VERSIONS_CHUNK):
+                some: list[ObjectVersion] = versions[start : start + ERASE_VERSIONS_CHUNK]
                 conn.segments.delete_versions(some)
                 bar.update(len(some))
                 journal.checkpoint("erase-objects:progress")
