@@ -119,14 +119,20 @@ def measure(events: int, backend: str) -> dict[str, Any]:
             ),
         )
         restored = _timed(
-            "restore", timings, lambda: restore(connect(target), store_id, Journal("restore", store_id, RESTORE_STEPS))
+            "restore",
+            timings,
+            lambda: restore(connect(target), store_id, Journal("restore", store_id, RESTORE_STEPS)),
         )
         timings["restore"].update(segments=restored.segments, events=restored.head.events)
         deleted = _timed(
             "delete",
             timings,
             lambda: erase(
-                connect(target), store_id, Journal("delete", store_id, DELETE_STEPS), kind="delete", grace_seconds=0
+                connect(target),
+                store_id,
+                Journal("delete", store_id, DELETE_STEPS),
+                kind="delete",
+                grace_seconds=0,
             ),
         )
         timings["delete"].update(
@@ -154,7 +160,9 @@ def markdown(reports: list[dict[str, Any]]) -> str:
             "|---|---|---|---|",
         ]
         for name, row in report["timings"].items():
-            details = ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in row.items() if key != "seconds")
+            details = ", ".join(
+                f"{key.replace('_', ' ')} {value}" for key, value in row.items() if key != "seconds"
+            )
             rate = f"{report['events'] / row['seconds']:,.0f}" if row["seconds"] else "-"
             lines.append(f"| {name} | {row['seconds']} | {rate} | {details} |")
         lines.append("")

@@ -32,7 +32,6 @@ from tests.operations.helpers import (
     versions_of,
 )
 
-
 #: CI runs a crash after a few representative steps of each operation (CI's time budget);
 #: STRATASYNC_CRASH_MATRIX=full runs one after every step and inside every long one.
 FULL_MATRIX = os.environ.get("STRATASYNC_CRASH_MATRIX") == "full"
@@ -41,7 +40,9 @@ FULL_MATRIX = os.environ.get("STRATASYNC_CRASH_MATRIX") == "full"
 def matrix(steps: Sequence[object], representative: Sequence[object]) -> list[Any]:
     skip = [] if FULL_MATRIX else [pytest.mark.skip(reason="STRATASYNC_CRASH_MATRIX=full runs it")]
     return [
-        pytest.param(*(step if isinstance(step, tuple) else (step,)), marks=[] if step in representative else skip)
+        pytest.param(
+            *(step if isinstance(step, tuple) else (step,)), marks=[] if step in representative else skip
+        )
         for step in steps
     ]
 
@@ -72,7 +73,7 @@ def crash_at(step: str, nth: int = 1) -> Callable[[str], None]:
     return checkpoint
 
 
-def crashed(journal: Journal, run: Callable[[Journal], object], step: str) -> None:
+def crashed(journal: Journal, run: Callable[[Journal], Any], step: str) -> None:
     with pytest.raises(Crash):
         run(journal)
     said = journal.stopped(Crash(step))
@@ -95,7 +96,7 @@ def test_delete_crashing_after_each_step_finishes_on_a_rerun(t: Target, step: st
     conn = connect(t)
     filled_and_archived(conn, store_id, 36, per_batch=3)  # > 8 items, > 2 versions: several rounds
 
-    def run(journal: Journal) -> object:
+    def run(journal: Journal) -> Any:
         return erase(connect(t), store_id, journal, kind="delete", grace_seconds=0)
 
     crashed(Journal("delete", store_id, DELETE_STEPS, checkpoint=crash_at(step)), run, step)
@@ -113,7 +114,7 @@ def test_reset_crashing_after_each_step_finishes_on_a_rerun(t: Target, tmp_path:
     old = conn.storage.backend_id(store_id)
     dump = tmp_path / "dump.ndjson"
 
-    def run(journal: Journal) -> object:
+    def run(journal: Journal) -> Any:
         return erase(connect(t), store_id, journal, kind="reset", grace_seconds=0, export_path=str(dump))
 
     first = Journal("reset", store_id, RESET_STEPS, checkpoint=crash_at(step))
@@ -147,7 +148,7 @@ def test_restore_crashing_after_each_step_finishes_on_a_rerun(t: Target, step: s
         keep_archive=True,
     )
 
-    def run(journal: Journal) -> object:
+    def run(journal: Journal) -> Any:
         return restore(connect(t), store_id, journal)
 
     crashed(Journal("restore", store_id, RESTORE_STEPS, checkpoint=crash_at(step)), run, step)
@@ -182,7 +183,7 @@ def test_import_crashing_after_each_step_finishes_on_a_rerun(
     lines = [json.dumps(event(seq)) for seq in range(1, 66)]
     path.write_text("\n".join(lines) + "\n")
 
-    def run(journal: Journal) -> object:
+    def run(journal: Journal) -> Any:
         return import_file(connect(t), store_id, str(path), journal)
 
     crashed(Journal("import", store_id, IMPORT_STEPS, checkpoint=crash_at(step, nth)), run, step)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -192,7 +192,7 @@ def stray(t: Target, conn: Connection) -> tuple[str, str]:
     store_id = new_store()
     fill(conn, store_id, 3)
     wrapper = ClientWrapper(make_client(t.dynamodb_endpoint))
-    writer = DynamoDBStorage(t.table, wrapper)
+    writer = DynamoDBStorage(t.table, cast("Any", wrapper))
     old = writer.backend_id(store_id)
 
     def late(method: Any, **kwargs: Any) -> Any:

@@ -70,7 +70,7 @@ def served(request: pytest.FixtureRequest) -> Iterator[tuple[Target, DevServer]]
         bucket=BUCKET,
         segment_events=1_000_000,
     )
-    with DevServer(config, out=open(os.devnull, "w")) as server:  # noqa: SIM115 - closed with the process
+    with DevServer(config, out=open(os.devnull, "w")) as server:
         yield t, server
 
 
@@ -90,7 +90,9 @@ def livestore(url: str, scenario: str, store_id: str, **env: str) -> dict[str, A
     try:
         result: dict[str, Any] = json.loads(completed.stdout)
     except ValueError:
-        pytest.fail(f"driver printed no JSON (exit {completed.returncode}):\n{completed.stdout}\n{completed.stderr}")
+        pytest.fail(
+            f"driver printed no JSON (exit {completed.returncode}):\n{completed.stdout}\n{completed.stderr}"
+        )
     assert result["ok"], json.dumps(result, indent=2)
     return result
 
@@ -131,6 +133,7 @@ def test_the_restore_drill_livestore_and_python_clients_go_on_without_a_reset(
             store.commit(todo_created(id=f"py-{number}", text=f"from Python {number}"))
         store.sync(timeout=60)
         backend_id = store.backend_id
+        assert backend_id is not None
         assert store.upstream_head == 12
     fill(conn, store_id, 48, per_batch=4, start=12)  # other clients go on meanwhile: head 60
     conn.archiver().archive(store_id)
@@ -140,7 +143,18 @@ def test_the_restore_drill_livestore_and_python_clients_go_on_without_a_reset(
     before = livestore(server.url, "dump", store_id)["events"]
 
     # the drill: the store's DynamoDB items are lost ...
-    cli_json(capsys, "backend", "delete", "--store", store_id, "--yes", "--grace", "0", "--keep-archive", *options(t))
+    cli_json(
+        capsys,
+        "backend",
+        "delete",
+        "--store",
+        store_id,
+        "--yes",
+        "--grace",
+        "0",
+        "--keep-archive",
+        *options(t),
+    )
     assert items_of(conn, store_id) == []
     # ... and restored from S3, under the same backend id
     code, out, err = cli(capsys, "backend", "restore", "--store", store_id, *options(t))
