@@ -89,6 +89,25 @@ def test_a_warm_process_does_not_serve_or_accept_the_old_backend_id_after_a_rese
     assert connect(t).storage.current(store_id).backend_id == new
 
 
+def test_a_warm_process_after_a_delete_serves_and_accepts_nothing_of_the_erased_store(
+    t: Target, conn: Connection
+) -> None:
+    store_id = new_store()
+    fill(conn, store_id, 8)
+    warm = warm_service(t)
+    old = warm.pull(store_id, None).backend_id  # cached, as in a warm Lambda
+    erase(conn, store_id, Journal("delete", store_id, DELETE_STEPS), kind="delete", grace_seconds=0)
+    with pytest.raises(BackendIdMismatchError):
+        push(warm, store_id, [event(9)], backend_id=old)
+    with pytest.raises(BackendIdMismatchError):
+        warm.pull(store_id, cursor(old, 8))
+    # The id is free again: a request starts a new, empty store (never the erased one's id or events).
+    pulled = warm.pull(store_id, None)
+    assert pulled.empty
+    assert pulled.backend_id != old
+    assert [key for key in items_of(connect(t), store_id) if key != "meta"] == []
+
+
 def test_a_warm_archiver_does_not_write_into_the_next_incarnation(t: Target, conn: Connection) -> None:
     store_id = new_store()
     fill(conn, store_id, 60)
