@@ -775,3 +775,12 @@ class Stratasync(Construct):
                 width=12,
             ),
         )
+        lag = {"statistic": "Maximum"}
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Lag: archive (events past the segment threshold), commit to fan-out (ms)",
+                left=[ours("ArchiveLag").with_(**lag), ours("ArchiveLag", "stratasync-archive").with_(**lag)],
+                right=[ours("CommitToFanOutLag").with_(statistic="p99"), ours("CommitToFanOutLag").with_(**lag)],
+                width=24,
+            ),
+        )
