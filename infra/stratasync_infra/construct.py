@@ -780,7 +780,10 @@ class Stratasync(Construct):
             cloudwatch.GraphWidget(
                 title="Lag: archive (events past the segment threshold), commit to fan-out (ms)",
                 left=[ours("ArchiveLag").with_(**lag), ours("ArchiveLag", "stratasync-archive").with_(**lag)],
-                right=[ours("CommitToFanOutLag").with_(statistic="p99"), ours("CommitToFanOutLag").with_(**lag)],
+                right=[
+                    ours("CommitToFanOutLag").with_(statistic="p99"),
+                    ours("CommitToFanOutLag").with_(**lag),
+                ],
                 width=24,
             ),
         )

@@ -22,7 +22,7 @@ ARCHIVE_LAG_METRIC = "ArchiveLag"
 #: Milliseconds from a batch's commit (``PushResult.committed_at``) to its delivery to live
 #: subscribers: for the live (WebSocket) transport to emit, one data point per fan-out, in the
 #: ``stratasync`` namespace with the sync function's ``service`` dimension. The dashboard's lag
-#: widget already shows it.
+#: widget shows it (with ArchiveLag).
 COMMIT_FANOUT_LAG_METRIC = "CommitToFanOutLag"
 
 
