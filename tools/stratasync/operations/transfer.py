@@ -247,8 +247,11 @@ def read_file_events(path: str, limits: Limits | None = None) -> Iterator[FileEv
             yield FileEvent(number, event, text)
 
 
-def batches_of(events: Iterator[FileEvent], store_id: str) -> Iterator[list[FileEvent]]:
-    """Consecutive events in batches of a push's size, each checked as one push."""
+def batches_of(
+    events: Iterator[FileEvent], store_id: str, *, check: bool = True
+) -> Iterator[list[FileEvent]]:
+    """Consecutive events in batches of a push's size, each checked as one push (``check``; the
+    append pass skips it: the check pass checked the same batches)."""
     batch: list[FileEvent] = []
     size = 0
     for item in itertools.chain(events, [None]):
@@ -256,23 +259,26 @@ def batches_of(events: Iterator[FileEvent], store_id: str) -> Iterator[list[File
         if batch and (
             item is None or len(batch) == IMPORT_BATCH_EVENTS or size + item_size > IMPORT_BATCH_BYTES
         ):
-            try:
-                PushPayload.model_validate(
-                    {
-                        "storeId": store_id,
-                        "batch": [entry.event.to_json_dict() for entry in batch],
-                        "backendId": {"_tag": "None"},
-                    }
-                )
-            except ValidationError as error:  # each line was checked: a bug if this happens
-                raise OperationError(
-                    f"line {batch[0].line}: the batch from here is not a push: {error}"
-                ) from None
+            if check:
+                _check_push(batch, store_id)
             yield batch
             batch, size = [], 0
         if item is not None:
             batch.append(item)
             size += item_size
+
+
+def _check_push(batch: list[FileEvent], store_id: str) -> None:
+    try:
+        PushPayload.model_validate(
+            {
+                "storeId": store_id,
+                "batch": [entry.event.to_json_dict() for entry in batch],
+                "backendId": {"_tag": "None"},
+            }
+        )
+    except ValidationError as error:  # each line was checked: a bug if this happens
+        raise OperationError(f"line {batch[0].line}: the batch from here is not a push: {error}") from None
 
 
 def check_file(path: str, store_id: str) -> tuple[int, LogHead]:
@@ -342,7 +348,7 @@ def import_file(
     bar.update(already)
     try:
         remaining = itertools.islice(read_file_events(path), already, None)
-        for batch in batches_of(remaining, store_id):
+        for batch in batches_of(remaining, store_id, check=False):
             event_batch = EventBatch(
                 parent_seq_num=batch[0].event.parentSeqNum,
                 events=[(entry.event.seqNum, entry.text) for entry in batch],
