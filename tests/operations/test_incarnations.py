@@ -147,7 +147,7 @@ def test_a_commit_put_delayed_across_a_reset_or_delete_is_refused_and_never_land
     def run_operation() -> None:
         steps = RESET_STEPS if kind == "reset" else DELETE_STEPS
         operation["result"] = erase(
-            connect(t), store_id, Journal(kind, store_id, steps), kind=kind, grace_seconds=3
+            connect(t), store_id, Journal(kind, store_id, steps), kind=kind, grace_seconds=1.5
         )
 
     def delayed(method: Any, **kwargs: Any) -> Any:

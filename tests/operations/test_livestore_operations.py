@@ -28,6 +28,7 @@ from tests.conftest import TABLE
 from tests.emulators import missing
 from tests.operations.helpers import (
     BUCKET,
+    all_events,
     cli,
     cli_json,
     fill,
@@ -140,7 +141,7 @@ def test_the_restore_drill_livestore_and_python_clients_go_on_without_a_reset(
     sealed = conn.storage.last_segment(store_id)
     assert sealed is not None
     assert 20 <= sealed.last_seq_num < 60
-    before = livestore(server.url, "dump", store_id)["events"]
+    before = [json.loads(text) for text in all_events(conn, store_id)]  # what a pull returns
 
     # the drill: the store's DynamoDB items are lost ...
     cli_json(
