@@ -166,8 +166,9 @@ def test_the_data_is_in_the_browser_not_only_on_the_server(web_server: DevServer
     chromium.call("open", page="offline", context="offline", url=url)
     chromium.call("add", page="offline", text="typed while offline")
     chromium.call("reload", page="offline")
-    # LiveStore's confirmUnsavedChanges: the reload asked first, as the event was not synced.
-    assert chromium.call("problems", page="offline")["dialogs"] == ["beforeunload"]
+    # LiveStore's confirmUnsavedChanges may ask first (the event is not synced), but Chromium shows
+    # a beforeunload dialog only after a user activation it counted, so it is not always there.
+    assert set(chromium.call("problems", page="offline")["dialogs"]) <= {"beforeunload"}
     shown = chromium.call("todos", page="offline")["todos"]
     assert [todo["text"] for todo in shown] == ["typed while offline"]
     connected = "document.querySelector('.sync-status').dataset.connected ?? null"

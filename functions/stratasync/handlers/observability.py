@@ -20,9 +20,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: completes a segment (so it keeps growing when the archiver fails), the archiver after each run.
 ARCHIVE_LAG_METRIC = "ArchiveLag"
 #: Milliseconds from a batch's commit (``PushResult.committed_at``) to its delivery to live
-#: subscribers: for the live (WebSocket) transport to emit, one data point per fan-out, in the
-#: ``stratasync`` namespace with the sync function's ``service`` dimension. The dashboard's lag
-#: widget shows it (with ArchiveLag).
+#: subscribers: for the live (WebSocket) transport's fan-out to emit, one data point per fan-out,
+#: in the ``stratasync`` namespace with the fan-out function's ``service`` dimension
+#: (``stratasync-fanout``); the dashboard's lag row shows it next to ArchiveLag.
 COMMIT_FANOUT_LAG_METRIC = "CommitToFanOutLag"
 
 
