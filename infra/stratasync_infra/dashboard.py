@@ -105,6 +105,20 @@ class Dashboard(Concern):
                 width=12,
             ),
         )
+        self.add_row(
+            cloudwatch.GraphWidget(
+                title="Lag: archive (events past the segment threshold), commit to fan-out (ms)",
+                left=[
+                    ours("ArchiveLag", MINUTE, statistic="Maximum"),
+                    ours("ArchiveLag", MINUTE, "stratasync-archive", statistic="Maximum"),
+                ],
+                right=[
+                    ours("CommitToFanOutLag", MINUTE, FANOUT_SERVICE, statistic="p99"),
+                    ours("CommitToFanOutLag", MINUTE, FANOUT_SERVICE, statistic="Maximum"),
+                ],
+                width=24,
+            ),
+        )
         if websocket is not None and live is not None:
             self._live(websocket, live)
 

@@ -323,6 +323,10 @@ def test_emf_metric_names_are_the_handlers() -> None:
     assert 'make_metrics("stratasync", "stratasync-archive")' in archiver  # the dashboard's Archive widget
     for name in ("Pushes", "Conflicts"):
         assert f'name="{name}"' in source
+    observability = (ROOT / "functions/stratasync/handlers/observability.py").read_text()
+    assert 'ARCHIVE_LAG_METRIC = "ArchiveLag"' in observability  # the dashboard's lag row
+    for handler in (source, archiver):
+        assert "name=ARCHIVE_LAG_METRIC" in handler
 
 
 def test_dashboard_exists(stack: Stack) -> None:
@@ -332,6 +336,8 @@ def test_dashboard_exists(stack: Stack) -> None:
     for text in ("ConnectCount", "MessageCount", "IteratorAge", "stratasync-ws", "stratasync-fanout"):
         assert text in body
     for text in ("LiveDeliveries", "LiveMessages", "ConnectionsClosed"):  # the fan-out's EMF metrics
+        assert text in body
+    for text in ("ArchiveLag", "CommitToFanOutLag"):  # the lag row
         assert text in body
 
 

@@ -50,7 +50,10 @@ const usage = () => {
 // `pull-existing` pulls a store another run filled (tests/interop/test_livestore_archive.py).
 // `todomvc` decodes what another client committed with LiveStore's own TodoMVC event schemas and
 // commits its own encoded by them (tests/client/test_interop_python_js.py).
-const EXTRA_SCENARIOS = ['writer', 'pull-existing', 'todomvc']
+// `dump` pulls a whole store and prints its events; `resume` is a client that synced before (its
+// backendId and cursor from DRIVER_BACKEND_ID and DRIVER_CURSOR) pulling on and pushing one event
+// (tests/operations/test_livestore_operations.py: after an import, after a restore).
+const EXTRA_SCENARIOS = ['writer', 'pull-existing', 'todomvc', 'dump', 'resume']
 
 const [baseUrl, scenarioArg, storeIdArg] = process.argv.slice(2)
 if (
@@ -645,6 +648,37 @@ scenarios.todomvc = (storeId) =>
       'v1.TodoDeleted': encode('v1.TodoDeleted', { id: 'g', deletedAt: new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 6)) }),
     }
     return { decoded, pushed: mine, golden }
+  })
+
+// dump: a pull with no cursor; every event exactly as the client decoded it, and the backendId.
+scenarios.dump = (storeId) =>
+  Effect.gen(function* () {
+    const { backend, kvBackendId } = yield* makeClient(storeId)
+    const { items, durationMs } = yield* pullAll(backend, Option.none())
+    const events = items.flatMap((i) => i.batch.map((b) => toPlain(b.eventEncoded)))
+    return { events, backendId: yield* kvBackendId, pages: items.length, pullMs: durationMs }
+  })
+
+// resume: a client that synced up to DRIVER_CURSOR under DRIVER_BACKEND_ID (kept in its
+// KeyValueStore, as a browser keeps it) pulls from its cursor, then pushes one event on the head.
+// A reset would show as BackendIdMismatchError on the pull or the push: reported, not hidden.
+scenarios.resume = (storeId) =>
+  Effect.gen(function* () {
+    const presetBackendId = process.env.DRIVER_BACKEND_ID
+    const from = Number(process.env.DRIVER_CURSOR ?? 0)
+    check(presetBackendId, 'DRIVER_BACKEND_ID is required', {})
+    const { backend, kvBackendId } = yield* makeClient(storeId, { presetBackendId })
+    const pulled = yield* Effect.either(pullAll(backend, from > 0 ? cursorAt(from) : Option.none()))
+    if (pulled._tag === 'Left') return { pullError: plainError(pulled.left), backendId: yield* kvBackendId }
+    const events = pulled.right.items.flatMap((i) => i.batch.map((b) => toPlain(b.eventEncoded)))
+    const head = events.at(-1)?.seqNum ?? from
+    const pushed = yield* Effect.either(backend.push([makeEvent(head + 1, head, 'resumed')]))
+    return {
+      events,
+      backendId: yield* kvBackendId,
+      pushedSeqNum: pushed._tag === 'Right' ? head + 1 : null,
+      pushError: pushed._tag === 'Left' ? plainError(pushed.left) : null,
+    }
   })
 
 const runScenario = (name, storeId) =>

@@ -300,5 +300,5 @@ def test_an_archived_batch_leaves_a_small_tombstone(moto_endpoint: str, moto_s3:
     tombstones = [item for item in items if "seg" in item]
     assert len(items) == 12  # every commit record is still there
     assert len(tombstones) >= 9
-    assert all(set(item) == {"pk", "sk", "last", "c", "at", "dg", "seg"} for item in tombstones)
+    assert all(set(item) == {"pk", "sk", "last", "c", "at", "dg", "seg", "bid"} for item in tombstones)
     assert max(_item_size(item) for item in tombstones) <= 200

@@ -42,6 +42,8 @@ def manifest(
     the list: ask again with ``after = pullFrom``.
     """
     expires_at = (datetime.now(UTC) + timedelta(seconds=expires_in)).isoformat(timespec="seconds")
+    # The incarnation first (a fenced store is refused; a warm cache is checked), then its segments.
+    backend_id = log.current(store_id).backend_id
     listed: list[dict[str, Any]] = []
     more = False
     pull_from = after
@@ -63,7 +65,7 @@ def manifest(
         pull_from = segment.last_seq_num
     return {
         "storeId": store_id,
-        "backendId": log.backend_id(store_id),
+        "backendId": backend_id,
         "after": after,
         "format": SEGMENT_FORMAT,
         "expiresAt": expires_at.replace("+00:00", "Z"),

@@ -15,22 +15,32 @@ Sealing one segment of a store, in this order (each step is safe to crash after)
 6. and only then are its hot batches retired, oldest first: their events leave the hot tier and
    their commit records stay as tombstones (see :mod:`stratasync.storage.base`, the commit
    invariant), so no delayed push can ever land on a parent that an archived batch took.
+
+Before a store's first segment the archiver writes the store's manifest (``store.json``: its
+backend id, so a restore keeps it). Right before each write it reads the store's head again: a
+store that an operator fenced (a reset or delete under way) or that is in another incarnation by
+now gets no write from a run that began before (:class:`StoreFencedError`,
+:class:`BackendChangedError`).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from stratasync.core.service import utc_now_iso
 from stratasync.storage.base import (
+    BackendChangedError,
     HotTierStorage,
     SegmentCorruptError,
     SegmentInfo,
+    SegmentNotFoundError,
     StoredBatch,
 )
 from stratasync.storage.segments import (
     SegmentStorage,
+    StoreManifest,
     decode_segment,
     encode_segment,
     segment_metadata,
@@ -42,6 +52,19 @@ DEFAULT_SEGMENT_BYTES = 4_000_000
 
 #: The steps a checkpoint hook is called after (tests inject crashes there).
 STEPS = ("written", "verified", "indexed", "retired")
+
+
+def hot_events(store: HotTierStorage, store_id: str) -> int:
+    """Events in the store's hot tier now: its head's position minus the archived ones."""
+    head = store.log_head(store_id)
+    last = store.last_segment(store_id)
+    return head.events - (last.last_position if last is not None else 0)
+
+
+def archive_lag(hot: int, policy: ArchivePolicy) -> int:
+    """Events in the hot tier past the segment threshold: what the archiver could seal but has
+    not yet (0 while it keeps up; the hot tier always holds up to one segment and the head batch)."""
+    return max(0, hot - policy.segment_events)
 
 
 @dataclass(frozen=True)
@@ -128,7 +151,18 @@ class Archiver:
             return segment, retired + removed
         return None, retired
 
+    def lag(self, store_id: str) -> int:
+        """The store's archive lag now (:func:`archive_lag`)."""
+        return archive_lag(hot_events(self.store, store_id), self.policy)
+
+    def _check_incarnation(self, store_id: str, backend_id: str) -> None:
+        """Right before a write: the store is not fenced, and still in the incarnation we read."""
+        now = self.store.current(store_id).backend_id
+        if now != backend_id:
+            raise BackendChangedError(store_id, backend_id, now)
+
     def _seal_next_once(self, store_id: str) -> tuple[SegmentInfo | None, int]:
+        backend_id = self.store.current(store_id).backend_id  # StoreFencedError while fenced
         last = self.store.last_segment(store_id)
         through = last.last_seq_num if last is not None else 0
         retired = self.store.retire_archived(store_id, last) if last is not None else 0
@@ -136,18 +170,37 @@ class Archiver:
         if batches is None:
             return None, retired
         body, segment = encode_segment(store_id, batches, self._clock())
-        self.segment_store.put(segment.key, body, sha256=segment.sha256, metadata=segment_metadata(segment))
+        self._check_incarnation(store_id, backend_id)
+        self._ensure_manifest(store_id, backend_id)
+        self.segment_store.put(
+            segment.key, body, sha256=segment.sha256, metadata=segment_metadata(segment, backend_id)
+        )
         self._checkpoint("written", segment)
         stored = self.segment_store.get(segment.key)
         if stored != body:
             raise SegmentCorruptError(f"segment {segment.key!r} reads back different bytes")
         decode_segment(stored, segment)
         self._checkpoint("verified", segment)
+        self._check_incarnation(store_id, backend_id)
         indexed = self.store.put_segment(store_id, segment)
         self._checkpoint("indexed", indexed)
         retired += self.store.retire_archived(store_id, indexed)
         self._checkpoint("retired", indexed)
         return indexed, retired
+
+    def _ensure_manifest(self, store_id: str, backend_id: str) -> None:
+        """The store's manifest names this incarnation's backend id (written before its first
+        segment; one small GET per segment after that)."""
+        key = StoreManifest.key(store_id)
+        try:
+            if StoreManifest.decode(self.segment_store.get(key)).backend_id == backend_id:
+                return
+        except (SegmentNotFoundError, SegmentCorruptError):
+            pass
+        manifest = StoreManifest(store_id, backend_id, self._clock()).encode()
+        self.segment_store.put(
+            key, manifest, sha256=hashlib.sha256(manifest).hexdigest(), metadata={"backend-id": backend_id}
+        )
 
     def _sealable(self, store_id: str, through: int) -> list[StoredBatch] | None:
         batches: list[StoredBatch] = []

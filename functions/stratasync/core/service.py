@@ -13,7 +13,14 @@ from stratasync.protocol.errors import BackendIdMismatchError, InvalidRequestErr
 from stratasync.protocol.limits import MAX_PULL_CHUNK_BYTES, MAX_PULL_EVENTS_PER_CHUNK
 from stratasync.protocol.messages import Cursor, PushPayload
 from stratasync.protocol.rpc import PullPage, encode_pull_item
-from stratasync.storage.base import AppendOutcome, EventBatch, EventLogStorage, HeadMismatchError, LogHead
+from stratasync.storage.base import (
+    AppendOutcome,
+    BackendChangedError,
+    EventBatch,
+    EventLogStorage,
+    HeadMismatchError,
+    LogHead,
+)
 
 #: Default cap on one HTTP pull response, in bytes on the wire (see :mod:`stratasync.core.endpoint`),
 #: below Lambda's 6 MB response limit with room to spare.
@@ -35,6 +42,9 @@ class PushResult:
     #: The batch's parent and the size of its events' JSON (the archive trigger looks at both).
     parent: int = 0
     raw_bytes: int = 0
+    #: When the batch was committed (``createdAt`` of its events): where commit-to-fan-out lag is
+    #: measured from (the live transports' metric).
+    committed_at: str = ""
 
 
 @dataclass
@@ -88,40 +98,61 @@ class SyncService:
         head storage reported); a retry of an already committed batch is acknowledged again.
         :class:`InvalidRequestError` for events that break a limit or are not JSON (NaN, Infinity):
         nothing is written then.
+
+        The batch names the backend id it was checked against, so storage never commits it into
+        another incarnation of the store (one that a reset started after the id was read).
         """
         encoded = [_encode_event(index, event.to_json_dict()) for index, event in enumerate(request.batch)]
         self.limits.check_push(request, encoded)
-        backend_id = self.store.backend_id(store_id)
         claimed = request.backend_id_value
-        if claimed is not None and claimed != backend_id:
-            raise BackendIdMismatchError(expected=backend_id, received=claimed)
-        batch = EventBatch(
-            parent_seq_num=request.batch[0].parentSeqNum,
-            events=[(event.seqNum, text) for event, text in zip(request.batch, encoded, strict=True)],
-            created_at=self._clock(),
-        )
-        try:
-            outcome = self.store.append(store_id, batch)
-        except HeadMismatchError as error:
-            raise ServerAheadError(minimum_expected_num=error.head, provided_num=error.parent) from None
+        backend_id = self.store.backend_id(store_id)
+        for attempt in range(2):
+            if claimed is not None and claimed != backend_id:
+                raise BackendIdMismatchError(expected=backend_id, received=claimed)
+            batch = EventBatch(
+                parent_seq_num=request.batch[0].parentSeqNum,
+                events=[(event.seqNum, text) for event, text in zip(request.batch, encoded, strict=True)],
+                created_at=self._clock(),
+                backend_id=backend_id,
+            )
+            try:
+                outcome = self.store.append(store_id, batch)
+                break
+            except HeadMismatchError as error:
+                raise ServerAheadError(minimum_expected_num=error.head, provided_num=error.parent) from None
+            except BackendChangedError as error:
+                # The store was reset since its backend id was read (a warm process's cache): check
+                # the push against the new incarnation (a client that named the old one is refused).
+                if attempt:
+                    raise
+                backend_id = error.backend_id
         return PushResult(
             events=len(batch.events),
             head=batch.last_seq_num,
             already_committed=outcome is AppendOutcome.ALREADY_COMMITTED,
             parent=batch.parent_seq_num,
             raw_bytes=sum(len(text.encode()) for text in encoded),
+            committed_at=batch.created_at,
         )
 
     def pull(
         self, store_id: str, cursor: Cursor | None, *, page_bytes: int = MAX_PULL_CHUNK_BYTES
     ) -> PullStream:
         """The events after the cursor, in order, as pages of at most 100 events and about
-        ``page_bytes`` bytes each, read lazily (see :class:`PullStream`)."""
-        backend_id = self.store.backend_id(store_id)
+        ``page_bytes`` bytes each, read lazily (see :class:`PullStream`).
+
+        A cursor past the head names events this backend does not have (the head never moves
+        back; only a restore that lost the events after its last archived segment makes that
+        happen): the client's log and the backend's have parted, so it is told to start over,
+        exactly as after a reset (:class:`BackendIdMismatchError`).
+        """
+        current = self.store.current(store_id)
+        backend_id, head = current.backend_id, current.head
         if cursor is not None and cursor.backendId != backend_id:
             raise BackendIdMismatchError(expected=backend_id, received=cursor.backendId)
         after = cursor.eventSequenceNumber if cursor is not None else 0
-        head = self.store.log_head(store_id)
+        if cursor is not None and after > head.seq_num:
+            raise BackendIdMismatchError(expected=backend_id, received=cursor.backendId)
         if head.seq_num <= after:
             return PullStream(backend_id, head, iter(()), empty=True)
         return PullStream(backend_id, head, self._pages(store_id, after, head, page_bytes))

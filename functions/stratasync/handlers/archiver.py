@@ -18,8 +18,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from stratasync.core.sealing import Archiver
-from stratasync.handlers.observability import make_metrics, make_tracer
+from stratasync.handlers.observability import ARCHIVE_LAG_METRIC, make_metrics, make_tracer
 from stratasync.handlers.wiring import get_archiver, register_snapshot_hooks
+from stratasync.storage.base import StoreFencedError
 
 logger = Logger(service="stratasync-archive")
 metrics = make_metrics("stratasync", "stratasync-archive")
@@ -32,14 +33,25 @@ _RESERVE_MS = 30_000
 def archive_stores(
     archiver: Archiver, store_ids: Sequence[str], *, time_left_ms: Callable[[], int] | None = None
 ) -> dict[str, Any]:
-    """Seal every sealable segment of these stores; one log line per sealed segment."""
-    results = []
+    """Seal every sealable segment of these stores; one log line per sealed segment.
+
+    A store an operator has fenced (``stratasync backend reset|delete|restore`` under way) is
+    skipped: the operation owns it. After each store, its archive lag (:data:`ARCHIVE_LAG_METRIC`).
+    """
+    results: list[dict[str, Any]] = []
     metrics.add_metric(name="ArchiveRuns", unit=MetricUnit.Count, value=1)
+    lag = 0
     for store_id in store_ids:
-        run = archiver.archive(
-            store_id,
-            keep_going=(lambda: time_left_ms() > _RESERVE_MS) if time_left_ms is not None else None,
-        )
+        try:
+            run = archiver.archive(
+                store_id,
+                keep_going=(lambda: time_left_ms() > _RESERVE_MS) if time_left_ms is not None else None,
+            )
+            lag = max(lag, archiver.lag(store_id))
+        except StoreFencedError as error:
+            logger.info("store skipped: fenced", extra={"store_id": store_id, "reason": str(error)})
+            results.append({"storeId": store_id, "retiredBatches": 0, "sealed": [], "skipped": str(error)})
+            continue
         for segment in run.sealed:
             logger.info(
                 "segment sealed",
@@ -73,6 +85,7 @@ def archive_stores(
                 ],
             }
         )
+    metrics.add_metric(name=ARCHIVE_LAG_METRIC, unit=MetricUnit.Count, value=lag)
     return {"stores": results}
 
 

@@ -15,6 +15,16 @@ from typing import Any, Protocol, TypeVar, cast
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: Events in a store's hot tier past the segment threshold (:func:`stratasync.core.sealing.archive_lag`):
+#: sealable events the archiver has not sealed yet. The sync function emits it each time a push
+#: completes a segment (so it keeps growing when the archiver fails), the archiver after each run.
+ARCHIVE_LAG_METRIC = "ArchiveLag"
+#: Milliseconds from a batch's commit (``PushResult.committed_at``) to its delivery to live
+#: subscribers: for the live (WebSocket) transport's fan-out to emit, one data point per fan-out,
+#: in the ``stratasync`` namespace with the fan-out function's ``service`` dimension
+#: (``stratasync-fanout``); the dashboard's lag row shows it next to ArchiveLag.
+COMMIT_FANOUT_LAG_METRIC = "CommitToFanOutLag"
+
 
 class TracerLike(Protocol):
     """The part of Powertools' ``Tracer`` the handlers use (its decorator factories)."""

@@ -21,9 +21,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from stratasync.core import RpcResponse, handle_rpc
 from stratasync.core.manifest import handle_manifest
-from stratasync.handlers.observability import make_metrics, make_tracer
-from stratasync.handlers.wiring import get_backend, register_snapshot_hooks
+from stratasync.core.sealing import ArchivePolicy, archive_lag, hot_events
+from stratasync.handlers.observability import ARCHIVE_LAG_METRIC, make_metrics, make_tracer
+from stratasync.handlers.wiring import Backend, get_backend, register_snapshot_hooks
 from stratasync.protocol.errors import ServerAheadError
+from stratasync.storage.base import StorageError
 
 logger = Logger(service="stratasync")
 metrics = make_metrics("stratasync", "stratasync")
@@ -63,8 +65,13 @@ def sync_rpc() -> Response[str]:
     )
     _observe(result)
     trigger = backend.archive_trigger
-    if result.push is not None and trigger is not None and result.store_id is not None:
-        trigger.after_push(result.store_id, result.push)
+    if (
+        result.push is not None
+        and trigger is not None
+        and result.store_id is not None
+        and trigger.after_push(result.store_id, result.push)
+    ):
+        _observe_archive_lag(backend, result.store_id, trigger.policy)
     if result.content_encoding is None:
         return Response(status_code=result.status, content_type="application/json", body=result.body.decode())
     # A compressed body travels base64-encoded (isBase64Encoded), as API Gateway needs for binary.
@@ -94,6 +101,18 @@ def archive_manifest() -> Response[str]:
     )
     logger.info("archive manifest", extra={"status": status, "segments": len(body.get("segments", []))})
     return Response(status_code=status, content_type="application/json", body=json.dumps(body))
+
+
+def _observe_archive_lag(backend: Backend, store_id: str, policy: ArchivePolicy) -> None:
+    """The store's archive lag, when a push completed a segment (two small reads per segment)."""
+    if backend.archive is None:
+        return
+    try:
+        lag = archive_lag(hot_events(backend.archive.hot, store_id), policy)
+    except StorageError:
+        logger.warning("could not read the archive lag", extra={"store_id": store_id})
+        return
+    metrics.add_metric(name=ARCHIVE_LAG_METRIC, unit=MetricUnit.Count, value=lag)
 
 
 def _observe(result: RpcResponse) -> None:

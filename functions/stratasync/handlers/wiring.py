@@ -20,6 +20,7 @@ from stratasync.handlers.trigger import ArchiveTrigger
 from stratasync.storage.dynamodb import DynamoDBStorage, make_client
 from stratasync.storage.dynamodb_subscriptions import DynamoDBSubscriptionStorage
 from stratasync.storage.s3 import S3SegmentStorage, make_s3_client
+from stratasync.storage.segments import SegmentStorage, lost_store_guard
 from stratasync.storage.tiered import SegmentCache, TieredEventLog
 from stratasync.storage.websocket_api import ApiGatewayConnections
 
@@ -40,18 +41,21 @@ def archive_policy(settings: Settings) -> ArchivePolicy:
     return ArchivePolicy(segment_events=settings.segment_events, segment_bytes=settings.segment_bytes)
 
 
-def _hot_storage(settings: Settings) -> DynamoDBStorage:
+def _hot_storage(settings: Settings, segments: SegmentStorage | None) -> DynamoDBStorage:
+    """DynamoDB; with an archive, a store is only created afresh if the archive never knew it
+    (:func:`~stratasync.storage.segments.lost_store_guard`: one S3 GET per new store)."""
     return DynamoDBStorage(
         settings.table_name,
         make_client(settings.dynamodb_endpoint),
         time_budget_seconds=settings.storage_time_budget_seconds,
+        new_store_guard=lost_store_guard(segments) if segments is not None else None,
     )
 
 
 def build_backend(settings: Settings) -> Backend:
     """The sync function's objects: DynamoDB, and the archive when a bucket is named."""
-    hot = _hot_storage(settings)
     archive = None
+    segments = None
     if settings.archive_bucket:
         segments = S3SegmentStorage(
             settings.archive_bucket,
@@ -59,6 +63,8 @@ def build_backend(settings: Settings) -> Backend:
             client_factory=functools.partial(make_s3_client, settings.s3_endpoint),
             time_budget_seconds=settings.storage_time_budget_seconds,
         )
+    hot = _hot_storage(settings, segments)
+    if segments is not None:
         archive = TieredEventLog(hot, segments, SegmentCache(settings.segment_cache_bytes))
     trigger = (
         ArchiveTrigger.create(settings.archive_function, archive_policy(settings), settings.lambda_endpoint)
@@ -121,7 +127,7 @@ def build_archiver(settings: Settings) -> Archiver:
         make_s3_client(settings.s3_endpoint),
         time_budget_seconds=settings.storage_time_budget_seconds,
     )
-    return Archiver(_hot_storage(settings), segments, archive_policy(settings))
+    return Archiver(_hot_storage(settings, segments), segments, archive_policy(settings))
 
 
 @functools.cache

@@ -25,6 +25,20 @@ tombstone finds the events in the index.
 Every event has a *position*: its 1-based index in the store's log (the number of events up to and
 including it). Positions let a pull say exactly how many events remain after a page, whatever the
 seqNums (which may jump).
+
+**Incarnations.** An operator may start a store over (``stratasync backend reset``) or erase it
+(``delete``): its log then begins again under a new backend id. Those are the only operations that
+remove commit records, so they must keep the commit invariant's promise by other means:
+
+* every commit record carries the backend id of its incarnation, and the head read that every push
+  and pull does anyway checks it: a process that cached an older backend id learns of the reset on
+  its next request (:class:`BackendChangedError`), and a push is never acknowledged into an
+  incarnation other than the one its client was checked against (:attr:`EventBatch.backend_id`);
+* before anything is removed, the operator's tool *fences* the store: it writes a fence record
+  where the next commit would go (at the head), so every push from then on is refused
+  (:class:`StoreFencedError`), and then waits out the writes already in flight (a writer checks the
+  head right before it writes, and a sync request ends within the function's timeout) before it
+  deletes a single record.
 """
 
 from __future__ import annotations
@@ -61,6 +75,27 @@ class HeadMismatchError(StorageError):
 
 class StorageUnavailableError(StorageError):
     """Storage kept failing with throttling or transient errors until the time budget ran out."""
+
+
+class StoreFencedError(StorageUnavailableError):
+    """An operator is resetting, erasing or restoring the store: no push is accepted and no pull is
+    served until that is done (clients retry, then learn the outcome)."""
+
+
+class StoreLostError(StorageUnavailableError):
+    """The store has no items in the hot tier but its archive says it existed: its items were lost,
+    and it must be restored (``stratasync backend restore``), not started afresh under a new backend
+    id (every client would reset). Requests are refused until then; clients retry."""
+
+
+class BackendChangedError(StorageError):
+    """The store's incarnation is not the one the caller checked against (it was reset, or erased
+    and created again): ``backend_id`` is the store's backend id now."""
+
+    def __init__(self, store_id: str, expected: str, backend_id: str) -> None:
+        super().__init__(f"store {store_id!r}: backend id is {backend_id}, not {expected} (reset)")
+        self.expected = expected
+        self.backend_id = backend_id
 
 
 class SegmentNotFoundError(StorageError):
@@ -103,12 +138,23 @@ EMPTY_LOG = LogHead(0, 0)
 
 
 @dataclass(frozen=True)
+class Incarnation:
+    """A store as one head read sees it: the backend id of its current life and its head."""
+
+    backend_id: str
+    head: LogHead
+
+
+@dataclass(frozen=True)
 class EventBatch:
     """A batch to append: events of one parent chain, each as ``(seqNum, encoded JSON)``."""
 
     parent_seq_num: int
     events: Sequence[tuple[int, str]]
     created_at: str
+    #: The backend id the push was checked against: storage refuses the batch
+    #: (:class:`BackendChangedError`) if the store is in another incarnation by now. None: any.
+    backend_id: str | None = field(default=None, compare=False)
     digest: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -209,6 +255,12 @@ class EventLogStorage(ABC):
         """The seqNum of the store's newest event (0 for an empty store)."""
         return self.log_head(store_id).seq_num
 
+    def current(self, store_id: str) -> Incarnation:
+        """The store's backend id and head together, as of one read: a pull checks its cursor
+        against exactly the incarnation whose head it then serves up to. Adapters that cache
+        backend ids must validate the cache here (see the module docstring, *Incarnations*)."""
+        return Incarnation(self.backend_id(store_id), self.log_head(store_id))
+
     @abstractmethod
     def append(self, store_id: str, batch: EventBatch) -> AppendOutcome:
         """Append ``batch`` iff its parent is the head, atomically.
@@ -216,7 +268,9 @@ class EventLogStorage(ABC):
         Raises :class:`HeadMismatchError` otherwise, unless the identical batch already sits at
         that parent, archived or not (then :attr:`AppendOutcome.ALREADY_COMMITTED` and nothing is
         written). A write whose answer was lost and that is retried counts as this call's own
-        (:attr:`AppendOutcome.COMMITTED`).
+        (:attr:`AppendOutcome.COMMITTED`). Raises :class:`BackendChangedError` if the batch names a
+        backend id that is not the store's any more, and :class:`StoreFencedError` while the store
+        is being reset, erased or restored.
         """
 
     @abstractmethod

@@ -12,16 +12,18 @@ import itertools
 import threading
 import uuid
 import zlib
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING
 
 from stratasync.storage.base import (
     EMPTY_LOG,
     AppendOutcome,
     ArchiveGap,
+    BackendChangedError,
     EventBatch,
     HeadMismatchError,
     HotTierStorage,
+    Incarnation,
     LogHead,
     SegmentInfo,
     StorageError,
@@ -33,11 +35,15 @@ from stratasync.storage.dynamodb_items import (
     META_SK,
     RETIRE_PROJECTION,
     Item,
+    backend_of,
     batch_sk,
     commit_record,
+    fenced_error,
     head_of,
+    is_fence,
     is_retired,
     meta_item,
+    meta_state,
     parent_of,
     part_item,
     part_keys,
@@ -70,7 +76,11 @@ class DynamoDBStorage(HotTierStorage):
         inline_bytes: int = 3_500,
         compression_level: int = 1,
         page_items: int = 100,
+        new_store_guard: Callable[[str], None] | None = None,
     ) -> None:
+        """``new_store_guard``: called before a store's ``meta`` is created (its first request); it
+        may raise to refuse (the wiring's refuses a store whose archive says it existed: its
+        items were lost and it must be restored, not started afresh under a new backend id)."""
         self.table = DynamoDBTable(
             table_name,
             client if client is not None else make_client(),
@@ -80,7 +90,9 @@ class DynamoDBStorage(HotTierStorage):
         self.part_bytes = part_bytes
         self.inline_bytes = inline_bytes
         self.compression_level = compression_level
-        # A backend id never changes once created, so a warm process may keep it.
+        self.new_store_guard = new_store_guard
+        # A warm process keeps backend ids; every head read checks the one it kept against the
+        # head record's (``bid``), so a reset store is noticed on the next request.
         self._backend_ids: dict[str, str] = {}
         self._backend_ids_lock = threading.Lock()
 
@@ -90,27 +102,22 @@ class DynamoDBStorage(HotTierStorage):
         cached = self._backend_ids.get(store_id)
         if cached is not None:
             return cached
-        key = {"pk": {"S": store_id}, "sk": {"S": META_SK}}
-        found = self.table.call("get_item", Key=key, ConsistentRead=True).get("Item")
-        if found is not None:
-            backend_id = str(found["backendId"]["S"])
-        else:
-            candidate = uuid.uuid4().hex
-            existing = self.table.put_if_absent(
-                meta_item(store_id, candidate)
-            )  # a concurrent first request may have created it first
-            backend_id = str(existing["backendId"]["S"]) if existing is not None else candidate
-        with self._backend_ids_lock:
-            self._backend_ids[store_id] = backend_id
-        return backend_id
+        return self._read_backend_id(store_id)
+
+    def current(self, store_id: str) -> Incarnation:
+        item = self._last_batch_at_or_before(store_id, None)
+        backend_id = self._validated_backend_id(store_id, item)
+        return Incarnation(backend_id, head_of(item) if item is not None else EMPTY_LOG)
 
     def log_head(self, store_id: str) -> LogHead:
-        item = self._last_batch_at_or_before(store_id, None)
-        return head_of(item) if item is not None else EMPTY_LOG
+        return self.current(store_id).head
 
     def append(self, store_id: str, batch: EventBatch) -> AppendOutcome:
         parent = batch.parent_seq_num
         head_item = self._last_batch_at_or_before(store_id, None)
+        backend_id = self._validated_backend_id(store_id, head_item)
+        if batch.backend_id is not None and batch.backend_id != backend_id:
+            raise BackendChangedError(store_id, batch.backend_id, backend_id)
         head = head_of(head_item) if head_item is not None else EMPTY_LOG
         if parent != head.seq_num:
             if parent < head.seq_num and self._committed_digest(store_id, parent) == batch.digest:
@@ -135,6 +142,7 @@ class DynamoDBStorage(HotTierStorage):
             data=data,
             inline=inline,
             parts=len(parts),
+            backend_id=backend_id,
         )
         winner = self.table.put_if_absent(item)
         if winner is None:
@@ -143,6 +151,11 @@ class DynamoDBStorage(HotTierStorage):
             # Our own put: it was applied, its answer was lost, and the retry met it. Our parts are its.
             return AppendOutcome.COMMITTED
         self.table.delete_keys(store_id, parts)  # another push won this parent: our parts are unreachable
+        if is_fence(winner):  # an operator fenced the store at this head: never acknowledged
+            raise fenced_error(store_id, winner)
+        winner_backend = backend_of(winner)
+        if winner_backend is not None and winner_backend != backend_id:
+            raise BackendChangedError(store_id, backend_id, winner_backend)
         if winner.get("dg", {}).get("S") == batch.digest:
             return AppendOutcome.ALREADY_COMMITTED
         winner_head = self.head(store_id) if is_retired(winner) else int(winner["last"]["N"])
@@ -164,7 +177,8 @@ class DynamoDBStorage(HotTierStorage):
 
     def hot_batches(self, store_id: str, from_parent: int) -> Iterator[StoredBatch]:
         items = itertools.dropwhile(is_retired, self._query_batches(store_id, batch_sk(from_parent)))
-        live = itertools.takewhile(lambda item: not is_retired(item), items)  # retired meanwhile: stop
+        # retired meanwhile, or the store was fenced: stop
+        live = itertools.takewhile(lambda item: not is_retired(item) and not is_fence(item), items)
         group: list[Item] = []
         group_bytes = 0
         for item in itertools.chain(live, [None]):
@@ -191,15 +205,17 @@ class DynamoDBStorage(HotTierStorage):
         retired = 0
         chunk: list[Item] = []
         for item in itertools.chain(records, [None]):
-            if item is not None and not is_retired(item):
+            if item is not None and not is_retired(item) and not is_fence(item):
                 chunk.append(item)
             if chunk and (item is None or len(chunk) == 25):
+                if retired:
+                    self.current(store_id)  # right before each write: not once the store is fenced
                 retired += self._retire_chunk(store_id, chunk, segment)
                 chunk = []
         return retired
 
     def put_segment(self, store_id: str, segment: SegmentInfo) -> SegmentInfo:
-        existing = self.table.put_if_absent(segment_item(store_id, segment))
+        existing = self.table.put_if_absent(segment_item(store_id, segment, self._backend_ids.get(store_id)))
         return segment_of(existing) if existing is not None else segment
 
     def segments(self, store_id: str, after: int) -> Iterator[SegmentInfo]:
@@ -218,6 +234,44 @@ class DynamoDBStorage(HotTierStorage):
         return segment_of(item) if item is not None else None
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def _read_backend_id(self, store_id: str) -> str:
+        """The backend id in ``meta``, read strongly consistent (created if the store is new), and
+        cached; :class:`StoreFencedError` while an operator is at work on the store."""
+        key = {"pk": {"S": store_id}, "sk": {"S": META_SK}}
+        found = self.table.call("get_item", Key=key, ConsistentRead=True).get("Item")
+        if found is None:
+            if self.new_store_guard is not None:
+                self.new_store_guard(store_id)
+            candidate = uuid.uuid4().hex
+            # a concurrent first request may have created it first
+            existing = self.table.put_if_absent(meta_item(store_id, candidate))
+            found = existing if existing is not None else meta_item(store_id, candidate)
+        if meta_state(found) is not None:
+            raise fenced_error(store_id, found)
+        backend_id = str(found["backendId"]["S"])
+        with self._backend_ids_lock:
+            self._backend_ids[store_id] = backend_id
+        return backend_id
+
+    def _validated_backend_id(self, store_id: str, head_item: Item | None) -> str:
+        """The backend id of the incarnation whose newest commit record is ``head_item`` (None: an
+        empty store): the cached one if the record carries it, else ``meta``'s, read again."""
+        if head_item is not None and is_fence(head_item):
+            raise fenced_error(store_id, head_item)
+        recorded = backend_of(head_item) if head_item is not None else None
+        cached = self._backend_ids.get(store_id)
+        if cached is not None and head_item is not None and recorded in (cached, None):
+            return cached  # the common case: no extra read (None: a record older than ``bid``)
+        fresh = self._read_backend_id(store_id)
+        if recorded is not None and recorded != fresh:
+            assert head_item is not None
+            raise StorageError(
+                f"store {store_id!r}: the newest commit record (parent {parent_of(head_item)}) belongs"
+                f" to backend {recorded}, but the store's backend id is {fresh}: a write of an earlier"
+                " incarnation landed after a reset (see docs/operations.md, 'Reset and delete')"
+            )
+        return fresh
 
     def _last_batch_at_or_before(self, store_id: str, seq_num: int | None) -> Item | None:
         upper = LAST_BATCH_SK if seq_num is None else batch_sk(seq_num)
@@ -251,7 +305,18 @@ class DynamoDBStorage(HotTierStorage):
         expected = after
         group: list[Item] = []
         group_bytes = 0
+        chain_backend: str | None = None
         for item in items:
+            if is_fence(item):
+                break  # an operator fenced the store: the chain ends here
+            backend_id = backend_of(item)
+            if chain_backend is None:
+                chain_backend = backend_id
+            elif backend_id is not None and backend_id != chain_backend:
+                raise StorageError(
+                    f"store {store_id!r}: the commit record at parent {parent_of(item)} belongs to"
+                    f" backend {backend_id}, the chain before it to {chain_backend}"
+                )
             if is_retired(item):
                 if not (yield from self._batches_of(store_id, group)):
                     yield ArchiveGap(self._archived_through(store_id))

@@ -2,21 +2,28 @@
 
 One table, single-table design. Per store (partition key ``pk`` = store id), items by sort key ``sk``:
 
-* ``meta`` - the store's ``backendId``, created by a conditional put on first use.
+* ``meta`` - the store's ``backendId``, created by a conditional put on first use; while an
+  operator resets, erases or restores the store also ``state`` (what is under way, see
+  :mod:`stratasync.storage.dynamodb_admin`), and no request is served.
 * ``b#<parent, 16 digits>`` - one *commit record* per pushed batch, keyed by the batch's parent
   seqNum: its last seqNum, event count, position (``c``: events in the store through this batch),
-  commit time, digest, push id, and the events themselves (zlib-compressed ``"<seqNum> <json>"``
-  lines) when they fit in ``inline_bytes`` (3.5 KB), so that a commit record is always read for
-  one read unit. The key IS the concurrency control: a batch is committed by a put conditioned
-  on ``attribute_not_exists(sk)``, and because the head only moves past ``p`` by writing ``b#p``
-  and **no commit record is ever deleted** (the commit invariant, :mod:`stratasync.storage.base`),
-  a writer that saw ``p`` as the head and then wins that put was right, however late the put
+  commit time, digest, push id, the backend id of its incarnation (``bid``, which the head read of
+  every request checks a cached backend id against), and the events themselves (zlib-compressed
+  ``"<seqNum> <json>"`` lines) when they fit in ``inline_bytes`` (3.5 KB), so that a commit record
+  is always read for one read unit. The key IS the concurrency control: a batch is committed by a
+  put conditioned on ``attribute_not_exists(sk)``, and because the head only moves past ``p`` by
+  writing ``b#p`` and **no commit record is ever deleted** (the commit invariant,
+  :mod:`stratasync.storage.base`; only an operator's reset or delete removes them, after fencing the
+  store), a writer that saw ``p`` as the head and then wins that put was right, however late the put
   arrives. Of several pushes on one parent exactly one wins, and the losers learn the winner's last
   seqNum from ``ReturnValuesOnConditionCheckFailure=ALL_OLD``, with no extra read; a writer whose
   own put was applied but whose answer was lost recognises its push id there on the retry.
+* A *fence* is a record at the head's sort key with ``fence`` (why: ``reset``, ``delete``...)
+  instead of events: the operator's tool writes it before it removes anything, so every push
+  after it loses the conditional put, and every head read sees it (:class:`StoreFencedError`).
 * A *tombstone* is what a commit record becomes when its batch is archived: the same key with its
-  last seqNum, position, commit time and digest, and ``seg`` (the parent of the segment that holds
-  the events), but no events and no parts. About 150 bytes, kept for good.
+  last seqNum, position, commit time, digest and backend id, and ``seg`` (the parent of the
+  segment that holds the events), but no events and no parts. About 150 bytes, kept for good.
 * ``a#<parent, 16 digits>`` - the *segment index*: one item per archived segment (a run of whole
   batches sealed into one object in the segment store, see :mod:`stratasync.storage.segments`),
   keyed by the parent of its first batch like commit records, with its last seqNum, position,
@@ -37,7 +44,14 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from stratasync.storage.base import EventBatch, LogHead, SegmentInfo, StoredBatch, decode_lines
+from stratasync.storage.base import (
+    EventBatch,
+    LogHead,
+    SegmentInfo,
+    StoredBatch,
+    StoreFencedError,
+    decode_lines,
+)
 
 Item = Mapping[str, Any]
 
@@ -64,21 +78,41 @@ def part_sk(parent_seq_num: int, push_id: str, index: int) -> str:
     return f"{PART_PREFIX}{parent_seq_num:0{_SEQ_DIGITS}d}#{push_id}#{index}"
 
 
-def meta_item(store_id: str, backend_id: str) -> dict[str, Any]:
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    return {
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def meta_item(store_id: str, backend_id: str, **extra: str) -> dict[str, Any]:
+    """The ``meta`` item; ``extra``: more string attributes (an operation's state)."""
+    item = {
         "pk": {"S": store_id},
         "sk": {"S": META_SK},
         "backendId": {"S": backend_id},
-        "createdAt": {"S": now},
+        "createdAt": {"S": utc_now()},
     }
+    item.update({name: {"S": value} for name, value in extra.items()})
+    return item
+
+
+def meta_state(item: Item) -> str | None:
+    """What an operator is doing to the store (None: nothing, requests are served)."""
+    state = item.get("state")
+    return str(state["S"]) if state is not None else None
 
 
 def commit_record(
-    store_id: str, batch: EventBatch, *, position: int, push_id: str, data: bytes, inline: bool, parts: int
+    store_id: str,
+    batch: EventBatch,
+    *,
+    position: int,
+    push_id: str,
+    data: bytes,
+    inline: bool,
+    parts: int,
+    backend_id: str,
 ) -> dict[str, Any]:
     """The commit record of ``batch`` (``position``: events in the store through it), its events
-    inline or in ``parts`` part items."""
+    inline or in ``parts`` part items, in the incarnation ``backend_id``."""
     item: dict[str, Any] = {
         "pk": {"S": store_id},
         "sk": {"S": batch_sk(batch.parent_seq_num)},
@@ -88,6 +122,7 @@ def commit_record(
         "at": {"S": batch.created_at},
         "dg": {"S": batch.digest},
         "pid": {"S": push_id},
+        "bid": {"S": backend_id},
         "z": {"N": str(len(data))},
     }
     if inline:
@@ -103,7 +138,7 @@ def part_item(store_id: str, key: str, data: bytes) -> dict[str, Any]:
 
 def tombstone(store_id: str, record: Item, segment: SegmentInfo) -> dict[str, Any]:
     """What ``record`` becomes once ``segment`` holds its events."""
-    return {
+    item = {
         "pk": {"S": store_id},
         "sk": record["sk"],
         "last": record["last"],
@@ -112,14 +147,49 @@ def tombstone(store_id: str, record: Item, segment: SegmentInfo) -> dict[str, An
         "dg": record["dg"],
         "seg": {"N": str(segment.parent_seq_num)},
     }
+    if "bid" in record:
+        item["bid"] = record["bid"]
+    return item
+
+
+def fence_record(store_id: str, head: LogHead, *, reason: str, backend_id: str, at: str) -> dict[str, Any]:
+    """The fence an operator's tool writes at ``head`` before it removes anything."""
+    return {
+        "pk": {"S": store_id},
+        "sk": {"S": batch_sk(head.seq_num)},
+        "fence": {"S": reason},
+        "last": {"N": str(head.seq_num)},
+        "c": {"N": str(head.events)},
+        "at": {"S": at},
+        "bid": {"S": backend_id},
+    }
+
+
+def is_fence(item: Item) -> bool:
+    return "fence" in item
+
+
+def fenced_error(store_id: str, item: Item) -> StoreFencedError:
+    reason = item.get("fence", item.get("state", {})).get("S", "an operation")
+    since = item.get("at", item.get("stateAt", {})).get("S", "?")
+    return StoreFencedError(
+        f"store {store_id!r} is fenced for {reason} (since {since}): no request is served until that is done"
+    )
+
+
+def backend_of(item: Item) -> str | None:
+    """The backend id a commit record, tombstone or fence belongs to (None: written before they
+    carried it)."""
+    bid = item.get("bid")
+    return str(bid["S"]) if bid is not None else None
 
 
 #: What retiring needs of a commit record (a projection: the events stay where they are).
-RETIRE_PROJECTION = "sk, #last, c, #at, dg, pid, parts, seg"
+RETIRE_PROJECTION = "sk, #last, c, #at, dg, pid, parts, seg, bid"
 
 
-def segment_item(store_id: str, segment: SegmentInfo) -> dict[str, Any]:
-    return {
+def segment_item(store_id: str, segment: SegmentInfo, backend_id: str | None = None) -> dict[str, Any]:
+    item = {
         "pk": {"S": store_id},
         "sk": {"S": segment_sk(segment.parent_seq_num)},
         "first": {"N": str(segment.first_seq_num)},
@@ -132,6 +202,9 @@ def segment_item(store_id: str, segment: SegmentInfo) -> dict[str, Any]:
         "key": {"S": segment.key},
         "at": {"S": segment.sealed_at},
     }
+    if backend_id is not None:
+        item["bid"] = {"S": backend_id}
+    return item
 
 
 def parent_of(item: Item) -> int:

@@ -18,6 +18,7 @@ from stratasync.storage.base import (
     EMPTY_LOG,
     AppendOutcome,
     ArchiveGap,
+    BackendChangedError,
     EventBatch,
     HeadMismatchError,
     HotTierStorage,
@@ -103,6 +104,8 @@ class InMemoryStorage(HotTierStorage):
     def append(self, store_id: str, batch: EventBatch) -> AppendOutcome:
         state = self._state(store_id)
         with self._lock:
+            if batch.backend_id is not None and batch.backend_id != state.backend_id:
+                raise BackendChangedError(store_id, batch.backend_id, state.backend_id)
             parent = batch.parent_seq_num
             existing = state.records.get(parent)
             if existing is not None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import base64
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -44,6 +45,16 @@ def ensure_bucket(client: S3Client, bucket: str) -> None:
         client.head_bucket(Bucket=bucket)
     except ClientError:
         client.create_bucket(Bucket=bucket)
+
+
+@dataclass(frozen=True)
+class ObjectVersion:
+    """One version of an object, or a delete marker (a versioned bucket keeps both)."""
+
+    key: str
+    version_id: str
+    size: int
+    delete_marker: bool
 
 
 class S3SegmentStorage(SegmentStorage):
@@ -97,7 +108,7 @@ class S3SegmentStorage(SegmentStorage):
             "put_object",
             Key=key,
             Body=body,
-            ContentType="application/gzip",
+            ContentType="application/json" if key.endswith(".json") else "application/gzip",
             ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256)).decode(),
             Metadata=dict(metadata),
         )
@@ -109,6 +120,73 @@ class S3SegmentStorage(SegmentStorage):
     def head(self, key: str) -> dict[str, Any]:
         """The object's size, metadata and stored SHA-256 checksum (for operators and tests)."""
         return self._call("head_object", Key=key, ChecksumMode="ENABLED")
+
+    # -- for operators (stratasync backend ...): listing and erasing a store's objects ----------
+
+    def get_with_metadata(self, key: str) -> tuple[bytes, dict[str, str]]:
+        """The stored bytes and the object's user metadata."""
+        result = self._call("get_object", Key=key)
+        return result["Body"], dict(result.get("Metadata", {}))
+
+    def list_objects(self, prefix: str) -> Iterator[tuple[str, int]]:
+        """``(key, size)`` of the current objects under ``prefix``, in key order."""
+        kwargs: dict[str, Any] = {"Prefix": prefix}
+        while True:
+            page = self._call("list_objects_v2", **kwargs)
+            for item in page.get("Contents", []):
+                yield item["Key"], int(item.get("Size", 0))
+            if not page.get("IsTruncated"):
+                return
+            kwargs["ContinuationToken"] = page["NextContinuationToken"]
+
+    def list_prefixes(self, prefix: str) -> Iterator[str]:
+        """The "folders" right under ``prefix`` (``Delimiter="/"``)."""
+        kwargs: dict[str, Any] = {"Prefix": prefix, "Delimiter": "/"}
+        while True:
+            page = self._call("list_objects_v2", **kwargs)
+            for item in page.get("CommonPrefixes", []):
+                yield item["Prefix"]
+            if not page.get("IsTruncated"):
+                return
+            kwargs["ContinuationToken"] = page["NextContinuationToken"]
+
+    def list_versions(self, prefix: str) -> Iterator[ObjectVersion]:
+        """Every version and delete marker under ``prefix`` (an unversioned bucket: one version
+        ``"null"`` per object)."""
+        kwargs: dict[str, Any] = {"Prefix": prefix}
+        while True:
+            page = self._call("list_object_versions", **kwargs)
+            for item in page.get("Versions", []):
+                version = item.get("VersionId") or "null"
+                yield ObjectVersion(item["Key"], version, int(item.get("Size", 0)), False)
+            for item in page.get("DeleteMarkers", []):
+                yield ObjectVersion(item["Key"], item.get("VersionId") or "null", 0, True)
+            if not page.get("IsTruncated"):
+                return
+            kwargs["KeyMarker"] = page.get("NextKeyMarker")
+            if page.get("NextVersionIdMarker"):
+                kwargs["VersionIdMarker"] = page["NextVersionIdMarker"]
+            else:
+                kwargs.pop("VersionIdMarker", None)
+
+    def delete_versions(self, versions: Sequence[ObjectVersion]) -> None:
+        """Delete these versions and delete markers for good (DeleteObjects, 1,000 a call)."""
+        for start in range(0, len(versions), 1000):
+            chunk = versions[start : start + 1000]
+            result = self._call(
+                "delete_objects",
+                Delete={
+                    "Objects": [{"Key": version.key, "VersionId": version.version_id} for version in chunk],
+                    "Quiet": True,
+                },
+            )
+            errors = result.get("Errors", [])
+            if errors:
+                first = errors[0]
+                raise StorageError(
+                    f"S3 DeleteObjects refused {len(errors)} of {len(chunk)} deletes, e.g."
+                    f" {first.get('Key')!r}: {first.get('Code')}: {first.get('Message')}"
+                )
 
     def presign_get(self, key: str, expires_in: int) -> str:
         try:

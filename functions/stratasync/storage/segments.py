@@ -5,6 +5,12 @@ immutable object. Layout (every key of a store under one prefix, so lifecycle ru
 policies and deletion can target a store, or all stores, by prefix)::
 
     stores/<store id, encoded>/segments/<first seqNum, 16 digits>-<last, 16 digits>-<sha256, 16 hex>.gz
+    stores/<store id, encoded>/store.json
+
+``store.json`` is the store's *manifest* (format ``stratasync-store-1``): its store id and the backend
+id of its current incarnation, written by the archiver before a store's first segment. With it a
+store whose DynamoDB items were lost can be restored under its own backend id (clients go on from
+their cursors); each segment's metadata carries the backend id too (``backend-id``).
 
 The store id is encoded so a key is safe and bounded: ``A-Z a-z 0-9 _ -`` stay, every other
 UTF-8 byte becomes ``%XX`` (so ``/`` and ``.`` never appear raw, and no id's prefix is another's);
@@ -21,9 +27,11 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from stratasync.protocol.segment_format import (
     SEGMENT_FORMAT,
@@ -34,9 +42,11 @@ from stratasync.protocol.segment_format import (
 from stratasync.storage.base import (
     SegmentCorruptError,
     SegmentInfo,
+    SegmentNotFoundError,
     StorageError,
     StoredBatch,
     StoredEvent,
+    StoreLostError,
 )
 
 STORES_PREFIX = "stores/"
@@ -79,8 +89,49 @@ def store_prefix(store_id: str) -> str:
     return f"{STORES_PREFIX}{encode_store_id(store_id)}/"
 
 
+def segments_prefix(store_id: str) -> str:
+    return f"{store_prefix(store_id)}segments/"
+
+
 def segment_key(store_id: str, first: int, last: int, sha256: str) -> str:
-    return f"{store_prefix(store_id)}segments/{first:016d}-{last:016d}-{sha256[:16]}.gz"
+    return f"{segments_prefix(store_id)}{first:016d}-{last:016d}-{sha256[:16]}.gz"
+
+
+STORE_MANIFEST_FORMAT = "stratasync-store-1"
+
+
+@dataclass(frozen=True)
+class StoreManifest:
+    """``store.json``: which store a prefix holds, and the backend id of its incarnation."""
+
+    store_id: str
+    backend_id: str
+    written_at: str
+
+    @staticmethod
+    def key(store_id: str) -> str:
+        return f"{store_prefix(store_id)}store.json"
+
+    def encode(self) -> bytes:
+        return json.dumps(
+            {
+                "format": STORE_MANIFEST_FORMAT,
+                "storeId": self.store_id,
+                "backendId": self.backend_id,
+                "writtenAt": self.written_at,
+            },
+            sort_keys=True,
+        ).encode()
+
+    @classmethod
+    def decode(cls, body: bytes) -> StoreManifest:
+        try:
+            data = json.loads(body)
+            if data.get("format") != STORE_MANIFEST_FORMAT:
+                raise ValueError(f"format {data.get('format')!r}")
+            return cls(str(data["storeId"]), str(data["backendId"]), str(data.get("writtenAt", "")))
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise SegmentCorruptError(f"not a {STORE_MANIFEST_FORMAT} manifest: {error}") from error
 
 
 def encode_segment(
@@ -115,9 +166,29 @@ def encode_segment(
     return body, info
 
 
-def segment_metadata(info: SegmentInfo) -> dict[str, str]:
-    """The object metadata written with a segment (S3 ``x-amz-meta-*``)."""
-    return {
+def lost_store_guard(segment_store: SegmentStorage) -> Callable[[str], None]:
+    """A ``new_store_guard`` for the hot tier: refuse to start a store afresh whose manifest is in
+    the archive (:class:`StoreLostError`): its hot items were lost, a restore brings it back."""
+
+    def guard(store_id: str) -> None:
+        try:
+            body = segment_store.get(StoreManifest.key(store_id))
+        except SegmentNotFoundError:
+            return
+        backend_id = StoreManifest.decode(body).backend_id
+        raise StoreLostError(
+            f"store {store_id!r} has no items in DynamoDB, but its archive holds its segments and"
+            f" backend id {backend_id}: restore it (stratasync backend restore --store ...) instead of"
+            " starting it afresh"
+        )
+
+    return guard
+
+
+def segment_metadata(info: SegmentInfo, backend_id: str | None = None) -> dict[str, str]:
+    """The object metadata written with a segment (S3 ``x-amz-meta-*``): enough, with the object's
+    bytes, to index it again (a restore), and the backend id of the store's incarnation."""
+    metadata = {
         "format": SEGMENT_FORMAT,
         "sha256": info.sha256,
         "parent": str(info.parent_seq_num),
@@ -125,7 +196,11 @@ def segment_metadata(info: SegmentInfo) -> dict[str, str]:
         "last": str(info.last_seq_num),
         "events": str(info.events),
         "position": str(info.last_position),
+        "sealed-at": info.sealed_at,
     }
+    if backend_id is not None:
+        metadata["backend-id"] = backend_id
+    return metadata
 
 
 def decode_segment(body: bytes, info: SegmentInfo) -> list[StoredEvent]:

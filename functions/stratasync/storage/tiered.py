@@ -21,6 +21,7 @@ from stratasync.storage.base import (
     EventBatch,
     EventLogStorage,
     HotTierStorage,
+    Incarnation,
     LogHead,
     SegmentInfo,
     StorageError,
@@ -85,6 +86,9 @@ class TieredEventLog(EventLogStorage):
 
     def log_head(self, store_id: str) -> LogHead:
         return self.hot.log_head(store_id)
+
+    def current(self, store_id: str) -> Incarnation:
+        return self.hot.current(store_id)
 
     def append(self, store_id: str, batch: EventBatch) -> AppendOutcome:
         return self.hot.append(store_id, batch)

@@ -65,20 +65,33 @@ def _run_archive(args: argparse.Namespace) -> int:
     """Seal what is sealable now, through the archiver Lambda's own functions."""
     import json
 
+    from stratasync.cli.backend import resolve_target
     from stratasync.devserver.embedded_moto import ensure_fake_credentials
     from stratasync.handlers.archiver import archive_stores
     from stratasync.handlers.settings import Settings
     from stratasync.handlers.wiring import build_archiver
+    from stratasync.operations import OperationError
 
-    if any((endpoint or "").startswith("http://") for endpoint in (args.dynamodb_endpoint, args.s3_endpoint)):
+    try:
+        target = resolve_target(args)
+    except OperationError as error:
+        print(f"stratasync archive: {error}", file=sys.stderr)
+        return 1
+    if any(
+        (endpoint or "").startswith("http://") for endpoint in (target.dynamodb_endpoint, target.s3_endpoint)
+    ):
         ensure_fake_credentials()  # local emulators accept any credentials
+    if target.region:
+        import os
+
+        os.environ.setdefault("AWS_DEFAULT_REGION", target.region)
     settings = Settings(
-        table_name=args.table,
-        dynamodb_endpoint=args.dynamodb_endpoint,
-        archive_bucket=args.bucket,
-        s3_endpoint=args.s3_endpoint,
-        segment_events=args.segment_events,
-        segment_bytes=args.segment_bytes,
+        table_name=target.table,
+        dynamodb_endpoint=target.dynamodb_endpoint,
+        archive_bucket=target.bucket,
+        s3_endpoint=target.s3_endpoint,
+        segment_events=target.segment_events,
+        segment_bytes=target.segment_bytes,
         auth_required=False,
     )
     result = archive_stores(build_archiver(settings), args.store)
@@ -223,15 +236,16 @@ def build_parser() -> argparse.ArgumentParser:
     archive.add_argument(
         "--store", action="append", required=True, metavar="ID", help="store id (repeatable)"
     )
-    archive.add_argument("--dynamodb-endpoint", metavar="URL", help="DynamoDB endpoint; default: AWS")
-    archive.add_argument("--table", default="stratasync", help="DynamoDB table name")
     archive.add_argument("--json", action="store_true", help="also print the run as JSON")
-    _add_archive_options(archive)
+    from stratasync.cli.backend import add_backend_commands, add_target_options
+
+    add_target_options(archive)
     archive.set_defaults(run=_run_archive)
 
     from stratasync.cli.store import add_store_commands
 
     add_store_commands(commands)
+    add_backend_commands(commands)
     return parser
 
 

@@ -32,7 +32,7 @@ from stratasync.storage import (
     StoredEvent,
 )
 from stratasync.storage.memory import InMemoryStorage
-from stratasync.storage.segments import SegmentStorage, store_prefix
+from stratasync.storage.segments import SegmentStorage, StoreManifest, segments_prefix, store_prefix
 from stratasync.storage.tiered import SegmentCache, TieredEventLog
 from stratasync.testing.event_log import make_batch
 
@@ -123,7 +123,14 @@ class ArchiveConformance(ABC):
             assert segment.parent_seq_num == reached
             reached = segment.last_seq_num
         assert reached < log[-1][0]  # the head batch stays hot
-        assert sorted(self.object_keys(store_prefix(store_id))) == sorted(s.key for s in segments)
+        assert sorted(self.object_keys(segments_prefix(store_id))) == sorted(s.key for s in segments)
+        # beside them only the store's manifest, naming its backend id (what a restore keeps)
+        assert set(self.object_keys(store_prefix(store_id))) - {s.key for s in segments} == {
+            StoreManifest.key(store_id)
+        }
+        manifest = StoreManifest.decode(self.create_segment_store().get(StoreManifest.key(store_id)))
+        assert manifest.store_id == store_id
+        assert manifest.backend_id == self.create_hot_store().backend_id(store_id)
         return segments
 
     # -- reads across the boundary ---------------------------------------------------------------
