@@ -84,7 +84,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if (
             marked & _SLOW_MARKERS
             or fixtures & _SLOW_FIXTURES
-            or path.startswith("tests/infra/")
+            or path.startswith(("tests/infra/", "tests/operations/"))
             or path in _SLOW_MODULES
             or any(f"::{name}::" in item.nodeid for name in _SLOW_CLASSES)
             or item.nodeid in _SLOW_ON_MOTO

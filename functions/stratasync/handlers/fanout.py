@@ -10,6 +10,7 @@ retry is harmless). Env as the ws function. See docs/websocket.md.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,7 +18,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from stratasync.handlers.observability import make_metrics, make_tracer
+from stratasync.handlers.observability import COMMIT_FANOUT_LAG_METRIC, make_metrics, make_tracer
 from stratasync.handlers.wiring import get_live, register_snapshot_hooks
 from stratasync.storage.dynamodb_items import BATCH_PREFIX
 
@@ -26,17 +27,25 @@ metrics = make_metrics("stratasync", "stratasync-fanout")
 tracer = make_tracer("stratasync-fanout")
 
 
-def stores_with_commits(records: Iterable[dict[str, Any]]) -> list[str]:
+def stores_with_commits(records: Iterable[dict[str, Any]]) -> dict[str, float | None]:
     """The stores that new commit records name, in order of first appearance (filtered again here,
-    in case the event source mapping's filter is missing)."""
-    stores: dict[str, None] = {}
+    in case the event source mapping's filter is missing), each with its oldest record's
+    ``ApproximateCreationDateTime`` (epoch seconds; None where the stream gave none)."""
+    stores: dict[str, float | None] = {}
     for record in records:
-        keys = record.get("dynamodb", {}).get("Keys", {})
+        change = record.get("dynamodb", {})
+        keys = change.get("Keys", {})
         sort_key = keys.get("sk", {}).get("S", "")
         store_id = keys.get("pk", {}).get("S")
         if record.get("eventName") == "INSERT" and sort_key.startswith(BATCH_PREFIX) and store_id:
-            stores.setdefault(store_id)
-    return list(stores)
+            created = change.get("ApproximateCreationDateTime")
+            created = float(created) if isinstance(created, int | float) else None
+            oldest = stores.get(store_id)
+            if oldest is None or (created is not None and created < oldest):
+                stores[store_id] = created
+            else:
+                stores[store_id] = oldest
+    return stores
 
 
 @logger.inject_lambda_context
@@ -47,8 +56,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     store could not be served in full."""
     live = get_live().live
     results = []
-    for store_id in stores_with_commits(event.get("Records") or []):
+    for store_id, committed_at in stores_with_commits(event.get("Records") or []).items():
         report = live.fan_out(store_id)
+        if committed_at is not None:  # the stream's time has whole seconds: a coarse lag
+            lag_ms = max(0.0, (time.time() - committed_at) * 1000)
+            metrics.add_metric(name=COMMIT_FANOUT_LAG_METRIC, unit=MetricUnit.Milliseconds, value=lag_ms)
         metrics.add_metric(name="LiveDeliveries", unit=MetricUnit.Count, value=report.delivered)
         metrics.add_metric(name="LiveMessages", unit=MetricUnit.Count, value=report.messages_sent)
         metrics.add_metric(name="ConnectionsClosed", unit=MetricUnit.Count, value=len(report.closed))

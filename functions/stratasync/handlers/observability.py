@@ -19,9 +19,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: sealable events the archiver has not sealed yet. The sync function emits it each time a push
 #: completes a segment (so it keeps growing when the archiver fails), the archiver after each run.
 ARCHIVE_LAG_METRIC = "ArchiveLag"
-#: Milliseconds from a batch's commit (``PushResult.committed_at``) to its delivery to live
-#: subscribers: for the live (WebSocket) transport's fan-out to emit, one data point per fan-out,
-#: in the ``stratasync`` namespace with the fan-out function's ``service`` dimension
+#: Milliseconds from a commit record's stream time (``ApproximateCreationDateTime``, whole seconds)
+#: to the end of its delivery to live subscribers: the fan-out function emits one data point per
+#: store and batch, in the ``stratasync`` namespace with its ``service`` dimension
 #: (``stratasync-fanout``); the dashboard's lag row shows it next to ArchiveLag.
 COMMIT_FANOUT_LAG_METRIC = "CommitToFanOutLag"
 
