@@ -149,6 +149,11 @@ def test_manifest_refusals() -> None:
     assert handle_manifest(service, segments, {}, {}, expires_in=60)[0] == 400
     assert handle_manifest(service, segments, {"storeId": "s\x01"}, {}, expires_in=60)[0] == 400
     assert handle_manifest(service, segments, {"storeId": "s", "after": "-1"}, {}, expires_in=60)[0] == 400
+    # Issue 9 #6: "²".isdigit() is true and int() then raised (HTTP 500). Any input gets a 4xx.
+    for after in ("\u00b2", "\u0663", "1\u00b2", "\uff11", " 1", "1_0", "+1", "1" * 17, "", "\ud83d"):
+        assert (
+            handle_manifest(service, segments, {"storeId": "s", "after": after}, {}, expires_in=60)[0] == 400
+        )
     status, body = handle_manifest(service, segments, {"storeId": "s"}, {}, expires_in=60)
     assert (status, body["segments"], body["pullFrom"]) == (200, [], 0)
     guarded = SyncService(store, access=AccessControl(TokenVerifier(hs256_secret="k" * 32)))

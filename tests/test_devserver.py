@@ -143,3 +143,24 @@ def test_cli_reports_a_busy_port() -> None:
         )
         assert completed.returncode == 1
         assert f"cannot listen on 127.0.0.1:{port}" in completed.stderr
+
+
+def test_the_lambda_invoke_api_is_not_on_the_public_port(dev_server: DevServer) -> None:
+    """Issue 9 #10: anyone who could reach the sync port could run the archiver on any store."""
+    for name in ("stratasync-archive-dev", dev_server.archive_function):
+        response = httpx.post(
+            f"{dev_server.url}2015-03-31/functions/{name}/invocations",
+            content=json.dumps({"storeId": "victim"}),
+            headers={"x-amz-invocation-type": "RequestResponse"},
+            timeout=30,
+        )
+        assert response.status_code == 404
+        assert "sealed" not in response.text
+    private = httpx.post(
+        f"{dev_server.lambda_api_url}/2015-03-31/functions/stratasync-archive-dev/invocations",
+        content=b"{}",
+        timeout=30,
+    )
+    assert private.status_code == 404  # a guessed name does not work on the private port either
+    assert dev_server.lambda_api_url.startswith("http://127.0.0.1:")
+    assert dev_server.lambda_api_url.rstrip("/") != dev_server.url.rstrip("/")

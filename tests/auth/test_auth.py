@@ -292,7 +292,7 @@ def test_on_push_hook_validates_event_args() -> None:
 
 
 def test_deployed_default_requires_auth_configuration() -> None:
-    from stratasync.config import Settings
+    from stratasync.handlers.settings import Settings
 
     settings = Settings.from_env({"STRATASYNC_TABLE_NAME": "table"})
     assert settings.auth_required

@@ -39,9 +39,17 @@ def _validator(name: str) -> OAS30Validator:
 
 def check_answer(response: httpx.Response, request_id: str | None = None) -> list[dict[str, Any]]:
     """Assert the protocol's invariants for one answer of ``POST /``; returns the decoded messages."""
-    return check_rpc_answer(
-        response.status_code, response.headers.get("content-type", ""), response.text, request_id
-    )
+    text = response.content.decode("utf-8")  # strict: an answer is valid UTF-8, whatever was sent
+    return check_rpc_answer(response.status_code, response.headers.get("content-type", ""), text, request_id)
+
+
+def _not_json(constant: str) -> Any:
+    raise AssertionError(f"the answer holds {constant}, which is not JSON: JSON readers cannot read it")
+
+
+def strict_json(text: str) -> Any:
+    """Parse JSON as a JavaScript client would: NaN and Infinity are not JSON."""
+    return json.loads(text, parse_constant=_not_json)
 
 
 def check_rpc_answer(
@@ -53,7 +61,7 @@ def check_rpc_answer(
         return []
     assert status in (200, 400), f"unexpected status {status}: {text[:500]}"
     assert content_type.startswith("application/json"), content_type
-    messages = json.loads(text)
+    messages = strict_json(text)
     if status == 400:
         errors = sorted(_validator("DefectResponse").iter_errors(messages), key=str)
         assert not errors, f"400 answer is not the Defect shape: {errors[0].message}: {text[:300]}"

@@ -43,8 +43,23 @@ seq_nums = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70),
     st.sampled_from([2**53 - 1, 2**53, 2**63, -1]),
 )
+#: Values a careless or hostile client sends that JSON cannot hold, or that Python cannot encode
+#: to UTF-8: NaN, infinities, numbers beyond the double range, lone surrogates (half an emoji).
+hostile_leaves = st.one_of(
+    st.sampled_from([float("nan"), float("inf"), float("-inf")]),
+    st.integers(min_value=10**308, max_value=10**320),
+    st.text(alphabet=st.characters(categories=["Cs"]), min_size=1, max_size=3),
+    st.text(
+        alphabet=st.characters(codec="utf-16", categories=["Cs", "Co", "Cn", "So", "Zl", "Zp"]), max_size=20
+    ),
+)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=50)
+    | hostile_leaves,
     lambda children: (
         st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5)
     ),
@@ -211,8 +226,9 @@ def test_big_bodies_are_refused_readably(http: httpx.Client, size: int, valid: b
         assert error["cause"]["name"] == "InvalidRequestError", error
 
 
-#: Two server errors the fuzzers found are fixed, and these cases guard against their return:
-#: non-UTF-8 bodies and bodies nested deeper than Python's recursion limit both answered 500.
+#: Server errors the fuzzers and the outside review found are fixed, and these cases guard against
+#: their return: non-UTF-8 bodies and bodies nested deeper than Python's recursion limit answered
+#: 500; NaN was stored and served back as NaN; a lone surrogate answered UnknownError.
 @pytest.mark.parametrize(
     "body",
     [
@@ -230,10 +246,31 @@ def test_big_bodies_are_refused_readably(http: httpx.Client, size: int, valid: b
         ),
         pytest.param(b"\xff\xfe\x00{", id="binary-garbage"),
         pytest.param('{"_tag":"Request","id":"1","tag":"\u2603"}'.encode(), id="utf8-snowman-tag"),
+        pytest.param(b'{"_tag":"Request","id":"\\u00b2","tag":"SyncHttpRpc.Ping"}', id="superscript-id"),
     ],
 )
 def test_pathological_bodies(http: httpx.Client, body: bytes) -> None:
     check_answer(_post(http, body), _request_id(body))
+
+
+@pytest.mark.parametrize(
+    "args",
+    ['{"n":NaN}', '{"n":-Infinity}', '{"n":1e400}', '{"n":' + "9" * 400 + "}", '{"text":"\\ud83d"}'],
+)
+def test_hostile_args_never_leave_the_log_unreadable(http: httpx.Client, args: str) -> None:
+    """Whatever such a push gets, every later pull of the store is strict JSON in valid UTF-8."""
+    store_id = f"fuzz-hostile-{abs(hash(args)) % 10_000}"
+    event = '{"name":"v1.X","args":' + args + ',"seqNum":1,"parentSeqNum":0,"clientId":"c","sessionId":"s"}'
+    push = (
+        '{"_tag":"Request","id":"1","tag":"SyncHttpRpc.Push","payload":{"storeId":"' + store_id + '",'
+        '"batch":[' + event + '],"backendId":{"_tag":"None"}}}'
+    )
+    check_answer(_post(http, push.encode()), "1")
+    pull = (
+        '{"_tag":"Request","id":"2","tag":"SyncHttpRpc.Pull","payload":{"storeId":"' + store_id + '",'
+        '"cursor":{"_tag":"None"}}}'
+    )
+    check_answer(_post(http, pull.encode()), "2")
 
 
 def test_cors_preflight(http: httpx.Client) -> None:

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from stratasync.config import Settings
 from stratasync.devserver.server import _FakeLambdaContext, to_gateway_event
+from stratasync.handlers.settings import Settings
 from tests.conftest import TABLE
 from tests.protocol.test_envelopes import event, pull_body, push_body, request
 

@@ -1,5 +1,5 @@
 """What both stacks must say, checked on template.yaml (SAM) and on the CDK app's template alike:
-the security properties, the function settings and the environment contract of stratasync.config,
+the security properties, the function settings and the environment contract of stratasync.handlers.settings,
 and that the two describe the same resources."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from stratasync.config import Settings
+from stratasync.handlers.settings import Settings
 from tests.infra.conftest import ROOT, Synthesized
 
 SYNC = "SyncFunction"
@@ -373,7 +373,7 @@ def test_http_api_is_throttled_and_logged(stack: Stack) -> None:
 
 
 def test_environment_is_the_settings_contract(stack: Stack) -> None:
-    """Every STRATASYNC_* variable is a field of stratasync.config.Settings, and the required ones
+    """Every STRATASYNC_* variable is a field of stratasync.handlers.settings.Settings, and the required ones
     and the ones the deployment relies on are set."""
     fields = {f"STRATASYNC_{name.upper()}" for name in Settings.model_fields}
     sync = stack.function(SYNC)["Environment"]["Variables"]

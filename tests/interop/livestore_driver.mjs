@@ -19,7 +19,21 @@ for (const m of ['log', 'info', 'debug', 'warn', 'error', 'trace']) {
   console[m] = (...args) => process.stderr.write(`${args.map(String).join(' ')}\n`)
 }
 
-const SCENARIOS = ['ping', 'empty-pull', 'push-pull', 'server-ahead', 'backend-id-mismatch', 'paging-1000']
+const SCENARIOS = [
+  'ping',
+  'empty-pull',
+  'push-pull',
+  'server-ahead',
+  'backend-id-mismatch',
+  'paging-1000',
+  // upstream's tests/sync-provider/src/sync-provider.test.ts (v0.4.0), case by case
+  'upstream-pull-with-cursor',
+  'upstream-live-pull-no-more',
+  'upstream-live-pull-later-event',
+  'upstream-non-live-multiple',
+  'upstream-few-large-60x120k',
+  'upstream-many-small-1800x1k',
+]
 
 const usage = () => {
   writeStdout(
@@ -397,6 +411,98 @@ const scenarios = {
       }
     }),
 }
+
+// -- upstream's sync-provider conformance cases -------------------------------------------------
+
+const upstreamEvents = (count, { payload, prefix }) =>
+  Array.from({ length: count }, (_, i) => ({
+    name: 'v1.TodoCreated',
+    args: { id: `${prefix}-${i}`, text: payload ?? `Event ${i}`, completed: false },
+    seqNum: i + 1,
+    parentSeqNum: i,
+    clientId: `${prefix}-client`,
+    sessionId: `${prefix}-session`,
+  }))
+
+const firstNonEmpty = (stream) =>
+  stream.pipe(
+    Stream.filter((item) => item.batch.length > 0),
+    Stream.runHead,
+    Effect.map(Option.getOrThrow),
+  )
+
+// 'streams dozens of extremely large batches' / 'streams thousands of small batches': push the
+// events in batches, then ONE non-live pull must bring every event (LiveStore's HTTP client sends
+// one request and does not follow pageInfo).
+const largeBatches = (eventCount, payloadSize, pushBatchSize) => (storeId) =>
+  Effect.gen(function* () {
+    const { backend } = yield* makeClient(storeId)
+    const events = upstreamEvents(eventCount, { payload: 'x'.repeat(payloadSize), prefix: storeId })
+    const t0 = performance.now()
+    for (let i = 0; i < events.length; i += pushBatchSize) yield* backend.push(events.slice(i, i + pushBatchSize))
+    const pushMs = ms(t0)
+    const { items, durationMs } = yield* pullAll(backend, Option.none())
+    const totalEvents = items.reduce((n, item) => n + item.batch.length, 0)
+    const nonEmptyBatches = items.filter((item) => item.batch.length > 0).length
+    check(totalEvents === eventCount, `one pull must bring all ${eventCount} events`, {
+      totalEvents,
+      lastPageInfo: toPlain(items.at(-1)?.pageInfo),
+    })
+    check(nonEmptyBatches > 0, 'no non-empty batch')
+    const seqs = items.flatMap((i) => i.batch.map((b) => b.eventEncoded.seqNum))
+    seqs.forEach((seq, i) => check(seq === i + 1, 'events not ascending/contiguous', { at: i, seq }))
+    check(items.at(-1).pageInfo._tag === 'NoMore', 'last page must be NoMore', { pageInfo: toPlain(items.at(-1).pageInfo) })
+    return { events: totalEvents, nonEmptyBatches, maxBatchSize: Math.max(...items.map((i) => i.batch.length)), pushMs, pullMs: durationMs }
+  })
+
+scenarios['upstream-pull-with-cursor'] = (storeId) =>
+  Effect.gen(function* () {
+    const { backend } = yield* makeClient(storeId)
+    yield* backend.push(upstreamEvents(1, { prefix: storeId }))
+    const first = yield* firstNonEmpty(backend.pull(Option.none()))
+    check(first.batch.length === 1, 'first pull: one event', { batch: first.batch.length })
+    const cursor = Option.some({ eventSequenceNumber: first.batch.at(-1).eventEncoded.seqNum, metadata: Option.none() })
+    const second = yield* backend.pull(cursor).pipe(Stream.runHead, Effect.map(Option.getOrThrow))
+    check(second.batch.length === 0 && second.pageInfo._tag === 'NoMore', 'pull from the cursor: empty NoMore', {
+      batch: second.batch.length,
+      pageInfo: toPlain(second.pageInfo),
+    })
+    return {}
+  })
+
+scenarios['upstream-live-pull-no-more'] = (storeId) =>
+  Effect.gen(function* () {
+    const { backend } = yield* makeClient(storeId)
+    const first = yield* backend.pull(Option.none(), { live: true }).pipe(Stream.runHead, Effect.map(Option.getOrThrow))
+    check(first.pageInfo._tag === 'NoMore', 'a live pull of an empty store starts with NoMore', { pageInfo: toPlain(first.pageInfo) })
+    return {}
+  })
+
+scenarios['upstream-live-pull-later-event'] = (storeId) =>
+  Effect.gen(function* () {
+    const { backend } = yield* makeClient(storeId)
+    const fiber = yield* Effect.fork(firstNonEmpty(backend.pull(Option.none(), { live: true })))
+    yield* Effect.sleep(800)
+    const t0 = performance.now()
+    yield* backend.push(upstreamEvents(1, { prefix: storeId }))
+    const result = yield* fiber.await.pipe(Effect.flatten)
+    check(result.batch.length === 1, 'the live pull brings the later event', { batch: result.batch.length })
+    return { visibleAfterPushMs: ms(t0) }
+  })
+
+scenarios['upstream-non-live-multiple'] = (storeId) =>
+  Effect.gen(function* () {
+    const { backend } = yield* makeClient(storeId)
+    const events = upstreamEvents(2, { prefix: storeId })
+    for (const event of events) yield* backend.push([event])
+    const { items } = yield* pullAll(backend, Option.none())
+    const pulled = items.flatMap((i) => i.batch)
+    check(pulled.length >= 2, 'a non-live pull returns both events', { pulled: pulled.length })
+    return { events: pulled.length }
+  })
+
+scenarios['upstream-few-large-60x120k'] = largeBatches(60, 120_000, 6)
+scenarios['upstream-many-small-1800x1k'] = largeBatches(1_800, 1_024, 90)
 
 /**
  * `writer`: commit WRITER_EVENTS events (in batches of 1 to 3, with short random pauses) into a

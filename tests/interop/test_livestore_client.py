@@ -42,7 +42,21 @@ def livestore_results() -> dict[str, dict[str, Any]]:
 
 
 @pytest.mark.parametrize(
-    "scenario", ["ping", "empty-pull", "push-pull", "server-ahead", "backend-id-mismatch", "paging-1000"]
+    "scenario",
+    [
+        "ping",
+        "empty-pull",
+        "push-pull",
+        "server-ahead",
+        "backend-id-mismatch",
+        "paging-1000",
+        "upstream-pull-with-cursor",
+        "upstream-live-pull-no-more",
+        "upstream-live-pull-later-event",
+        "upstream-non-live-multiple",
+        "upstream-few-large-60x120k",
+        "upstream-many-small-1800x1k",
+    ],
 )
 def test_livestore_scenario(livestore_results: dict[str, dict[str, Any]], scenario: str) -> None:
     result = livestore_results[scenario]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
 from typing import Any
 
 import pytest
 
-from stratasync.core import SyncService, handle_rpc
+from stratasync.core import RpcResponse, SyncService, handle_rpc
 from stratasync.storage.memory import InMemoryEventStore
 
 CREATED_AT = "2026-11-23T12:00:00.000Z"
@@ -146,21 +148,115 @@ def test_pull_chunks_stay_near_900_kb() -> None:
         assert len(json.dumps(chunk["values"][0]).encode()) <= 900_000 + 1_000
 
 
-def test_pull_response_is_capped_and_still_ends_with_nomore() -> None:
+def _pulled(response: RpcResponse) -> tuple[list[int], list[dict[str, Any]]]:
+    body = gzip.decompress(response.body) if response.content_encoding == "gzip" else response.body
+    pages = [message["values"][0] for message in json.loads(body)[:-1]]
+    return [item["eventEncoded"]["seqNum"] for page in pages for item in page["batch"]], pages
+
+
+def test_a_capped_pull_response_never_claims_it_is_complete() -> None:
+    """Issue 9 #8: a response cut short by the size cap ends with MoreKnown and the exact count."""
     service = SyncService(InMemoryEventStore(), clock=lambda: CREATED_AT, pull_response_bytes=1_000_000)
-    text = "y" * 300_000
     for seq in range(1, 8):
-        call(service, push_body([event(seq, args={"text": text})]))
+        call(service, push_body([event(seq, args={"text": os.urandom(150_000).hex()})]))
     response = handle_rpc(service, pull_body(), {})
     assert response.pull is not None
     assert response.pull.truncated
-    chunks = [message["values"][0] for message in json.loads(response.body)[:-1]]
-    seqs = [item["eventEncoded"]["seqNum"] for chunk in chunks for item in chunk["batch"]]
-    assert seqs == [1, 2, 3, 4]
-    assert chunks[-1]["pageInfo"] == {"_tag": "NoMore"}
+    seqs, pages = _pulled(response)
+    assert seqs == [1, 2]
+    assert pages[-1]["pageInfo"] == {"_tag": "MoreKnown", "remaining": 5}
+    assert len(response.body) <= 1_000_000
     backend_id = service.store.backend_id("s1")
-    rest = json.loads(handle_rpc(service, pull_body((backend_id, 4)), {}).body)[:-1]
-    assert [item["eventEncoded"]["seqNum"] for m in rest for item in m["values"][0]["batch"]] == [5, 6, 7]
+    seqs, pages = _pulled(handle_rpc(service, pull_body((backend_id, 2)), {}))
+    assert seqs == [3, 4]
+    assert pages[-1]["pageInfo"] == {"_tag": "MoreKnown", "remaining": 3}
+
+
+def test_a_gzip_pull_is_capped_by_its_compressed_size_and_carries_far_more() -> None:
+    """LiveStore's one-request non-live pull: 60 events of 120 KB (7.2 MB of JSON) in one answer."""
+    service = SyncService(InMemoryEventStore(), clock=lambda: CREATED_AT)
+    text = "x" * 120_000
+    for first in range(1, 61, 6):
+        call(service, push_body([event(seq, args={"text": text}) for seq in range(first, first + 6)]))
+    plain = handle_rpc(service, pull_body(), {})
+    assert plain.content_encoding is None
+    assert plain.pull is not None
+    assert plain.pull.truncated  # 7.2 MB of text does not fit in 4.5 MB
+    compressed = handle_rpc(service, pull_body(), {}, {"accept-encoding": "gzip, deflate, br"})
+    assert compressed.content_encoding == "gzip"
+    seqs, pages = _pulled(compressed)
+    assert seqs == list(range(1, 61))
+    assert pages[-1]["pageInfo"] == {"_tag": "NoMore"}
+    assert all(len(page["batch"]) <= 100 for page in pages)
+    assert len(compressed.body) < 200_000
+
+
+@pytest.mark.parametrize(
+    ("header", "gzipped"),
+    [
+        ("gzip", True),
+        ("deflate, gzip;q=0.5", True),
+        ("*", True),
+        ("gzip;q=0", False),
+        ("br", False),
+        ("", False),
+    ],
+)
+def test_gzip_only_when_the_request_accepts_it(service: SyncService, header: str, gzipped: bool) -> None:
+    call(service, push_body([event(1)]))
+    response = handle_rpc(service, pull_body(), {}, {"accept-encoding": header})
+    assert (response.content_encoding == "gzip") is gzipped
+    assert _pulled(response)[0] == [1]
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e400", "-1e999", "1" * 400])
+def test_numbers_json_cannot_hold_are_refused_and_nothing_is_written(
+    service: SyncService, value: str
+) -> None:
+    """Issue 9 #4: such a push used to be stored and served back as NaN/Infinity, breaking every pull."""
+    body = push_body([event(1, args={"n": 0})]).replace(b'"n": 0', b'"n": ' + value.encode())
+    assert value.encode() in body
+    status, messages = call(service, body)
+    assert status == 200
+    error = failure(messages)
+    assert error["cause"]["name"] == "InvalidRequestError"
+    assert "not JSON" in error["cause"]["message"]
+    assert service.store.head("s1") == 0
+    status, messages = call(service, pull_body())
+    assert json.loads(json.dumps(messages)) == messages  # the log stays readable JSON
+
+
+@pytest.mark.parametrize(
+    ("text", "served"),
+    [
+        ("\\ud83d", b'"\\ud83d"'),  # half an emoji, as JSON.stringify writes it
+        ("\\ude00", b'"\\ude00"'),
+        ("a\\ud83d\\ud83db", b'"a\\ud83d\\ud83db"'),
+        ("\\ude00\\ud83d", b'"\\ude00\\ud83d"'),  # a pair in the wrong order is two lone halves
+        ("\\ud83d\\ude00", '"\U0001f600"'.encode()),  # a whole pair is the emoji itself
+        ("\\u2028\\u0000 \\u00e9", '"\u2028\\u0000 \u00e9"'.encode()),
+    ],
+)
+def test_lone_surrogates_are_accepted_and_served_back_byte_faithfully(
+    service: SyncService, text: str, served: bytes
+) -> None:
+    """Issue 9 #5: half an emoji (JS allows it, JSON.stringify escapes it) used to be an UnknownError."""
+    body = push_body([event(1, args={"text": "PLACEHOLDER"})]).replace(b"PLACEHOLDER", text.encode())
+    _, messages = call(service, body)
+    assert messages[0]["exit"]["_tag"] == "Success", messages
+    response = handle_rpc(service, pull_body(), {})
+    response.body.decode()  # valid UTF-8
+    assert b'"text":' + served + b"}" in response.body
+
+
+def test_a_seqnum_jump_that_would_leave_no_room_is_refused(service: SyncService) -> None:
+    _, messages = call(service, push_body([event(2**53 - 1, parent=0)]))
+    error = failure(messages)
+    assert error["cause"]["name"] == "InvalidRequestError"
+    assert "1,000,000" in error["cause"]["message"]
+    assert service.store.head("s1") == 0
+    assert call(service, push_body([event(1_000_000, parent=0)]))[1][0]["exit"]["_tag"] == "Success"
+    assert call(service, push_body([event(1_000_001, parent=1_000_000)]))[1][0]["exit"]["_tag"] == "Success"
 
 
 def test_stale_parent_gets_server_ahead_error(service: SyncService) -> None:
@@ -268,7 +364,8 @@ def test_invalid_payloads_are_refused_readably(service: SyncService, body: bytes
         (b"\xff\xfe", "not valid JSON"),
         (b"[1, 2]", "must be one JSON object"),
         (b'{"_tag": "Ack", "id": "1"}', "_tag 'Request'"),
-        (b'{"_tag": "Request", "id": 7, "tag": "SyncHttpRpc.Ping"}', "'id' of decimal digits"),
+        (b'{"_tag": "Request", "id": 7, "tag": "SyncHttpRpc.Ping"}', "decimal digits as a string"),
+        (b'{"_tag": "Request", "id": "\\u00b2", "tag": "SyncHttpRpc.Ping"}', "decimal digits as a string"),
         (b'{"_tag": "Request", "id": "7"}', "string 'tag'"),
         (b"", "not valid JSON"),
     ],

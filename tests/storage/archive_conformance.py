@@ -18,9 +18,18 @@ from typing import Any
 import pytest
 
 from stratasync.core.archive import STEPS, ArchivePolicy, Archiver
+from stratasync.core.endpoint import encode_pull_response
 from stratasync.core.service import SyncService
 from stratasync.protocol.messages import Cursor
-from stratasync.storage import EventStore, SegmentCorruptError, SegmentInfo, StoredEvent
+from stratasync.storage import (
+    AppendOutcome,
+    EventStore,
+    HeadMismatchError,
+    LogHead,
+    SegmentCorruptError,
+    SegmentInfo,
+    StoredEvent,
+)
 from stratasync.storage.archive import ArchivedEventStore, SegmentCache
 from stratasync.storage.memory import InMemoryEventStore
 from stratasync.storage.segments import SegmentStore, store_prefix
@@ -137,12 +146,20 @@ class ArchiveConformance(ABC):
             hot.append(store_id, batch)
             reference.append(store_id, batch)
         self.archiver(events=40).archive(store_id)
-        archived = SyncService(self.archived_store(), pull_response_bytes=400_000)
-        plain = SyncService(reference, pull_response_bytes=400_000)
+        archived = SyncService(self.archived_store())
+        plain = SyncService(reference)
         for cursor in (0, 1, 39, 40, 41, 150, 250, 298, 299, 300):
             got = archived.pull(store_id, self._cursor(archived, store_id, cursor))
             want = plain.pull(store_id, self._cursor(plain, store_id, cursor))
-            assert (got.chunks, got.events, got.truncated) == (want.chunks, want.events, want.truncated)
+            assert list(got.pages) == list(want.pages)
+            responses = []
+            for service, stream in (
+                (archived, archived.pull(store_id, self._cursor(archived, store_id, cursor))),
+                (plain, plain.pull(store_id, self._cursor(plain, store_id, cursor))),
+            ):
+                body, _, summary = encode_pull_response("1", stream, gzip=False, max_wire_bytes=400_000)
+                responses.append((body.replace(service.store.backend_id(store_id).encode(), b"id"), summary))
+            assert responses[0] == responses[1]
 
     @staticmethod
     def _cursor(service: SyncService, store_id: str, seq: int) -> Cursor | None:
@@ -183,9 +200,36 @@ class ArchiveConformance(ABC):
         segments = self.assert_chain(store_id, log)
         second = self.archiver().archive(store_id)
         assert second.sealed == []
-        assert second.dropped_batches == 0
+        assert second.retired_batches == 0
         assert self.assert_chain(store_id, log) == segments == first.sealed
         self.assert_every_cursor_reads(self.archived_store(), store_id, log)
+
+    # -- the commit invariant survives archiving ---------------------------------------------------
+
+    def test_a_retried_push_of_an_archived_batch_is_acknowledged(self, store_id: str) -> None:
+        hot = self.create_hot_store()
+        first = make_batch(0, 3)
+        hot.append(store_id, first)
+        log = list(first.events) + fill(hot, store_id, 20, seed=2)
+        self.archiver(events=5).archive(store_id)
+        assert hot.last_segment(store_id) is not None
+        assert not any(batch.parent_seq_num == 0 for batch in hot.hot_batches(store_id, 0))
+        assert hot.append(store_id, first) is AppendOutcome.ALREADY_COMMITTED
+        changed = make_batch(0, 3, client="someone-else")
+        with pytest.raises(HeadMismatchError) as refused:
+            hot.append(store_id, changed)
+        assert refused.value.head == log[-1][0]
+        self.assert_every_cursor_reads(self.archived_store(), store_id, log)
+
+    def test_positions_count_the_events_across_both_tiers(self, store_id: str) -> None:
+        log = fill(self.create_hot_store(), store_id, 25, seed=9)  # seqNums jump: positions do not
+        self.archiver(events=6).archive(store_id)
+        store = self.archived_store()
+        assert store.log_head(store_id) == LogHead(log[-1][0], len(log))
+        for cursor in (0, 1, log[7][0], log[-2][0]):
+            events = list(store.read(store_id, cursor))
+            skipped = len(log) - len(events)
+            assert [event.position for event in events] == list(range(skipped + 1, len(log) + 1))
 
     # -- crash safety ---------------------------------------------------------------------------
 
@@ -201,7 +245,7 @@ class ArchiveConformance(ABC):
             self.archiver(checkpoint=crash).archive(store_id)
         self.assert_every_cursor_reads(self.archived_store(), store_id, log)
         rerun = self.archiver().archive(store_id)
-        assert rerun.sealed or step == "dropped"
+        assert rerun.sealed or step == "retired"
         segments = self.assert_chain(store_id, log)
         assert len(segments) >= 3
         self.assert_every_cursor_reads(self.archived_store(), store_id, log)

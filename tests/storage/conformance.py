@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from stratasync.storage import AppendOutcome, EventBatch, EventStore, HeadMismatchError
+from stratasync.storage import EMPTY_LOG, AppendOutcome, EventBatch, EventStore, HeadMismatchError, LogHead
 
 
 def make_batch(
@@ -101,6 +101,21 @@ class EventStoreConformance(ABC):
         store.append(store_id, make_batch(0, 3))
         store.append(store_id, make_batch(3, 2))
         assert [event.seq_num for event in store.read(store_id, after)] == list(range(after + 1, 6))
+
+    def test_log_head_and_positions_count_events_whatever_the_seqnums(
+        self, store: EventStore, store_id: str
+    ) -> None:
+        assert store.log_head(store_id) == EMPTY_LOG
+        store.append(store_id, make_batch(0, 3, step=10))
+        store.append(store_id, make_batch(30, 2))
+        assert store.log_head(store_id) == LogHead(32, 5)
+        assert [event.position for event in store.read(store_id, 0)] == [1, 2, 3, 4, 5]
+        assert [(event.seq_num, event.position) for event in store.read(store_id, 15)] == [
+            (20, 2),
+            (30, 3),
+            (31, 4),
+            (32, 5),
+        ]
 
     def test_sequence_numbers_may_jump(self, store: EventStore, store_id: str) -> None:
         store.append(store_id, make_batch(0, 2, step=50))

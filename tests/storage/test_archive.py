@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from stratasync.core.archive import ArchivePolicy, Archiver
-from stratasync.storage import EventStore
+from stratasync.storage import EventStore, HeadMismatchError
 from stratasync.storage.archive import ArchivedEventStore
 from stratasync.storage.dynamodb import DynamoDBEventStore, make_client
 from stratasync.storage.memory import InMemoryEventStore, InMemorySegmentStore
@@ -88,12 +88,17 @@ def test_a_crash_halfway_through_the_deletes_loses_nothing(
     done = {"deletes": 0}
 
     def crash_after_some(method: Any, **kwargs: Any) -> Any:
-        if done["deletes"] == deletes_before_crash:
+        # The tombstone writes: apply the first few of them, then the process dies.
+        (table, requests), *_ = kwargs["RequestItems"].items()
+        left = deletes_before_crash - done["deletes"]
+        if len(requests) > left:
+            if left:
+                method(RequestItems={table: requests[:left]})
             raise Crash("killed halfway through the clean-up")
-        done["deletes"] += 1
+        done["deletes"] += len(requests)
         return method(**kwargs)
 
-    wrapper.hooks["delete_item"] = crash_after_some
+    wrapper.hooks["batch_write_item"] = crash_after_some
     with pytest.raises(Crash):
         Archiver(hot, moto_s3, ArchivePolicy(segment_events=10)).archive(store_id)
     reader = ArchivedEventStore(plain, moto_s3)
@@ -101,7 +106,7 @@ def test_a_crash_halfway_through_the_deletes_loses_nothing(
     assert sum(1 for _ in plain.hot_batches(store_id, 0)) == 12 - deletes_before_crash
     run = Archiver(plain, moto_s3, ArchivePolicy(segment_events=10)).archive(store_id)
     assert run.sealed == []  # the segment was indexed: the re-run only finishes the clean-up
-    assert run.dropped_batches == 10 - deletes_before_crash
+    assert run.retired_batches == 10 - deletes_before_crash
     assert [b.parent_seq_num for b in plain.hot_batches(store_id, 0)] == [10, 11]
     every_cursor(reader, store_id, log)
 
@@ -111,8 +116,11 @@ def _append(store: EventStore, store_id: str, batch: Any) -> list[tuple[int, str
     return list(batch.events)
 
 
-def test_pulls_interleaved_with_every_single_delete(moto_endpoint: str, moto_s3: S3SegmentStore) -> None:
-    store_id = "interleaved-deletes"
+@pytest.mark.parametrize("order", ["ascending", "reversed"])
+def test_pulls_interleaved_with_every_single_retirement(
+    moto_endpoint: str, moto_s3: S3SegmentStore, order: str
+) -> None:
+    store_id = f"interleaved-retirements-{order}"
     plain = DynamoDBEventStore(TABLE, make_client(moto_endpoint))
     plain.page_items = 3  # several query pages per read, so deletes land between them
     log = fill(plain, store_id, 30, seed=11)
@@ -130,10 +138,20 @@ def test_pulls_interleaved_with_every_single_delete(moto_endpoint: str, moto_s3:
                 got[cursor].append((event.seq_num, event.event_json))
         return result
 
-    wrapper.hooks["delete_item"] = advance_readers
+    applied = {"writes": 0}
+
+    def one_write_at_a_time(method: Any, **kwargs: Any) -> Any:
+        # DynamoDB applies a BatchWriteItem's writes one by one, in no promised order.
+        (table, requests), *_ = kwargs["RequestItems"].items()
+        for request in requests if order == "ascending" else reversed(requests):
+            advance_readers(method, RequestItems={table: [request]})
+            applied["writes"] += 1
+        return {"UnprocessedItems": {}}
+
+    wrapper.hooks["batch_write_item"] = one_write_at_a_time
     wrapper.hooks["put_item"] = advance_readers
     Archiver(hot, moto_s3, ArchivePolicy(segment_events=6)).archive(store_id)
-    assert wrapper.calls.count("delete_item") > 10
+    assert applied["writes"] > 10
     for cursor, reader in readers.items():
         got[cursor].extend(pairs(reader))
         assert got[cursor] == after(log, cursor), f"cursor {cursor}"
@@ -184,6 +202,103 @@ def test_a_far_behind_pull_reads_no_hot_page_it_does_not_serve(
     reader = ArchivedEventStore(hot, moto_s3).read(store_id, 0)
     first = [next(reader) for _ in range(5)]
     assert pairs(iter(first)) == log[:5]
-    # the probe, one item to find where the hot tier starts, the segment index probe: no hot page
+    # the probe (a tombstone), the newest segment (how far the archive reaches), the segment index
+    # probe: no hot page
     assert wrapper.calls == ["query", "query", "query"]
     assert sealed
+
+
+# -- issue 9: the commit invariant under a slow storage leg ---------------------------------------
+
+
+def _is_commit_put(kwargs: dict[str, Any]) -> bool:
+    return bool(kwargs.get("ConditionExpression")) and kwargs["Item"]["sk"]["S"].startswith("b#")
+
+
+def test_a_delayed_commit_cannot_land_on_a_parent_that_was_archived(
+    moto_endpoint: str, moto_s3: S3SegmentStore
+) -> None:
+    """Writer A reads the head H; its conditional put is delayed (throttling retries, the network).
+    Meanwhile B commits on H, C commits after B, and the archiver seals and retires B's batch.
+    A's put arrives last: it must be refused, never acknowledged over B's events."""
+    store_id = "delayed-writer"
+    plain = DynamoDBEventStore(TABLE, make_client(moto_endpoint))
+    log = fill(plain, store_id, 4, jumps=False)
+    head = plain.head(store_id)
+    writer_a, wrapper = wrapped_dynamodb(moto_endpoint)
+    b_batch, c_batch = make_batch(head, 2, client="B"), make_batch(head + 2, 1, client="C")
+
+    def meanwhile(method: Any, **kwargs: Any) -> Any:
+        if _is_commit_put(kwargs) and plain.head(store_id) == head:
+            plain.append(store_id, b_batch)
+            plain.append(store_id, c_batch)
+            sealed = Archiver(plain, moto_s3, ArchivePolicy(segment_events=1)).archive(store_id).sealed
+            assert sealed[-1].last_seq_num == b_batch.last_seq_num  # B's batch is archived now
+            assert not any(batch.parent_seq_num == head for batch in plain.hot_batches(store_id, 0))
+        return method(**kwargs)
+
+    wrapper.hooks["put_item"] = meanwhile
+    with pytest.raises(HeadMismatchError) as refused:
+        writer_a.append(store_id, make_batch(head, 3, client="A"))
+    assert refused.value.head == c_batch.last_seq_num
+    expected = log + list(b_batch.events) + list(c_batch.events)
+    reader = ArchivedEventStore(plain, moto_s3)
+    every_cursor(reader, store_id, expected)
+    Archiver(plain, moto_s3, ArchivePolicy(segment_events=1)).archive(store_id)
+    every_cursor(reader, store_id, expected)  # and the next archiver run keeps them
+
+
+def test_a_pull_racing_the_first_push_is_empty_not_an_error(
+    moto_endpoint: str, moto_s3: S3SegmentStore
+) -> None:
+    """The reader's first query finds no commit record; the store's first push lands right after.
+    That is an empty store at the time of the read, not events lost between the tiers."""
+    store_id = "first-push-race"
+    reader_hot, wrapper = wrapped_dynamodb(moto_endpoint)
+    writer = DynamoDBEventStore(TABLE, make_client(moto_endpoint))
+    first = make_batch(0, 2)
+
+    def push_lands_after_the_probe(method: Any, **kwargs: Any) -> Any:
+        page = method(**kwargs)
+        if writer.head(store_id) == 0:
+            writer.append(store_id, first)
+        return page
+
+    wrapper.hooks["query"] = push_lands_after_the_probe
+    reader = ArchivedEventStore(reader_hot, moto_s3)
+    assert list(reader.read(store_id, 0)) == []
+    assert pairs(reader.read(store_id, 0)) == list(first.events)
+
+
+def _item_size(item: dict[str, Any]) -> int:
+    """DynamoDB's item size: attribute names plus values (numbers: about 1 byte per 2 digits + 1)."""
+    size = 0
+    for name, value in item.items():
+        size += len(name.encode())
+        (kind, raw), *_ = value.items()
+        size += (
+            (len(raw.lstrip("-").replace(".", "")) + 1) // 2 + 1
+            if kind == "N"
+            else len(raw)
+            if kind == "B"
+            else len(raw.encode())
+        )
+    return size
+
+
+def test_an_archived_batch_leaves_a_small_tombstone(moto_endpoint: str, moto_s3: S3SegmentStore) -> None:
+    store_id = "tombstone-size-0123456789"  # a 25-character store id
+    plain = DynamoDBEventStore(TABLE, make_client(moto_endpoint))
+    fill(plain, store_id, 12, jumps=False)
+    Archiver(plain, moto_s3, ArchivePolicy(segment_events=5)).archive(store_id)
+    items = make_client(moto_endpoint).query(
+        TableName=TABLE,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :b)",
+        ExpressionAttributeValues={":pk": {"S": store_id}, ":b": {"S": "b#"}},
+        ConsistentRead=True,
+    )["Items"]
+    tombstones = [item for item in items if "seg" in item]
+    assert len(items) == 12  # every commit record is still there
+    assert len(tombstones) >= 9
+    assert all(set(item) == {"pk", "sk", "last", "c", "at", "dg", "seg"} for item in tombstones)
+    assert max(_item_size(item) for item in tombstones) <= 200

@@ -6,9 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectionClosedError
 
-from stratasync.storage import EventStore, HeadMismatchError, StorageError, StorageUnavailableError
+from stratasync.storage import (
+    AppendOutcome,
+    EventStore,
+    HeadMismatchError,
+    StorageError,
+    StorageUnavailableError,
+)
 from stratasync.storage.dynamodb import DynamoDBEventStore, make_client
 from tests.conftest import TABLE
 from tests.storage.conformance import EventStoreConformance, make_batch
@@ -160,3 +166,29 @@ def test_crash_between_parts_and_commit_leaves_nothing_visible(
     assert list(store.read("crash", 0)) == []
     store.append("crash", big)  # the client retries: it commits cleanly
     assert [event.seq_num for event in store.read("crash", 0)] == list(range(1, 101))
+
+
+@pytest.mark.parametrize("text_bytes", [20, 8_800], ids=["inline", "multipart"])
+def test_a_lost_answer_to_an_applied_commit_is_this_push_s_own_commit(
+    wrapped: tuple[DynamoDBEventStore, ClientWrapper], text_bytes: int
+) -> None:
+    """The commit put is applied, its answer is lost, the budgeted retry meets the item it wrote:
+    that is this push's own commit (its parts stay), not a rival's and not an old retry."""
+    store, wrapper = wrapped
+    store_id = f"lost-answer-{text_bytes}"
+    batch = make_batch(0, 100, text_bytes=text_bytes)
+    lost = {"answers": 0}
+
+    def applied_then_lost(method: Any, **kwargs: Any) -> Any:
+        result = method(**kwargs)
+        if kwargs.get("ConditionExpression") and lost["answers"] == 0:
+            lost["answers"] += 1
+            raise ConnectionClosedError(endpoint_url="http://dynamodb.test")
+        return result
+
+    wrapper.hooks["put_item"] = applied_then_lost
+    assert store.append(store_id, batch) is AppendOutcome.COMMITTED
+    assert lost["answers"] == 1
+    assert "batch_write_item" not in wrapper.calls  # no part was deleted
+    assert [(event.seq_num, event.event_json) for event in store.read(store_id, 0)] == list(batch.events)
+    assert store.append(store_id, batch) is AppendOutcome.ALREADY_COMMITTED  # the client's own retry

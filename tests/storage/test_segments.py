@@ -75,11 +75,16 @@ class TestS3SegmentStoreOnMoto(SegmentStoreConformance):
 
 
 def batch(parent: int, seqs: list[int], created_at: str = "2026-11-23T00:00:00.000Z") -> StoredBatch:
+    """A batch of events at ``seqs``; positions from ``parent + 1`` on (the test logs before a
+    jump are dense, so the parent is the number of events before the batch)."""
     return StoredBatch(
         parent_seq_num=parent,
         last_seq_num=seqs[-1],
         created_at=created_at,
-        events=[StoredEvent(seq, f'{{"seqNum":{seq},"text":"a b\\\\n c"}}', created_at) for seq in seqs],
+        events=[
+            StoredEvent(seq, f'{{"seqNum":{seq},"text":"a b\\\\n c"}}', created_at, parent + 1 + offset)
+            for offset, seq in enumerate(seqs)
+        ],
     )
 
 

@@ -3,8 +3,8 @@ manifest of presigned segment URLs for clients far behind (fast bootstrap).
 
 Sealing one segment of a store, in this order (each step is safe to crash after):
 
-1. ``last_segment`` tells how far the store is archived (``through``); hot batches up to there
-   are the remains of a clean-up that crashed, and are removed first.
+1. ``last_segment`` tells how far the store is archived (``through``); live hot batches up to
+   there are the remains of a clean-up that crashed, and are retired first.
 2. The oldest hot batches from ``through`` on are collected until the segment has
    ``segment_events`` events or ``segment_bytes`` bytes. Never the newest batch (the head stays
    in DynamoDB): if the threshold is reached only by including it, nothing is sealable yet.
@@ -13,12 +13,15 @@ Sealing one segment of a store, in this order (each step is safe to crash after)
 4. read back and verified (checksum, and that it decodes to the batches' range), then
 5. indexed by a conditional put keyed by its parent: at most one segment per parent, ever. If
    another run indexed a segment there first, that one is kept (ours stays an unreferenced object),
-6. and only then are its hot batches removed, oldest first.
+6. and only then are its hot batches retired, oldest first: their events leave the hot tier and
+   their commit records stay as tombstones (see :mod:`stratasync.storage.base`, the commit
+   invariant), so no delayed push can ever land on a parent that an archived batch took.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -44,6 +47,9 @@ from stratasync.storage.segments import (
 
 logger = logging.getLogger(__name__)
 
+#: A seqNum in a query string: ASCII digits only (``str.isdigit`` also admits "²", which int() refuses).
+_SEQ_NUM_TEXT = re.compile(r"[0-9]{1,16}")
+
 
 #: Defaults: big enough that S3 requests stay cheap, small enough for a quick fetch and cache.
 DEFAULT_SEGMENT_EVENTS = 10_000
@@ -52,7 +58,7 @@ DEFAULT_SEGMENT_BYTES = 4_000_000
 MANIFEST_SEGMENTS = 100
 
 #: The steps a checkpoint hook is called after (tests inject crashes there).
-STEPS = ("written", "verified", "indexed", "dropped")
+STEPS = ("written", "verified", "indexed", "retired")
 
 
 @dataclass(frozen=True)
@@ -89,8 +95,8 @@ class ArchiveRun:
 
     store_id: str
     sealed: list[SegmentInfo]
-    #: Hot batches removed (including the remains of an earlier run that crashed).
-    dropped_batches: int
+    #: Hot batches retired (including the remains of an earlier run that crashed).
+    retired_batches: int
 
 
 class Archiver:
@@ -116,36 +122,36 @@ class Archiver:
     ) -> ArchiveRun:
         """Seal every segment that is sealable now (up to ``max_segments``, while ``keep_going``)."""
         sealed: list[SegmentInfo] = []
-        dropped = 0
+        retired = 0
         while len(sealed) < max_segments and (keep_going is None or keep_going()):
             segment, removed = self.seal_next(store_id)
-            dropped += removed
+            retired += removed
             if segment is None:
                 break
             sealed.append(segment)
-        return ArchiveRun(store_id, sealed, dropped)
+        return ArchiveRun(store_id, sealed, retired)
 
     def seal_next(self, store_id: str) -> tuple[SegmentInfo | None, int]:
         """Seal the next segment if one is sealable; returns it and how many hot batches went.
 
         When a concurrent archiver moves the archive on meanwhile, look again (a few times).
         """
-        dropped = 0
+        retired = 0
         for _ in range(5):
             try:
                 segment, removed = self._seal_next_once(store_id)
             except _SupersededError:
                 continue
-            return segment, dropped + removed
-        return None, dropped
+            return segment, retired + removed
+        return None, retired
 
     def _seal_next_once(self, store_id: str) -> tuple[SegmentInfo | None, int]:
         last = self.store.last_segment(store_id)
         through = last.last_seq_num if last is not None else 0
-        dropped = self.store.drop_archived(store_id, through) if last is not None else 0
+        retired = self.store.retire_archived(store_id, last) if last is not None else 0
         batches = self._sealable(store_id, through)
         if batches is None:
-            return None, dropped
+            return None, retired
         body, segment = encode_segment(store_id, batches, self._clock())
         self.segment_store.put(segment.key, body, sha256=segment.sha256, metadata=segment_metadata(segment))
         self._checkpoint("written", segment)
@@ -156,9 +162,9 @@ class Archiver:
         self._checkpoint("verified", segment)
         indexed = self.store.put_segment(store_id, segment)
         self._checkpoint("indexed", indexed)
-        dropped += self.store.drop_archived(store_id, indexed.last_seq_num)
-        self._checkpoint("dropped", indexed)
-        return indexed, dropped
+        retired += self.store.retire_archived(store_id, indexed)
+        self._checkpoint("retired", indexed)
+        return indexed, retired
 
     def _sealable(self, store_id: str, through: int) -> list[StoredBatch] | None:
         batches: list[StoredBatch] = []
@@ -169,7 +175,7 @@ class Archiver:
             if not batches and batch.parent_seq_num != through:
                 newest = self.store.last_segment(store_id)
                 if newest is not None and newest.last_seq_num >= batch.parent_seq_num:
-                    # A concurrent archiver indexed and dropped these batches since we looked.
+                    # A concurrent archiver indexed and retired these batches since we looked.
                     raise _SupersededError
                 raise SegmentCorruptError(
                     f"store {store_id!r}: archived through {through} but the oldest hot batch "
@@ -252,8 +258,8 @@ def handle_manifest(
     except InvalidRequestError as error:
         return 400, {"message": str(error)}
     after_text = query.get("after", "0")
-    if not after_text.isdigit() or len(after_text) > 16:
-        return 400, {"message": "after must be a seqNum (a non-negative integer)"}
+    if not _SEQ_NUM_TEXT.fullmatch(after_text):
+        return 400, {"message": "after must be a seqNum (a non-negative integer of at most 16 digits)"}
     try:
         claims = service.access.claims_for(None, headers, store_id, Action.READ)
         if service.access.hooks.on_pull is not None:

@@ -6,11 +6,15 @@ import re
 from dataclasses import dataclass
 
 from stratasync.protocol.errors import InvalidRequestError
-from stratasync.protocol.limits import MAX_PUSH_EVENTS, MAX_REQUEST_BYTES
+from stratasync.protocol.limits import MAX_PUSH_EVENTS, MAX_REQUEST_BYTES, MAX_SEQ_NUM
 from stratasync.protocol.messages import PushPayload
 
 #: Store ids: letters, digits and ``_ - . : @ = +``, starting with a letter or digit.
 STORE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@=+-]*")
+#: How far one event's seqNum may jump past its parent. LiveStore numbers global events one by
+#: one, so a bound this size never refuses a real client, and a store always keeps room for at
+#: least MAX_SEQ_NUM / MAX_SEQ_NUM_STEP (about 9 billion) more events: no push can leave it full.
+MAX_SEQ_NUM_STEP = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,13 @@ class Limits:
                 f"batch has {len(request.batch)} events; the limit is {self.max_events_per_push}"
             )
         for index, (event, encoded) in enumerate(zip(request.batch, encoded_events, strict=True)):
+            if event.seqNum - event.parentSeqNum > MAX_SEQ_NUM_STEP:
+                step = event.seqNum - event.parentSeqNum
+                raise InvalidRequestError(
+                    f"batch[{index}]: seqNum {event.seqNum} jumps {step} past its parent "
+                    f"{event.parentSeqNum}; at most {MAX_SEQ_NUM_STEP:,} is allowed, so that a store "
+                    f"never runs out of seqNums (the largest is {MAX_SEQ_NUM:,})"
+                )
             if len(event.name) > self.max_event_name_length:
                 raise InvalidRequestError(
                     f"batch[{index}]: event name is {len(event.name)} characters; "

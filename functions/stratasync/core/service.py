@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from stratasync.auth.access import AccessControl
 from stratasync.core.limits import Limits
-from stratasync.protocol.errors import BackendIdMismatchError, ServerAheadError
+from stratasync.protocol import jsontext
+from stratasync.protocol.errors import BackendIdMismatchError, InvalidRequestError, ServerAheadError
+from stratasync.protocol.limits import MAX_PULL_CHUNK_BYTES, MAX_PULL_EVENTS_PER_CHUNK
 from stratasync.protocol.messages import Cursor, PushPayload
-from stratasync.protocol.rpc import encode_pull_item, split_pull_items
-from stratasync.storage.base import AppendOutcome, EventBatch, EventStore, HeadMismatchError
+from stratasync.protocol.rpc import PullPage, encode_pull_item
+from stratasync.storage.base import AppendOutcome, EventBatch, EventStore, HeadMismatchError, LogHead
 
-#: Default cap on one pull response, below Lambda's 6 MB response limit with room to spare.
+#: Default cap on one HTTP pull response, in bytes on the wire (see :mod:`stratasync.core.endpoint`),
+#: below Lambda's 6 MB response limit with room to spare.
 DEFAULT_PULL_RESPONSE_BYTES = 4_500_000
-
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def utc_now_iso() -> str:
@@ -37,15 +37,27 @@ class PushResult:
     raw_bytes: int = 0
 
 
-@dataclass(frozen=True)
-class PullResult:
-    """The pages of one pull response: encoded batch items split into protocol chunks."""
+@dataclass
+class PullStream:
+    """The pages of one pull, read lazily from storage as the transport sends them.
+
+    A pull is a snapshot of the log up to the head read when it began: every page's ``remaining``
+    counts the events after it up to that head, so the last page says ``NoMore`` exactly when
+    the client has everything the backend had. A transport that stops early (a size cap) must
+    :meth:`close` the stream; the last page it sent then says ``MoreKnown``.
+    """
 
     backend_id: str
-    chunks: list[list[str]]
-    events: int
-    #: True if more events exist than fit in this response (the client pulls again from its new cursor).
-    truncated: bool
+    head: LogHead
+    pages: Iterator[PullPage]
+    #: True when the cursor is at (or past) the head: there is nothing to send.
+    empty: bool = False
+
+    def close(self) -> None:
+        """Stop reading from storage."""
+        close = getattr(self.pages, "close", None)
+        if close is not None:
+            close()
 
 
 class SyncService:
@@ -61,6 +73,7 @@ class SyncService:
         clock: Callable[[], str] = utc_now_iso,
     ) -> None:
         self.store = store
+        #: The HTTP transport's cap on one pull response, in bytes on the wire.
         self.pull_response_bytes = pull_response_bytes
         #: What one request may carry (checked before storage is touched).
         self.limits = limits or Limits()
@@ -73,8 +86,10 @@ class SyncService:
 
         Raises :class:`BackendIdMismatchError` or :class:`ServerAheadError` (with the newest
         head storage reported); a retry of an already committed batch is acknowledged again.
+        :class:`InvalidRequestError` for events that break a limit or are not JSON (NaN, Infinity):
+        nothing is written then.
         """
-        encoded = [_dumps(event.to_json_dict()) for event in request.batch]
+        encoded = [_encode_event(index, event.to_json_dict()) for index, event in enumerate(request.batch)]
         self.limits.check_push(request, encoded)
         backend_id = self.store.backend_id(store_id)
         claimed = request.backend_id_value
@@ -97,28 +112,47 @@ class SyncService:
             raw_bytes=sum(len(text.encode()) for text in encoded),
         )
 
-    def pull(self, store_id: str, cursor: Cursor | None) -> PullResult:
-        """Events after the cursor, in order, in chunks, up to :attr:`pull_response_bytes`."""
+    def pull(
+        self, store_id: str, cursor: Cursor | None, *, page_bytes: int = MAX_PULL_CHUNK_BYTES
+    ) -> PullStream:
+        """The events after the cursor, in order, as pages of at most 100 events and about
+        ``page_bytes`` bytes each, read lazily (see :class:`PullStream`)."""
         backend_id = self.store.backend_id(store_id)
         if cursor is not None and cursor.backendId != backend_id:
             raise BackendIdMismatchError(expected=backend_id, received=cursor.backendId)
         after = cursor.eventSequenceNumber if cursor is not None else 0
-        items: list[str] = []
-        size = 0
-        truncated = False
+        head = self.store.log_head(store_id)
+        if head.seq_num <= after:
+            return PullStream(backend_id, head, iter(()), empty=True)
+        return PullStream(backend_id, head, self._pages(store_id, after, head, page_bytes))
+
+    def _pages(self, store_id: str, after: int, head: LogHead, page_bytes: int) -> Generator[PullPage]:
         events = self.store.read(store_id, after)
-        for event in events:
-            if size >= self.pull_response_bytes:
-                truncated = True
-                break
-            item = encode_pull_item(event.event_json, event.created_at)
-            items.append(item)
-            size += len(item.encode())
-        if hasattr(events, "close"):
-            events.close()
-        return PullResult(
-            backend_id=backend_id,
-            chunks=[list(chunk) for chunk in split_pull_items(items)],
-            events=len(items),
-            truncated=truncated,
-        )
+        try:
+            items: list[str] = []
+            size = 0
+            last_position = 0
+            for event in events:
+                if event.seq_num > head.seq_num:
+                    break  # committed after this pull began: the next pull brings it
+                item = encode_pull_item(event.event_json, event.created_at)
+                item_size = len(item.encode()) + 1
+                if items and (len(items) >= MAX_PULL_EVENTS_PER_CHUNK or size + item_size > page_bytes):
+                    yield PullPage(items, head.events - last_position)
+                    items, size = [], 0
+                items.append(item)
+                size += item_size
+                last_position = event.position
+            if items:
+                yield PullPage(items, head.events - last_position)
+        finally:
+            close = getattr(events, "close", None)
+            if close is not None:
+                close()
+
+
+def _encode_event(index: int, event: dict[str, object]) -> str:
+    try:
+        return jsontext.dumps(event)
+    except jsontext.NotJsonError as error:
+        raise InvalidRequestError(f"batch[{index}]: {error}") from None

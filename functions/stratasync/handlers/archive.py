@@ -17,8 +17,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from stratasync.config import Settings
 from stratasync.core.archive import ArchivePolicy, Archiver
+from stratasync.handlers.settings import Settings
 from stratasync.storage.dynamodb import DynamoDBEventStore, make_client
 from stratasync.storage.s3 import S3SegmentStore, make_s3_client
 
@@ -79,7 +79,7 @@ def archive_stores(
         results.append(
             {
                 "storeId": store_id,
-                "droppedBatches": run.dropped_batches,
+                "retiredBatches": run.retired_batches,
                 "sealed": [
                     {
                         "firstSeqNum": segment.first_seq_num,

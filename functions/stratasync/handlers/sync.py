@@ -17,9 +17,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from stratasync.config import Settings
 from stratasync.core import RpcResponse, SyncService, handle_rpc
 from stratasync.core.archive import ArchivePolicy, handle_manifest
+from stratasync.handlers.settings import Settings
 from stratasync.handlers.trigger import ArchiveTrigger
 from stratasync.protocol.errors import ServerAheadError
 from stratasync.storage import EventStore
@@ -99,7 +99,18 @@ def sync_rpc() -> Response[str]:
     _observe(result)
     if result.push is not None and archive_trigger is not None and result.store_id is not None:
         archive_trigger.after_push(result.store_id, result.push)
-    return Response(status_code=result.status, content_type="application/json", body=result.body)
+    if result.content_encoding is None:
+        return Response(status_code=result.status, content_type="application/json", body=result.body.decode())
+    # A compressed body travels base64-encoded (isBase64Encoded), as API Gateway needs for binary.
+    # (Powertools would run bytes through its JSON serializer for an application/json response.)
+    response = Response(
+        status_code=result.status,
+        content_type="application/json",
+        body=base64.b64encode(result.body).decode(),
+        headers={"Content-Encoding": result.content_encoding, "Vary": "Accept-Encoding"},
+    )
+    response.base64_encoded = True
+    return response
 
 
 @app.get("/archive")
@@ -127,7 +138,7 @@ def _observe(result: RpcResponse) -> None:
         fields.update(events=result.push.events, head=result.push.head, retry=result.push.already_committed)
     if result.pull is not None:
         metrics.add_metric(name="EventsPulled", unit=MetricUnit.Count, value=result.pull.events)
-        fields.update(events=result.pull.events, truncated=result.pull.truncated)
+        fields.update(events=result.pull.events, pages=result.pull.pages, truncated=result.pull.truncated)
     if isinstance(result.error, ServerAheadError):
         metrics.add_metric(name="Conflicts", unit=MetricUnit.Count, value=1)
     if result.error is not None:

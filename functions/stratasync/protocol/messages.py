@@ -10,12 +10,12 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
 
-from stratasync.protocol.limits import MAX_PUSH_EVENTS
+from stratasync.protocol.limits import MAX_PUSH_EVENTS, MAX_SEQ_NUM
 
 T = TypeVar("T")
 
 NonEmptyStr = Annotated[StrictStr, Field(min_length=1)]
-SeqNum = Annotated[StrictInt, Field(ge=0, le=2**53 - 1)]
+SeqNum = Annotated[StrictInt, Field(ge=0, le=MAX_SEQ_NUM)]
 
 
 class _WireModel(BaseModel):

@@ -7,7 +7,7 @@ broken that no request id can be read are answered with an Effect-RPC ``Defect``
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -15,11 +15,13 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from stratasync.protocol import jsontext
 from stratasync.protocol.errors import InvalidRequestError, ProtocolError
-from stratasync.protocol.limits import MAX_PULL_CHUNK_BYTES, MAX_PULL_EVENTS_PER_CHUNK
 from stratasync.protocol.messages import PingPayload, PullPayload, PushPayload
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_dumps = jsontext.dumps
+#: An Effect-RPC request id: ASCII decimal digits (``str.isdigit`` also admits "²" and the like).
+_REQUEST_ID = re.compile(r"[0-9]{1,20}")
 
 
 class RpcTag(StrEnum):
@@ -88,7 +90,7 @@ def describe_validation_error(error: ValidationError) -> str:
 def parse_request(body: bytes | str) -> RpcRequest:
     """Decode one Effect-RPC request envelope; :class:`EnvelopeError` if it is not one."""
     try:
-        message = json.loads(body)
+        message = jsontext.loads(body)
     except (ValueError, UnicodeDecodeError) as error:
         raise EnvelopeError(f"request body is not valid JSON: {error}") from None
     except RecursionError:
@@ -100,8 +102,8 @@ def parse_request(body: bytes | str) -> RpcRequest:
             f"expected an Effect-RPC message with _tag 'Request', got {message.get('_tag')!r}"
         )
     request_id = message.get("id")
-    if not isinstance(request_id, str) or not request_id.isdigit():
-        raise EnvelopeError("an Effect-RPC Request needs an 'id' of decimal digits as a string")
+    if not isinstance(request_id, str) or not _REQUEST_ID.fullmatch(request_id):
+        raise EnvelopeError("an Effect-RPC Request needs an 'id' of 1 to 20 decimal digits as a string")
     tag = message.get("tag")
     if not isinstance(tag, str):
         raise EnvelopeError("an Effect-RPC Request needs a string 'tag'")
@@ -141,49 +143,46 @@ def encode_pull_item(event_json: str, created_at: str | None) -> str:
     return '{"eventEncoded":' + event_json + ',"metadata":' + metadata + "}"
 
 
-def split_pull_items(
-    items: Sequence[str],
-    *,
-    max_events: int = MAX_PULL_EVENTS_PER_CHUNK,
-    max_bytes: int = MAX_PULL_CHUNK_BYTES,
-) -> list[Sequence[str]]:
-    """Split encoded pull items into chunks of at most ``max_events`` items and about ``max_bytes``.
+@dataclass(frozen=True)
+class PullPage:
+    """One page of a pull: encoded ``PullResponse.batch`` items, and how many events follow it in
+    the log (0 on the last page: ``NoMore``; otherwise ``MoreKnown`` with that count)."""
 
-    A chunk always holds at least one item, so one item larger than ``max_bytes`` travels alone.
+    items: Sequence[str]
+    remaining: int
+
+
+def page_info(remaining: int) -> str:
+    """The ``pageInfo`` of a page that ``remaining`` events follow."""
+    return '{"_tag":"NoMore"}' if remaining <= 0 else f'{{"_tag":"MoreKnown","remaining":{remaining}}}'
+
+
+def encode_pull_chunk(request_id: str, backend_id: str, page: PullPage) -> str:
+    """One streamed ``Chunk`` message carrying one ``PullResponse``."""
+    pull_response = (
+        '{"batch":['
+        + ",".join(page.items)
+        + '],"pageInfo":'
+        + page_info(page.remaining)
+        + ',"backendId":'
+        + _dumps(backend_id)
+        + "}"
+    )
+    return '{"_tag":"Chunk","requestId":' + _dumps(request_id) + ',"values":[' + pull_response + "]}"
+
+
+def encode_stream_exit(request_id: str) -> str:
+    """The ``Exit`` message that ends a streamed RPC's response successfully."""
+    return _dumps(_exit(request_id, {"_tag": "Success", "value": None}))
+
+
+def encode_pull_stream(request_id: str, backend_id: str, pages: Iterable[PullPage]) -> str:
+    """A whole streamed pull response: one ``Chunk`` per page, then the ``Exit``.
+
+    No pages still answers one empty ``NoMore`` page, as the reference server does.
     """
-    chunks: list[Sequence[str]] = []
-    start = 0
-    size = 0
-    for index, item in enumerate(items):
-        item_size = len(item.encode()) + 1
-        if index > start and (index - start >= max_events or size + item_size > max_bytes):
-            chunks.append(items[start:index])
-            start, size = index, 0
-        size += item_size
-    if start < len(items):
-        chunks.append(items[start:])
-    return chunks
-
-
-def encode_pull_stream(request_id: str, backend_id: str, chunks: Iterable[Sequence[str]]) -> str:
-    """The streamed pull response: one ``Chunk`` per page, ``MoreKnown`` until the last (``NoMore``).
-
-    An empty ``chunks`` still answers one empty ``NoMore`` page, as the reference server does.
-    """
-    pages = list(chunks) or [[]]
-    remaining = sum(len(page) for page in pages)
-    backend_json = _dumps(backend_id)
-    messages = []
-    for page in pages:
-        remaining -= len(page)
-        page_info = (
-            '{"_tag":"NoMore"}' if remaining == 0 else f'{{"_tag":"MoreKnown","remaining":{remaining}}}'
-        )
-        pull_response = (
-            '{"batch":[' + ",".join(page) + '],"pageInfo":' + page_info + ',"backendId":' + backend_json + "}"
-        )
-        messages.append(
-            '{"_tag":"Chunk","requestId":' + _dumps(request_id) + ',"values":[' + pull_response + "]}"
-        )
-    messages.append(_dumps(_exit(request_id, {"_tag": "Success", "value": None})))
+    messages = [encode_pull_chunk(request_id, backend_id, page) for page in pages]
+    if not messages:
+        messages.append(encode_pull_chunk(request_id, backend_id, PullPage((), 0)))
+    messages.append(encode_stream_exit(request_id))
     return "[" + ",".join(messages) + "]"

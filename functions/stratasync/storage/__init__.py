@@ -1,11 +1,13 @@
 """Storage behind one small interface (:class:`EventStore`), with one module per adapter."""
 
 from stratasync.storage.base import (
+    EMPTY_LOG,
     AppendOutcome,
     ArchiveGap,
     EventBatch,
     EventStore,
     HeadMismatchError,
+    LogHead,
     SegmentCorruptError,
     SegmentInfo,
     SegmentNotFoundError,
@@ -16,11 +18,13 @@ from stratasync.storage.base import (
 )
 
 __all__ = [
+    "EMPTY_LOG",
     "AppendOutcome",
     "ArchiveGap",
     "EventBatch",
     "EventStore",
     "HeadMismatchError",
+    "LogHead",
     "SegmentCorruptError",
     "SegmentInfo",
     "SegmentNotFoundError",

@@ -20,6 +20,7 @@ from stratasync.storage.base import (
     ArchiveGap,
     EventBatch,
     EventStore,
+    LogHead,
     SegmentInfo,
     StorageError,
     StoredBatch,
@@ -128,8 +129,8 @@ class ArchivedEventStore(EventStore):
     def backend_id(self, store_id: str) -> str:
         return self.hot.backend_id(store_id)
 
-    def head(self, store_id: str) -> int:
-        return self.hot.head(store_id)
+    def log_head(self, store_id: str) -> LogHead:
+        return self.hot.log_head(store_id)
 
     def append(self, store_id: str, batch: EventBatch) -> AppendOutcome:
         return self.hot.append(store_id, batch)
@@ -140,8 +141,8 @@ class ArchivedEventStore(EventStore):
     def hot_batches(self, store_id: str, from_parent: int) -> Iterator[StoredBatch]:
         return self.hot.hot_batches(store_id, from_parent)
 
-    def drop_archived(self, store_id: str, through: int) -> int:
-        return self.hot.drop_archived(store_id, through)
+    def retire_archived(self, store_id: str, segment: SegmentInfo) -> int:
+        return self.hot.retire_archived(store_id, segment)
 
     def put_segment(self, store_id: str, segment: SegmentInfo) -> SegmentInfo:
         return self.hot.put_segment(store_id, segment)

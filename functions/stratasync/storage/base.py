@@ -6,12 +6,25 @@ exactly one wins), and becomes visible to readers whole or not at all. A reader 
 batch that was acknowledged before its read began, in order, and never a gap that a slower
 writer fills in later.
 
+**The commit invariant.** Every batch ever committed keeps a commit record under its parent
+seqNum, for good: the head only moves past ``p`` by writing the record at ``p``, and nothing ever
+removes it. So a writer that saw ``p`` as the head and then wins the write at ``p`` was right, however
+long it took between the two (a retried, delayed or throttled write cannot land on a parent that
+another batch already took, even after that batch was archived).
+
 Older batches may move to an archive (sealed segments in an object store, see
 :mod:`stratasync.storage.segments`): the adapter keeps the *hot* tail and a small segment index,
-and :class:`~stratasync.storage.archive.ArchivedEventStore` joins both into one seamless log. The
-hot batches always form a suffix of the chain (the archiver removes the oldest first, one after
-the other, and never the newest), and a segment is indexed before its batches leave the hot
-tier, so a reader that meets a hole in the hot chain finds the missing events in the index.
+and :class:`~stratasync.storage.archive.ArchivedEventStore` joins both into one seamless log. A
+batch that moves to the archive is *retired*: its events leave the hot tier, but its commit record
+stays as a small tombstone (its parent, last seqNum, position and digest), which keeps the
+invariant above and lets a retried push of it be recognised. The live hot batches always form a
+suffix of the chain (the archiver retires the oldest first, one after the other, and never the
+newest), and a segment is indexed before its batches are retired, so a reader that meets a
+tombstone finds the events in the index.
+
+Every event has a *position*: its 1-based index in the store's log (the number of events up to and
+including it). Positions let a pull say exactly how many events remain after a page, whatever the
+seqNums (which may jump).
 """
 
 from __future__ import annotations
@@ -59,11 +72,24 @@ class AppendOutcome(Enum):
 
 @dataclass(frozen=True)
 class StoredEvent:
-    """One event as storage returns it: its sequence number, its encoded JSON, its commit time."""
+    """One event as storage returns it: its sequence number, its encoded JSON, its commit time, and
+    its position (1-based index in the store's log)."""
 
     seq_num: int
     event_json: str
     created_at: str
+    position: int
+
+
+@dataclass(frozen=True)
+class LogHead:
+    """The newest event of a store: its seqNum and its position (the number of events in the log)."""
+
+    seq_num: int
+    events: int
+
+
+EMPTY_LOG = LogHead(0, 0)
 
 
 @dataclass(frozen=True)
@@ -104,6 +130,11 @@ class StoredBatch:
     events: Sequence[StoredEvent]
 
     @property
+    def last_position(self) -> int:
+        """The position of the batch's last event."""
+        return self.events[-1].position
+
+    @property
     def raw_bytes(self) -> int:
         """Size of the events' encoded JSON (what the segment size limit counts)."""
         return sum(len(event.event_json.encode()) for event in self.events)
@@ -133,13 +164,23 @@ class SegmentInfo:
     #: Object key in the segment store.
     key: str
     sealed_at: str
+    #: The position of the segment's last event (events in the store up to ``last_seq_num``).
+    last_position: int
+
+    def position_of(self, index: int) -> int:
+        """The position of the segment's ``index``-th event (0-based)."""
+        return self.last_position - (self.events - 1 - index)
 
 
-def decode_lines(data: bytes, created_at: str) -> Iterator[StoredEvent]:
-    """The inverse of :meth:`EventBatch.encode_lines`."""
-    for line in data.decode().split("\n"):
+def decode_lines(data: bytes, created_at: str, last_position: int) -> list[StoredEvent]:
+    """The inverse of :meth:`EventBatch.encode_lines`; ``last_position``: the last event's position."""
+    lines = data.decode().split("\n")
+    first = last_position - len(lines) + 1
+    events = []
+    for offset, line in enumerate(lines):
         seq_text, _, event_json = line.partition(" ")
-        yield StoredEvent(int(seq_text), event_json, created_at)
+        events.append(StoredEvent(int(seq_text), event_json, created_at, first + offset))
+    return events
 
 
 class EventStore(ABC):
@@ -150,15 +191,21 @@ class EventStore(ABC):
         """The store's backend id, created on first use; concurrent first calls agree on one."""
 
     @abstractmethod
+    def log_head(self, store_id: str) -> LogHead:
+        """The store's newest event: its seqNum and position (:data:`EMPTY_LOG` for an empty store)."""
+
     def head(self, store_id: str) -> int:
         """The seqNum of the store's newest event (0 for an empty store)."""
+        return self.log_head(store_id).seq_num
 
     @abstractmethod
     def append(self, store_id: str, batch: EventBatch) -> AppendOutcome:
         """Append ``batch`` iff its parent is the head, atomically.
 
         Raises :class:`HeadMismatchError` otherwise, unless the identical batch already sits at
-        that parent (then :attr:`AppendOutcome.ALREADY_COMMITTED` and nothing is written).
+        that parent, archived or not (then :attr:`AppendOutcome.ALREADY_COMMITTED` and nothing is
+        written). A write whose answer was lost and that is retried counts as this call's own
+        (:attr:`AppendOutcome.COMMITTED`).
         """
 
     def read(self, store_id: str, after: int) -> Iterator[StoredEvent]:
@@ -183,21 +230,26 @@ class EventStore(ABC):
     def read_hot(self, store_id: str, after: int) -> Iterator[StoredBatch | ArchiveGap]:
         """Hot batches holding the events after ``after``, ascending and contiguous, lazily.
 
-        The first batch may start before ``after`` (a cursor can sit inside a batch). If the next
-        batch is not contiguous with what came before (its events were archived, before or during
-        this read), the iteration ends with :class:`ArchiveGap` naming where the hot chain goes on.
+        The first batch may start before ``after`` (a cursor can sit inside a batch). If the events
+        after the cursor (or after the batches read so far) were retired to the archive, before or
+        during this read, the iteration ends with :class:`ArchiveGap` naming a seqNum up to which
+        the segment index holds them and after which the hot chain goes on.
         """
 
     @abstractmethod
     def hot_batches(self, store_id: str, from_parent: int) -> Iterator[StoredBatch]:
-        """Hot batches whose parent is ``from_parent`` or later, ascending (for the archiver)."""
+        """Live hot batches whose parent is ``from_parent`` or later, ascending (for the archiver).
+
+        Ends early where a concurrent archiver retired batches during the iteration."""
 
     @abstractmethod
-    def drop_archived(self, store_id: str, through: int) -> int:
-        """Remove the hot batches whose last seqNum is ``<= through``, oldest first, one after the
-        other (so the hot batches stay a suffix of the chain); idempotent. Returns how many went.
+    def retire_archived(self, store_id: str, segment: SegmentInfo) -> int:
+        """Retire the hot batches that ``segment`` holds, oldest first, one after the other (so the
+        live hot batches stay a suffix of the chain): their events leave the hot tier, their commit
+        records stay as tombstones. Idempotent; returns how many were retired by this call.
 
-        Only call this once a segment index entry covers them (:meth:`put_segment`).
+        Only call this once ``segment`` is indexed (:meth:`put_segment`), and with the newest
+        indexed segment or one whose predecessors are retired already; never for the head batch.
         """
 
     @abstractmethod

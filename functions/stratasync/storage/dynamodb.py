@@ -3,25 +3,31 @@
 Per store (partition key ``pk`` = store id), items by sort key ``sk``:
 
 * ``meta`` - the store's ``backendId``, created by a conditional put on first use.
-* ``b#<parent, 16 digits>`` - one *commit item* per pushed batch, keyed by the batch's parent
-  seqNum: its last seqNum, event count, commit time, digest, and the events themselves
-  (zlib-compressed ``"<seqNum> <json>"`` lines) when they fit in ``inline_bytes`` (3.5 KB), so
-  that a commit item is always read for one read unit. The key IS the concurrency control: a
-  batch is committed by a put conditioned on ``attribute_not_exists(sk)``, and because the head
-  only moves past ``p`` by writing ``b#p``, a writer that saw ``p`` as the head and then wins
-  that put was right. Of several pushes on one parent exactly one wins, and the losers learn the
-  winner's last seqNum from ``ReturnValuesOnConditionCheckFailure=ALL_OLD``, with no extra read.
+* ``b#<parent, 16 digits>`` - one *commit record* per pushed batch, keyed by the batch's parent
+  seqNum: its last seqNum, event count, position (``c``: events in the store through this batch),
+  commit time, digest, push id, and the events themselves (zlib-compressed ``"<seqNum> <json>"``
+  lines) when they fit in ``inline_bytes`` (3.5 KB), so that a commit record is always read for
+  one read unit. The key IS the concurrency control: a batch is committed by a put conditioned
+  on ``attribute_not_exists(sk)``, and because the head only moves past ``p`` by writing ``b#p``
+  and **no commit record is ever deleted** (the commit invariant, :mod:`stratasync.storage.base`),
+  a writer that saw ``p`` as the head and then wins that put was right, however late the put
+  arrives. Of several pushes on one parent exactly one wins, and the losers learn the winner's last
+  seqNum from ``ReturnValuesOnConditionCheckFailure=ALL_OLD``, with no extra read; a writer whose
+  own put was applied but whose answer was lost recognises its push id there on the retry.
+* A *tombstone* is what a commit record becomes when its batch is archived: the same key with its
+  last seqNum, position, commit time and digest, and ``seg`` (the parent of the segment that holds
+  the events), but no events and no parts. About 150 bytes, kept for good.
 * ``a#<parent, 16 digits>`` - the *segment index*: one item per archived segment (a run of whole
   batches sealed into one object in the segment store, see :mod:`stratasync.storage.segments`),
-  keyed by the parent of its first batch like commit items, with its last seqNum, counts, object
-  key and SHA-256. Written by a conditional put only after the object is stored and verified,
-  and before the segment's commit items and parts are deleted (oldest first, one at a time, so
-  the hot commit items stay a suffix of the chain and the head never leaves DynamoDB).
+  keyed by the parent of its first batch like commit records, with its last seqNum, position,
+  counts, object key and SHA-256. Written by a conditional put only after the object is stored
+  and verified, and before the segment's batches are retired (their parts deleted, then their
+  commit records replaced by tombstones), so the head never leaves DynamoDB.
 * ``p#<parent>#<push id>#<k>`` - the compressed events of a larger batch, in parts of at most
   ``part_bytes`` (350 KB, under the 400 KB item limit; batches reach 900 KB). They are written
-  *before* the commit item that names them, so a reader finds either no commit item (nothing
+  *before* the commit record that names them, so a reader finds either no commit record (nothing
   visible) or one whose parts all exist. A writer that loses the race deletes its parts; a
-  writer that crashes leaves parts that no commit item names, which no reader ever sees.
+  writer that crashes leaves parts that no commit record names, which no reader ever sees.
 
 Every DynamoDB call goes through :meth:`DynamoDBEventStore._call`, where throttling and
 transient errors are retried with jittered backoff inside a time budget and driver errors
@@ -44,11 +50,13 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from stratasync.storage.base import (
+    EMPTY_LOG,
     AppendOutcome,
     ArchiveGap,
     EventBatch,
     EventStore,
     HeadMismatchError,
+    LogHead,
     SegmentInfo,
     StorageError,
     StorageUnavailableError,
@@ -161,8 +169,9 @@ class DynamoDBEventStore(EventStore):
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         """Call one DynamoDB operation, retrying throttling and transient errors within the budget.
 
-        ``ConditionalCheckFailedException`` is re-raised as is (the callers' concurrency signal);
-        anything else that is not retryable becomes :class:`StorageError`.
+        ``ConditionalCheckFailedException`` becomes :class:`_ConditionFailed` with the item that is
+        there (the callers' concurrency signal); anything else that is not retryable becomes
+        :class:`StorageError`.
         """
         method = getattr(self._client, operation)
         if operation not in ("batch_get_item", "batch_write_item"):
@@ -175,7 +184,7 @@ class DynamoDBEventStore(EventStore):
             except ClientError as error:
                 code = error.response.get("Error", {}).get("Code", "")
                 if code == "ConditionalCheckFailedException":
-                    raise
+                    raise _ConditionFailed(error.response.get("Item", {})) from error  # type: ignore[arg-type]
                 if code not in RETRYABLE_ERROR_CODES:
                     raise StorageError(f"DynamoDB {operation} failed: {code}: {error}") from error
                 raise TransientFault(error) from error
@@ -203,17 +212,18 @@ class DynamoDBEventStore(EventStore):
             self._backend_ids[store_id] = backend_id
         return backend_id
 
-    def head(self, store_id: str) -> int:
+    def log_head(self, store_id: str) -> LogHead:
         item = self._last_batch_at_or_before(store_id, None)
-        return int(item["last"]["N"]) if item is not None else 0
+        return _head_of(item) if item is not None else EMPTY_LOG
 
     def append(self, store_id: str, batch: EventBatch) -> AppendOutcome:
         parent = batch.parent_seq_num
-        head = self.head(store_id)
-        if parent != head:
-            if parent < head and self._committed_digest(store_id, parent) == batch.digest:
+        head_item = self._last_batch_at_or_before(store_id, None)
+        head = _head_of(head_item) if head_item is not None else EMPTY_LOG
+        if parent != head.seq_num:
+            if parent < head.seq_num and self._committed_digest(store_id, parent) == batch.digest:
                 return AppendOutcome.ALREADY_COMMITTED
-            raise HeadMismatchError(head=head, parent=parent)
+            raise HeadMismatchError(head=head.seq_num, parent=parent)
 
         data = zlib.compress(batch.encode_lines(), self.compression_level)
         push_id = uuid.uuid4().hex[:12]
@@ -222,8 +232,10 @@ class DynamoDBEventStore(EventStore):
             "sk": {"S": batch_sk(parent)},
             "last": {"N": str(batch.last_seq_num)},
             "n": {"N": str(len(batch.events))},
+            "c": {"N": str(head.events + len(batch.events))},
             "at": {"S": batch.created_at},
             "dg": {"S": batch.digest},
+            "pid": {"S": push_id},
             "z": {"N": str(len(data))},
         }
         part_keys: list[str] = []
@@ -236,66 +248,68 @@ class DynamoDBEventStore(EventStore):
                 self._call(
                     "put_item", Item={"pk": {"S": store_id}, "sk": {"S": part_keys[-1]}, "d": {"B": part}}
                 )
-            item["pid"] = {"S": push_id}
             item["parts"] = {"N": str(len(part_keys))}
         winner = self._put_if_absent(item)
-        if winner is not None:
-            for part_key in part_keys:  # our parts are unreachable now: tidy them up
-                self._call("delete_item", Key={"pk": {"S": store_id}, "sk": {"S": part_key}})
-            if winner.get("dg", {}).get("S") == batch.digest:
-                return AppendOutcome.ALREADY_COMMITTED
-            winner_last = int(winner["last"]["N"]) if "last" in winner else head
-            raise HeadMismatchError(head=winner_last, parent=parent)
-        return AppendOutcome.COMMITTED
+        if winner is None:
+            return AppendOutcome.COMMITTED
+        if winner.get("pid", {}).get("S") == push_id:
+            # Our own put: it was applied, its answer was lost, and the retry met it. Our parts are its.
+            return AppendOutcome.COMMITTED
+        self._delete_keys(store_id, part_keys)  # another push won this parent: our parts are unreachable
+        if winner.get("dg", {}).get("S") == batch.digest:
+            return AppendOutcome.ALREADY_COMMITTED
+        winner_head = self.head(store_id) if _is_retired(winner) else int(winner["last"]["N"])
+        raise HeadMismatchError(head=winner_head, parent=parent)
 
     # -- the hot tier and the segment index --------------------------------------------------
 
     def read_hot(self, store_id: str, after: int) -> Iterator[StoredBatch | ArchiveGap]:
         # The batch holding the first event after the cursor has the largest parent <= after.
+        # Commit records are never deleted, so for a store that has events this always finds one.
         first = self._last_batch_at_or_before(store_id, after)
-        if first is not None and int(first["last"]["N"]) <= after:
-            # Hot batches are a suffix of the chain, so nothing hot follows: the cursor is at the head.
-            return
-        if first is None:
-            # The cursor's batch is not hot (archived, or the store is empty): one item tells which.
-            first = self._first_batch_from(store_id, 0)
-            if first is None:
-                return
-            yield ArchiveGap(_parent_of(first))
+        if first is None or int(first["last"]["N"]) <= after:
+            return  # an empty store, or the cursor is at (or past) the head
+        if _is_retired(first):
+            yield ArchiveGap(self._archived_through(store_id))
             return
         rest = self._query_batches(store_id, batch_sk(int(first["last"]["N"])))
         yield from self._contiguous_batches(store_id, itertools.chain([first], rest), after)
 
     def hot_batches(self, store_id: str, from_parent: int) -> Iterator[StoredBatch]:
+        items = itertools.dropwhile(_is_retired, self._query_batches(store_id, batch_sk(from_parent)))
+        live = itertools.takewhile(lambda item: not _is_retired(item), items)  # retired meanwhile: stop
         group: list[Item] = []
         group_bytes = 0
-        items = self._query_batches(store_id, batch_sk(from_parent))
-        for item in itertools.chain(items, [None]):
+        for item in itertools.chain(live, [None]):
             if item is not None:
                 group.append(item)
                 group_bytes += int(item["z"]["N"])
-            if group and (item is None or group_bytes >= _PART_FETCH_BYTES):
-                for batch in self._batches_of(store_id, group, strict=True):
-                    assert isinstance(batch, StoredBatch)  # strict: never a gap
-                    yield batch
-                group, group_bytes = [], 0
+                if group_bytes < _PART_FETCH_BYTES:
+                    continue
+            for batch in self._batches_of(store_id, group):
+                if isinstance(batch, ArchiveGap):
+                    return  # its parts are gone: retired meanwhile
+                yield batch
+            group, group_bytes = [], 0
 
-    def drop_archived(self, store_id: str, through: int) -> int:
-        headers = self._query_batches(store_id, batch_sk(0), projection="sk, #last, pid, parts")
-        dropped = 0
+    def retire_archived(self, store_id: str, segment: SegmentInfo) -> int:
+        if self.head(store_id) <= segment.last_seq_num:
+            raise StorageError(f"store {store_id!r}: refusing to archive the newest batch")
+        records = self._key_range(
+            store_id,
+            batch_sk(segment.parent_seq_num),
+            batch_sk(segment.last_seq_num - 1),
+            projection="sk, #last, c, #at, dg, pid, parts, seg",
+        )
+        retired = 0
         chunk: list[Item] = []
-        for item, successor in _with_successor(headers):
-            if int(item["last"]["N"]) > through:
-                break
-            if successor is None:
-                raise StorageError(f"store {store_id!r}: refusing to archive the newest batch")
-            chunk.append(item)
-            if len(chunk) == 25:
-                dropped += self._drop_chunk(store_id, chunk)
+        for item in itertools.chain(records, [None]):
+            if item is not None and not _is_retired(item):
+                chunk.append(item)
+            if chunk and (item is None or len(chunk) == 25):
+                retired += self._retire_chunk(store_id, chunk, segment)
                 chunk = []
-        if chunk:
-            dropped += self._drop_chunk(store_id, chunk)
-        return dropped
+        return retired
 
     def put_segment(self, store_id: str, segment: SegmentInfo) -> SegmentInfo:
         item = {
@@ -303,6 +317,7 @@ class DynamoDBEventStore(EventStore):
             "sk": {"S": segment_sk(segment.parent_seq_num)},
             "first": {"N": str(segment.first_seq_num)},
             "last": {"N": str(segment.last_seq_num)},
+            "c": {"N": str(segment.last_position)},
             "n": {"N": str(segment.events)},
             "raw": {"N": str(segment.raw_bytes)},
             "z": {"N": str(segment.size)},
@@ -340,9 +355,8 @@ class DynamoDBEventStore(EventStore):
                 ConditionExpression="attribute_not_exists(sk)",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except ClientError as error:
-            existing: Item = error.response.get("Item", {})  # type: ignore[assignment]
-            return existing
+        except _ConditionFailed as failed:
+            return failed.item
         return None
 
     def _key_range(
@@ -367,7 +381,9 @@ class DynamoDBEventStore(EventStore):
         }
         if projection is not None:
             kwargs["ProjectionExpression"] = projection
-            kwargs["ExpressionAttributeNames"] = {"#last": "last"}
+            kwargs["ExpressionAttributeNames"] = {
+                name: name[1:] for name in ("#last", "#at") if name in projection
+            }
         remaining = limit
         while True:
             page = self._call("query", **kwargs)
@@ -398,27 +414,35 @@ class DynamoDBEventStore(EventStore):
         ).get("Item")
         return found["dg"]["S"] if found is not None else None
 
-    def _first_batch_from(self, store_id: str, parent: int) -> Item | None:
-        return next(self._key_range(store_id, batch_sk(parent), _LAST_BATCH_SK, limit=1), None)
+    def _query_batches(self, store_id: str, lower: str) -> Iterator[Item]:
+        """Commit records from sort key ``lower`` on, ascending."""
+        return self._key_range(store_id, lower, _LAST_BATCH_SK)
 
-    def _query_batches(self, store_id: str, lower: str, projection: str | None = None) -> Iterator[Item]:
-        """Commit items from sort key ``lower`` on, ascending."""
-        return self._key_range(store_id, lower, _LAST_BATCH_SK, projection=projection)
+    def _archived_through(self, store_id: str) -> int:
+        """How far the segment index reaches (a retired batch is always covered by it)."""
+        newest = self.last_segment(store_id)
+        if newest is None:
+            raise StorageError(f"store {store_id!r}: a batch is retired but no segment is indexed")
+        return newest.last_seq_num
 
     def _contiguous_batches(
         self, store_id: str, items: Iterator[Item], after: int
     ) -> Iterator[StoredBatch | ArchiveGap]:
-        """Batches of consecutive commit items, fetching parts in groups, until the chain breaks."""
+        """Batches of consecutive live commit records, fetching parts in groups, until a retired
+        one (the archiver caught up with this read: :class:`ArchiveGap`) or the head."""
         expected = after
         group: list[Item] = []
         group_bytes = 0
         for item in items:
-            if _parent_of(item) > expected:
-                # A hole in the hot chain: the archiver removed these batches (after indexing them).
-                if (yield from self._batches_of(store_id, group)):
-                    return
-                yield ArchiveGap(_parent_of(item))
+            if _is_retired(item):
+                if not (yield from self._batches_of(store_id, group)):
+                    yield ArchiveGap(self._archived_through(store_id))
                 return
+            if _parent_of(item) > expected:
+                raise StorageError(
+                    f"store {store_id!r}: the commit chain has a hole after {expected} "
+                    f"(next record at {_parent_of(item)})"
+                )
             group.append(item)
             group_bytes += int(item["z"]["N"])
             expected = int(item["last"]["N"])
@@ -429,59 +453,61 @@ class DynamoDBEventStore(EventStore):
         yield from self._batches_of(store_id, group)
 
     def _batches_of(
-        self, store_id: str, items: list[Item], *, strict: bool = False
+        self, store_id: str, items: list[Item]
     ) -> Generator[StoredBatch | ArchiveGap, None, bool]:
-        """The batches of consecutive commit items, their parts fetched in one batched read.
+        """The batches of consecutive live commit records, their parts fetched in one batched read.
 
-        A batch whose parts are gone was archived while we read it (the archiver deletes parts
-        before their commit item): that ends the batches with :class:`ArchiveGap` and returns True.
-        With ``strict``, missing parts are an error instead.
+        A batch whose parts are gone was retired while we read it (the archiver deletes parts
+        before it writes the tombstone): that ends the batches with :class:`ArchiveGap` and
+        returns True.
         """
-        wanted = [
-            _part_sk(_parent_of(item), item["pid"]["S"], index)
-            for item in items
-            if "parts" in item
-            for index in range(int(item["parts"]["N"]))
-        ]
+        wanted = [key for item in items for key in _part_keys(item)]
         parts = self._get_parts(store_id, wanted) if wanted else {}
         for item in items:
-            parent = _parent_of(item)
             if "parts" in item:
-                keys = [_part_sk(parent, item["pid"]["S"], index) for index in range(int(item["parts"]["N"]))]
-                missing = [key for key in keys if key not in parts]
-                if missing:
-                    if strict:
-                        raise StorageError(f"store {store_id!r}: batch at {parent} misses parts {missing}")
+                keys = _part_keys(item)
+                if any(key not in parts for key in keys):
                     yield ArchiveGap(int(item["last"]["N"]))
                     return True
                 data = b"".join(parts.pop(key) for key in keys)
             else:
                 data = item["d"]["B"]
             yield StoredBatch(
-                parent_seq_num=parent,
+                parent_seq_num=_parent_of(item),
                 last_seq_num=int(item["last"]["N"]),
                 created_at=item["at"]["S"],
-                events=list(decode_lines(zlib.decompress(data), item["at"]["S"])),
+                events=decode_lines(zlib.decompress(data), item["at"]["S"], int(item["c"]["N"])),
             )
         return False
 
-    def _drop_chunk(self, store_id: str, items: list[Item]) -> int:
-        """Delete the parts of these commit items (invisible without them), then the commit items
-        one at a time in ascending order, so the hot batches stay a suffix of the chain."""
-        part_keys = [
-            _part_sk(_parent_of(item), item["pid"]["S"], index)
+    def _retire_chunk(self, store_id: str, items: list[Item], segment: SegmentInfo) -> int:
+        """Delete the parts of these commit records (they are invisible without them), then replace
+        the records by tombstones (BatchWriteItem puts: each one is idempotent)."""
+        self._delete_keys(store_id, [key for item in items for key in _part_keys(item)])
+        tombstones = [
+            {
+                "pk": {"S": store_id},
+                "sk": item["sk"],
+                "last": item["last"],
+                "c": item["c"],
+                "at": item["at"],
+                "dg": item["dg"],
+                "seg": {"N": str(segment.parent_seq_num)},
+            }
             for item in items
-            if "parts" in item
-            for index in range(int(item["parts"]["N"]))
         ]
-        self._delete_keys(store_id, part_keys)
-        for item in items:
-            self._call("delete_item", Key={"pk": {"S": store_id}, "sk": item["sk"]})
+        self._batch_write([{"PutRequest": {"Item": tombstone}} for tombstone in tombstones])
         return len(items)
 
     def _delete_keys(self, store_id: str, sort_keys: list[str]) -> None:
-        """BatchWriteItem deletes (25 a call, unprocessed ones retried within the time budget)."""
-        pending = [{"DeleteRequest": {"Key": {"pk": {"S": store_id}, "sk": {"S": key}}}} for key in sort_keys]
+        """BatchWriteItem deletes of these sort keys."""
+        self._batch_write(
+            [{"DeleteRequest": {"Key": {"pk": {"S": store_id}, "sk": {"S": key}}}} for key in sort_keys]
+        )
+
+    def _batch_write(self, requests: list[dict[str, Any]]) -> None:
+        """BatchWriteItem requests (25 a call, unprocessed ones retried within the time budget)."""
+        pending = list(requests)
         deadline = time.monotonic() + self.time_budget_seconds
         while pending:
             request, pending = pending[:25], pending[25:]
@@ -489,7 +515,7 @@ class DynamoDBEventStore(EventStore):
             unprocessed = response.get("UnprocessedItems", {}).get(self.table_name, [])
             if unprocessed:
                 if time.monotonic() >= deadline:
-                    raise StorageUnavailableError(f"BatchWriteItem left {len(unprocessed)} deletes undone")
+                    raise StorageUnavailableError(f"BatchWriteItem left {len(unprocessed)} writes undone")
                 time.sleep(random.uniform(0, 0.05))
                 pending = list(unprocessed) + pending
 
@@ -514,8 +540,32 @@ class DynamoDBEventStore(EventStore):
         return found
 
 
+class _ConditionFailed(Exception):  # noqa: N818 - a signal inside the adapter, never seen outside
+    """A conditional write found its condition false; ``item``: what is there (``ALL_OLD``)."""
+
+    def __init__(self, item: Item) -> None:
+        super().__init__("conditional check failed")
+        self.item = item
+
+
 def _parent_of(item: Item) -> int:
     return int(item["sk"]["S"][len(BATCH_PREFIX) :])
+
+
+def _is_retired(item: Item) -> bool:
+    """True for the tombstone of an archived batch."""
+    return "seg" in item
+
+
+def _head_of(item: Item) -> LogHead:
+    return LogHead(int(item["last"]["N"]), int(item["c"]["N"]))
+
+
+def _part_keys(item: Item) -> list[str]:
+    """The sort keys of a commit record's parts (none for an inline batch or a tombstone)."""
+    if "parts" not in item:
+        return []
+    return [_part_sk(_parent_of(item), item["pid"]["S"], index) for index in range(int(item["parts"]["N"]))]
 
 
 def _segment_of(item: Item) -> SegmentInfo:
@@ -529,17 +579,8 @@ def _segment_of(item: Item) -> SegmentInfo:
         sha256=item["sha"]["S"],
         key=item["key"]["S"],
         sealed_at=item["at"]["S"],
+        last_position=int(item["c"]["N"]),
     )
-
-
-def _with_successor(items: Iterator[Item]) -> Iterator[tuple[Item, Item | None]]:
-    previous: Item | None = None
-    for item in items:
-        if previous is not None:
-            yield previous, item
-        previous = item
-    if previous is not None:
-        yield previous, None
 
 
 def _now_iso() -> str:

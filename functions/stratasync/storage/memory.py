@@ -9,16 +9,18 @@ import hmac
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from stratasync.storage.base import (
+    EMPTY_LOG,
     AppendOutcome,
     ArchiveGap,
     EventBatch,
     EventStore,
     HeadMismatchError,
+    LogHead,
     SegmentInfo,
     SegmentNotFoundError,
     StorageError,
@@ -29,23 +31,41 @@ from stratasync.storage.segments import PresignedUrlRefusedError, SegmentStore
 
 
 @dataclass
+class _CommitRecord:
+    """What the in-memory adapter keeps per committed batch, for good (``events`` None: retired)."""
+
+    parent_seq_num: int
+    last_seq_num: int
+    last_position: int
+    digest: str
+    created_at: str
+    events: Sequence[tuple[int, str]] | None
+
+    def stored(self) -> StoredBatch:
+        assert self.events is not None
+        first = self.last_position - len(self.events) + 1
+        return StoredBatch(
+            parent_seq_num=self.parent_seq_num,
+            last_seq_num=self.last_seq_num,
+            created_at=self.created_at,
+            events=[
+                StoredEvent(seq_num, event_json, self.created_at, first + offset)
+                for offset, (seq_num, event_json) in enumerate(self.events)
+            ],
+        )
+
+
+@dataclass
 class _StoreState:
     backend_id: str
-    #: The hot batches (a suffix of the chain: archived ones leave from the front).
-    batches: list[EventBatch] = field(default_factory=list)
+    #: Every commit record, by parent seqNum, in commit order (retired ones included).
+    records: dict[int, _CommitRecord] = field(default_factory=dict)
     parents: list[int] = field(default_factory=list)
-    head: int = 0
+    #: Index into ``parents`` of the oldest live (not retired) batch.
+    first_live: int = 0
+    head: LogHead = EMPTY_LOG
     #: Segment index by parent seqNum.
     segments: dict[int, SegmentInfo] = field(default_factory=dict)
-
-
-def _stored(batch: EventBatch) -> StoredBatch:
-    return StoredBatch(
-        parent_seq_num=batch.parent_seq_num,
-        last_seq_num=batch.last_seq_num,
-        created_at=batch.created_at,
-        events=[StoredEvent(seq_num, event_json, batch.created_at) for seq_num, event_json in batch.events],
-    )
 
 
 class InMemoryEventStore(EventStore):
@@ -65,7 +85,7 @@ class InMemoryEventStore(EventStore):
     def backend_id(self, store_id: str) -> str:
         return self._state(store_id).backend_id
 
-    def head(self, store_id: str) -> int:
+    def log_head(self, store_id: str) -> LogHead:
         state = self._state(store_id)
         with self._lock:
             return state.head
@@ -74,50 +94,67 @@ class InMemoryEventStore(EventStore):
         state = self._state(store_id)
         with self._lock:
             parent = batch.parent_seq_num
-            if parent == state.head:
-                state.batches.append(batch)
-                state.parents.append(parent)
-                state.head = batch.last_seq_num
-                return AppendOutcome.COMMITTED
-            index = bisect.bisect_left(state.parents, parent)
-            found = index < len(state.parents) and state.parents[index] == parent
-            if found and state.batches[index].digest == batch.digest:
-                return AppendOutcome.ALREADY_COMMITTED
-            raise HeadMismatchError(head=state.head, parent=parent)
+            existing = state.records.get(parent)
+            if existing is not None:
+                if existing.digest == batch.digest:
+                    return AppendOutcome.ALREADY_COMMITTED
+                raise HeadMismatchError(head=state.head.seq_num, parent=parent)
+            if parent != state.head.seq_num:
+                raise HeadMismatchError(head=state.head.seq_num, parent=parent)
+            position = state.head.events + len(batch.events)
+            state.records[parent] = _CommitRecord(
+                parent, batch.last_seq_num, position, batch.digest, batch.created_at, list(batch.events)
+            )
+            state.parents.append(parent)
+            state.head = LogHead(batch.last_seq_num, position)
+            return AppendOutcome.COMMITTED
 
     def read_hot(self, store_id: str, after: int) -> Iterator[StoredBatch | ArchiveGap]:
         state = self._state(store_id)
         with self._lock:
-            # Batches whose last event is after the cursor; the first may start before it.
-            start = max(bisect.bisect_right(state.parents, after) - 1, 0)
-            batches = state.batches[start:]
-        expected = after
-        for batch in batches:
-            if batch.last_seq_num <= expected:
-                continue
-            if batch.parent_seq_num > expected:
-                yield ArchiveGap(batch.parent_seq_num)
+            # The batch holding the first event after the cursor has the largest parent <= after.
+            index = bisect.bisect_right(state.parents, after) - 1
+            if index < 0 or state.records[state.parents[index]].last_seq_num <= after:
+                return  # an empty store, or the cursor is at (or past) the head
+            if index < state.first_live:
+                yield ArchiveGap(self._archived_through(store_id, state))
                 return
-            yield _stored(batch)
-            expected = batch.last_seq_num
+            records = [state.records[parent] for parent in state.parents[index:]]
+        for record in records:
+            if record.events is None:  # retired while we read
+                yield ArchiveGap(self._archived_through(store_id, state))
+                return
+            yield record.stored()
+
+    def _archived_through(self, store_id: str, state: _StoreState) -> int:
+        if not state.segments:
+            raise StorageError(f"store {store_id!r}: a batch is retired but no segment is indexed")
+        return state.segments[max(state.segments)].last_seq_num
 
     def hot_batches(self, store_id: str, from_parent: int) -> Iterator[StoredBatch]:
         state = self._state(store_id)
         with self._lock:
-            batches = state.batches[bisect.bisect_left(state.parents, from_parent) :]
-        for batch in batches:
-            yield _stored(batch)
+            start = max(bisect.bisect_left(state.parents, from_parent), state.first_live)
+            records = [state.records[parent] for parent in state.parents[start:]]
+        for record in records:
+            if record.events is None:
+                return
+            yield record.stored()
 
-    def drop_archived(self, store_id: str, through: int) -> int:
+    def retire_archived(self, store_id: str, segment: SegmentInfo) -> int:
         state = self._state(store_id)
-        dropped = 0
+        retired = 0
         with self._lock:
-            while state.batches and state.batches[0].last_seq_num <= through:
-                if len(state.batches) == 1:
+            while state.first_live < len(state.parents):
+                record = state.records[state.parents[state.first_live]]
+                if record.last_seq_num > segment.last_seq_num:
+                    break
+                if state.first_live == len(state.parents) - 1:
                     raise StorageError(f"store {store_id!r}: refusing to archive the newest batch")
-                del state.batches[0], state.parents[0]
-                dropped += 1
-        return dropped
+                record.events = None
+                state.first_live += 1
+                retired += 1
+        return retired
 
     def put_segment(self, store_id: str, segment: SegmentInfo) -> SegmentInfo:
         state = self._state(store_id)

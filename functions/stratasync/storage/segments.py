@@ -107,6 +107,7 @@ def encode_segment(
         sha256=digest,
         key=segment_key(store_id, first, last, digest),
         sealed_at=sealed_at,
+        last_position=batches[-1].last_position,
     )
     return body, info
 
@@ -120,6 +121,7 @@ def segment_metadata(info: SegmentInfo) -> dict[str, str]:
         "first": str(info.first_seq_num),
         "last": str(info.last_seq_num),
         "events": str(info.events),
+        "position": str(info.last_position),
     }
 
 
@@ -130,9 +132,9 @@ def decode_segment(body: bytes, info: SegmentInfo) -> list[StoredEvent]:
     try:
         raw = gzip.decompress(body)
         events = []
-        for line in raw.decode().split("\n"):
+        for index, line in enumerate(raw.decode().split("\n")):
             seq_text, created_at, event_json = line.split(" ", 2)
-            events.append(StoredEvent(int(seq_text), event_json, created_at))
+            events.append(StoredEvent(int(seq_text), event_json, created_at, info.position_of(index)))
     except (OSError, EOFError, UnicodeDecodeError, ValueError) as error:
         raise SegmentCorruptError(f"segment {info.key!r} does not decode: {error}") from error
     seqs = [event.seq_num for event in events]

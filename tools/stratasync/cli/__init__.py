@@ -48,9 +48,9 @@ def _run_archive(args: argparse.Namespace) -> int:
     """Seal what is sealable now, through the archiver Lambda's own functions."""
     import json
 
-    from stratasync.config import Settings
     from stratasync.devserver.embedded_moto import ensure_fake_credentials
     from stratasync.handlers.archive import archive_stores, build_archiver
+    from stratasync.handlers.settings import Settings
 
     if any((endpoint or "").startswith("http://") for endpoint in (args.dynamodb_endpoint, args.s3_endpoint)):
         ensure_fake_credentials()  # local emulators accept any credentials
@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_archive_options(archive)
     archive.set_defaults(run=_run_archive)
 
-    from stratasync.client.cli import add_store_commands
+    from stratasync.cli.store import add_store_commands
 
     add_store_commands(commands)
     return parser

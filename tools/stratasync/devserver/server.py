@@ -2,7 +2,12 @@
 
 Requests are handed to a pool of worker *processes*, each importing the real Lambda handler
 module: every worker is one simulated Lambda execution environment (one request at a time,
-module state kept warm), so concurrent requests really run concurrently, as on AWS.
+module state kept warm), so concurrent requests really run concurrently, as on AWS. A Lambda
+response larger than Lambda's 6 MB limit is answered 500, as API Gateway would.
+
+The push path triggers the archiver through the Lambda ``Invoke`` API. The dev server serves that
+API on a second, private port on 127.0.0.1 (never on the public sync port), for a function whose
+name carries a secret made for this run: only the dev server's own workers know where it is.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import io
 import json
 import multiprocessing
 import os
+import secrets
 import sys
 import threading
 import time
@@ -26,6 +32,8 @@ from stratasync.devserver.embedded_moto import EmbeddedMoto, ensure_fake_credent
 
 #: API Gateway's own payload limit; larger requests never reach the Lambda.
 MAX_GATEWAY_BODY_BYTES = 10 * 1024 * 1024
+#: Lambda's limit on a synchronous invocation's response (the whole JSON the handler returns).
+MAX_LAMBDA_RESPONSE_BYTES = 6 * 1024 * 1024
 
 
 @dataclass
@@ -53,7 +61,8 @@ class DevServerConfig:
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
-#: The archiver function's name; the dev server serves the Lambda Invoke API for it.
+#: The archiver function's name (a per-run secret is appended); the dev server serves the
+#: Lambda Invoke API for it on a private port.
 ARCHIVE_FUNCTION = "stratasync-archive-dev"
 _INVOKE_PATH = "/2015-03-31/functions/"
 
@@ -119,6 +128,15 @@ def _invoke_archive(payload: dict[str, Any]) -> dict[str, Any]:
 
     result: dict[str, Any] = lambda_handler(payload, _FakeLambdaContext(ARCHIVE_FUNCTION, 900))
     return result
+
+
+class _QuietHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up mid-answer is the client's business; anything else is printed."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def _warm() -> int:
@@ -196,6 +214,9 @@ class DevServer:
         self._http: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.dynamodb_endpoint: str | None = None
+        #: The archiver's function name for this run (its suffix is a secret).
+        self.archive_function = f"{ARCHIVE_FUNCTION}-{secrets.token_hex(12)}"
+        self._lambda_api: ThreadingHTTPServer | None = None
 
     @property
     def url(self) -> str:
@@ -203,14 +224,23 @@ class DevServer:
         host, port = self._http.server_address[:2]
         return f"http://{host!s}:{port}/"
 
+    @property
+    def lambda_api_url(self) -> str:
+        """The private endpoint of the Lambda Invoke API (the archive trigger's)."""
+        assert self._lambda_api is not None, "start() first"
+        return f"http://127.0.0.1:{self._lambda_api.server_address[1]}"
+
     def start(self) -> DevServer:
         from stratasync.storage.dynamodb import create_table, make_client
         from stratasync.storage.s3 import ensure_bucket, make_s3_client
 
         config = self.config
         # Bind first: a busy port is reported before anything slow starts.
-        self._http = ThreadingHTTPServer((config.host, config.port), self._make_handler())
-        self._http.daemon_threads = True
+        self._http = _QuietHTTPServer((config.host, config.port), self._make_handler())
+        self._lambda_api = _QuietHTTPServer(("127.0.0.1", 0), self._make_lambda_api_handler())
+        threading.Thread(
+            target=self._lambda_api.serve_forever, name="devserver-lambda-api", daemon=True
+        ).start()
         if config.dynamodb_endpoint is None or config.s3_endpoint is None:
             self._moto = EmbeddedMoto().start()
         if config.dynamodb_endpoint is None:
@@ -248,8 +278,8 @@ class DevServer:
             "STRATASYNC_SEGMENT_EVENTS": str(config.segment_events),
             "STRATASYNC_SEGMENT_BYTES": str(config.segment_bytes),
             # The push path invokes the archiver through the Lambda API, which this server serves.
-            "STRATASYNC_ARCHIVE_FUNCTION": ARCHIVE_FUNCTION,
-            "STRATASYNC_LAMBDA_ENDPOINT": self.url.rstrip("/"),
+            "STRATASYNC_ARCHIVE_FUNCTION": self.archive_function,
+            "STRATASYNC_LAMBDA_ENDPOINT": self.lambda_api_url,
             "STRATASYNC_AUTH_REQUIRED": "true" if config.auth_secret else "false",
             **({"STRATASYNC_AUTH_HS256_SECRET": config.auth_secret} if config.auth_secret else {}),
             **{
@@ -285,7 +315,7 @@ class DevServer:
         print(f"  auth: {auth_text}", file=self._out)
         print(
             f"  archive: s3://{config.bucket} on {s3_text}; segments of {config.segment_events} events"
-            f" or {config.segment_bytes} bytes, sealed by {ARCHIVE_FUNCTION!r} (invoked from the push path)",
+            f" or {config.segment_bytes} bytes, sealed by the archiver function (invoked from the push path)",
             file=self._out,
         )
         print(
@@ -296,10 +326,11 @@ class DevServer:
         return self
 
     def stop(self) -> None:
-        if self._http is not None:
-            self._http.shutdown()
-            self._http.server_close()
-            self._http = None
+        for server in (self._http, self._lambda_api):
+            if server is not None:
+                server.shutdown()
+                server.server_close()
+        self._http = self._lambda_api = None
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
@@ -346,10 +377,12 @@ class DevServer:
             with self._out_lock:
                 print("\n".join(lines), file=self._out, flush=True)
 
-    def _lambda_api(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+    def _lambda_api_call(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, bytes]:
         """The Lambda ``Invoke`` API for the archiver function (how the push path triggers it)."""
-        name = path[len(_INVOKE_PATH) :].split("/", 1)[0]
-        if method != "POST" or not path.endswith("/invocations") or name != ARCHIVE_FUNCTION:
+        name = path[len(_INVOKE_PATH) :].split("/", 1)[0] if path.startswith(_INVOKE_PATH) else ""
+        if method != "POST" or not path.endswith("/invocations") or name != self.archive_function:
             return 404, b'{"Type":"User","message":"Function not found"}'
         try:
             payload = json.loads(body or b"{}")
@@ -416,11 +449,6 @@ class DevServer:
                         413, {"content-type": "application/json"}, b'{"message":"Request Entity Too Large"}'
                     )
                     return
-                if self.path.startswith(_INVOKE_PATH):
-                    lower = {name.lower(): value for name, value in self.headers.items()}
-                    status, answer = server._lambda_api(self.command, self.path, lower, body)
-                    self._reply(status, {"content-type": "application/json"}, answer)
-                    return
                 event = to_gateway_event(
                     self.command, self.path, list(self.headers.items()), body, self.client_address[0]
                 )
@@ -429,6 +457,12 @@ class DevServer:
                 except Exception as error:  # the Lambda "crashed": API Gateway answers 500
                     message = f'{{"message":"Internal Server Error","detail":{str(error)!r:s}}}'
                     self._reply(500, {"content-type": "application/json"}, message.encode())
+                    return
+                if len(json.dumps(result)) > MAX_LAMBDA_RESPONSE_BYTES:
+                    too_big = (
+                        b'{"message":"Internal Server Error","detail":"the Lambda response exceeds 6 MB"}'
+                    )
+                    self._reply(500, {"content-type": "application/json"}, too_big)
                     return
                 headers = dict(result.get("headers") or {})
                 for name, values in (result.get("multiValueHeaders") or {}).items():
@@ -440,3 +474,25 @@ class DevServer:
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _handle  # noqa: N815
 
         return Handler
+
+    def _make_lambda_api_handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class LambdaApiHandler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if 0 < length <= MAX_GATEWAY_BODY_BYTES else b""
+                lower = {name.lower(): value for name, value in self.headers.items()}
+                status, answer = server._lambda_api_call(self.command, self.path, lower, body)
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+        return LambdaApiHandler

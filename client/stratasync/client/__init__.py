@@ -15,7 +15,11 @@ from stratasync.client.schema import (
     synced_event,
 )
 from stratasync.client.store import (
+    MAX_SEQ_NUM,
+    BackendReset,
     BackendResetError,
+    MaterializerError,
+    PushRefusedError,
     RetryPolicy,
     Store,
     Subscription,
@@ -26,11 +30,15 @@ from stratasync.client.store import (
 from stratasync.client.transport import PullPage, SyncHttpTransport, SyncTransport, TransportError
 
 __all__ = [
+    "MAX_SEQ_NUM",
+    "BackendReset",
     "BackendResetError",
     "Event",
     "EventDef",
     "LoggedEvent",
+    "MaterializerError",
     "PullPage",
+    "PushRefusedError",
     "RetryPolicy",
     "Schema",
     "Store",

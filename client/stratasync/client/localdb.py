@@ -57,6 +57,24 @@ _INSERT_EVENT = (
 _WRITE_ACTIONS = {sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE}
 
 
+def bindable(value: Any) -> Any:
+    """``value`` as SQLite can store it: a str with lone surrogates gets U+FFFD in their place.
+
+    JS strings may hold half a surrogate pair (``"\\ud83d"``), JSON carries it as an escape, and
+    Python decodes it to a str that ``sqlite3`` refuses to bind (``surrogates not allowed``).
+    Table values take the replacement; the eventlog keeps the exact JSON (escapes intact).
+    A pair of surrogates (two halves that belong together) becomes the character they encode.
+    """
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return value
+
+
+def bindable_params(params: Sequence[Any]) -> tuple[Any, ...]:
+    """:func:`bindable` applied to each parameter."""
+    return tuple(bindable(value) for value in params)
+
+
 @dataclass(frozen=True)
 class LoggedEvent:
     """An event of the local eventlog (global sequence numbers)."""
@@ -208,13 +226,21 @@ class LocalDatabase:
             self._recording = seq
 
     def execute_writes(self, writes: Iterable[Write]) -> None:
+        """Run a materializer's writes; str values with lone surrogates are stored via :func:`bindable`."""
         for statement, params in writes:
-            written = self._tables_written.get(statement)
-            if written is None:
-                written = self._tables_written[statement] = self._analyse(statement, params, _WRITE_ACTIONS)
-            else:
-                self.conn.execute(statement, params)
+            try:
+                written = self._execute_write(statement, params)
+            except UnicodeEncodeError:  # raised while binding, before SQLite ran anything
+                written = self._execute_write(statement, bindable_params(params))
             self.changed_tables.update(written)
+
+    def _execute_write(self, statement: str, params: Sequence[Any]) -> frozenset[str]:
+        written = self._tables_written.get(statement)
+        if written is None:
+            written = self._tables_written[statement] = self._analyse(statement, params, _WRITE_ACTIONS)
+        else:
+            self.conn.execute(statement, params)
+        return written
 
     def _analyse(self, statement: str, params: Sequence[Any], actions: set[int]) -> frozenset[str]:
         """Execute ``statement`` once while noting which state tables it touches."""
@@ -275,9 +301,23 @@ class LocalDatabase:
                 (key, value),
             )
 
+    def _insert_rows(self, rows: list[tuple[Any, ...]]) -> None:
+        """Insert eventlog rows; names and ids with lone surrogates go in via :func:`bindable`.
+
+        Only the indexed columns (name, clientId, sessionId) are affected: the event's JSON column,
+        which is what is read back and pushed, is ASCII with the surrogates escaped.
+        """
+        self.conn.execute("SAVEPOINT __ss_insert")
+        try:
+            self.conn.executemany(_INSERT_EVENT, rows)
+        except UnicodeEncodeError:  # rows before the offending one are in: start again
+            self.conn.execute("ROLLBACK TO __ss_insert")
+            self.conn.executemany(_INSERT_EVENT, [bindable_params(row) for row in rows])
+        finally:
+            self.conn.execute("RELEASE __ss_insert")
+
     def insert_events(self, events: Iterable[LoggedEvent]) -> None:
-        self.conn.executemany(
-            _INSERT_EVENT,
+        self._insert_rows(
             [
                 (
                     event.seq_num,
@@ -304,8 +344,7 @@ class LocalDatabase:
         ``encoded``: the events' JSON as received, stored as is (saves encoding them again).
         """
         texts = encoded if encoded is not None else [_encode_json(event) for event in events]
-        self.conn.executemany(
-            _INSERT_EVENT,
+        self._insert_rows(
             [
                 (
                     event["seqNum"],
@@ -326,24 +365,39 @@ class LocalDatabase:
     ) -> list[LoggedEvent]:
         query = "SELECT * FROM __ss_eventlog WHERE seq > ?" + (" AND pending = 1" if pending_only else "")
         query += " ORDER BY seq" + (f" LIMIT {int(limit)}" if limit is not None else "")
-        return [
-            LoggedEvent(
-                seq_num=row["seq"],
-                parent_seq_num=row["parent"],
-                name=row["name"],
-                args=json.loads(row["event"]).get("args"),
-                client_id=row["client_id"],
-                session_id=row["session_id"],
-                pending=bool(row["pending"]),
-                created_at=row["created_at"],
+        events = []
+        for row in self.conn.execute(query, (after,)):
+            # The JSON column is the event as received or committed, byte for byte.
+            encoded = json.loads(row["event"])
+            events.append(
+                LoggedEvent(
+                    seq_num=row["seq"],
+                    parent_seq_num=row["parent"],
+                    name=encoded.get("name", row["name"]),
+                    args=encoded.get("args"),
+                    client_id=encoded.get("clientId", row["client_id"]),
+                    session_id=encoded.get("sessionId", row["session_id"]),
+                    pending=bool(row["pending"]),
+                    created_at=row["created_at"],
+                )
             )
-            for row in self.conn.execute(query, (after,))
+        return events
+
+    def client_events(self) -> list[tuple[str, Any, str]]:
+        """The client-only events committed here, oldest first: (name, args, session id)."""
+        rows = self.conn.execute("SELECT name, args, session_id FROM __ss_client_events ORDER BY id")
+        return [
+            (row["name"], json.loads(row["args"]) if row["args"] is not None else None, row["session_id"])
+            for row in rows
         ]
 
     def reset_state(self) -> None:
-        """Drop every state table, the eventlog and the undo log (inside a transaction)."""
+        """Empty every state table, the eventlog and the undo log (inside a transaction).
+
+        The client-only events stay, for the caller to materialize again.
+        """
         for table in self.schema.tables:
             self.conn.execute(f"DELETE FROM {_quote(table.name)}")
             self.changed_tables.add(table.name)
-        for internal in ("__ss_eventlog", "__ss_undo", "__ss_client_events"):
+        for internal in ("__ss_eventlog", "__ss_undo"):
             self.conn.execute(f"DELETE FROM {internal}")
