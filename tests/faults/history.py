@@ -23,6 +23,7 @@ every answer the dev server gave, including answers the fault plan then lost or 
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import threading
@@ -155,8 +156,11 @@ class History:
             query = parse_qs(urlsplit(request.path).query)
             store = query.get("storeId", ["?"])[0]
         client = request.headers.get("x-fault-client", "?")
+        body = exchange.body
+        if any(name.lower() == "content-encoding" and "gzip" in value for name, value in exchange.headers):
+            body = gzip.decompress(body)
         try:
-            messages = json.loads(exchange.body)
+            messages = json.loads(body)
         except ValueError:
             messages = None
         if exchange.status != 200 or not isinstance(messages, list):

@@ -17,14 +17,16 @@ touches, the S3 method and key), so a policy can aim at one kind of write:
   queries in which a first push lands;
 * **a crash of the archiver at each step boundary** (:class:`ArchiverCrashes`). The archiver's
   writes are told apart from the sync handler's by what they write: S3 PutObject (step 1, write
-  the segment object), a PutItem of a segment index item ``a#`` (step 3, index), and the deletes of
-  its hot batches (BatchWriteItem, or a DeleteItem of a commit item ``b#``; step 4, drop). A crash
-  answers one of those with a non-retryable ``AccessDenied``, either without forwarding it
-  ("before") or after forwarding it ("after": the write took effect, the writer died), and then
-  refuses every archiver write for a while (the dead run sends nothing more). The boundaries:
-  before the object is written, after it is written (so before the read-back and verify), after
-  it is verified (before the index put), after it is indexed (before the drop), and midway
-  through the drop (after its first delete).
+  the segment object), a PutItem of a segment index item ``a#`` (step 3, index), and the
+  retirement of its hot batches (step 4: their parts are deleted, then a BatchWriteItem puts a
+  tombstone over each commit record ``b#``; a DeleteItem of a commit record under the layout
+  before tombstones). A crash answers one of those with a non-retryable ``AccessDenied``, either
+  without forwarding it ("before") or after forwarding it ("after": the write took effect, the
+  writer died), and then refuses every archiver write for a while (the dead run sends nothing
+  more). The boundaries: before the object is written; after it is written (so before the read-back
+  and verify); after it is verified (before the index put); after it is indexed (before anything
+  is retired); midway through the retirement (parts deleted, commit records not yet tombstones);
+  and after the retirement (before the run seals its next segment).
 """
 
 from __future__ import annotations
@@ -79,14 +81,15 @@ _S3_SLOW_DOWN = (
 )
 
 #: Where an archiver run can crash, in the order of its steps.
-BOUNDARIES = ("before_write", "after_write", "before_index", "after_index", "mid_drop")
+BOUNDARIES = ("before_write", "after_write", "before_index", "after_index", "mid_retire", "after_retire")
 #: The archiver write each boundary is found at, and whether that write takes effect first.
 _AT = {
     "before_write": ("write", False),
     "after_write": ("write", True),
     "before_index": ("index", False),
     "after_index": ("index", True),
-    "mid_drop": ("drop", True),
+    "mid_retire": ("retire", False),
+    "after_retire": ("retire", True),
 }
 
 
@@ -128,6 +131,8 @@ class DynamoDBRequest:
     conditional: bool
     has_parts: bool  # a PutItem of a commit item that names parts
     forward: bool | None  # a Query's ScanIndexForward
+    #: The sort keys a BatchWriteItem or TransactWriteItems puts (the rest it deletes).
+    put_keys: tuple[str, ...] = ()
 
     @property
     def write(self) -> bool:
@@ -143,7 +148,11 @@ class DynamoDBRequest:
             "BatchWriteItem": "batch_write",
             "TransactWriteItems": "transact_write",
         }.get(self.operation, self.operation.lower())
-        if self.operation in ("BatchWriteItem", "TransactWriteItems"):
+        if self.operation == "BatchWriteItem":
+            if any(key.startswith("b#") for key in self.put_keys):
+                return "batch_write_tombstones"
+            return "batch_write_part_deletes" if all(k.startswith("p#") for k in self.sort_keys) else verb
+        if self.operation == "TransactWriteItems":
             return verb
         noun = item_kind(self.sort_keys[0]) if self.sort_keys else "other"
         if noun == "commit" and self.has_parts:
@@ -155,10 +164,11 @@ class DynamoDBRequest:
         """The archiver's step this write belongs to (only the archiver writes these), if any."""
         if self.operation == "PutItem" and self.sort_keys and self.sort_keys[0].startswith("a#"):
             return "index"
-        if self.operation == "BatchWriteItem":
-            return "drop"
+        if self.operation == "BatchWriteItem" and any(key.startswith("b#") for key in self.put_keys):
+            return "retire"  # tombstones over archived commit records
         if self.operation == "DeleteItem" and self.sort_keys and self.sort_keys[0].startswith("b#"):
-            return "drop"
+            return "retire"  # the layout before tombstones deleted the commit records
+        # (Deletes of parts alone are not told apart: a push that lost its parent deletes its own.)
         return None
 
 
@@ -178,6 +188,7 @@ def classify_dynamodb(request: ProxiedRequest) -> DynamoDBRequest:
     if not isinstance(body, dict):
         body = {}
     keys: list[dict[str, Any]] = []
+    puts: list[dict[str, Any]] = []
     conditional = "ConditionExpression" in body
     has_parts = False
     if operation == "PutItem":
@@ -188,13 +199,17 @@ def classify_dynamodb(request: ProxiedRequest) -> DynamoDBRequest:
     elif operation == "BatchWriteItem":
         for requests in body.get("RequestItems", {}).values():
             for entry in requests:
-                for kind in ("DeleteRequest", "PutRequest"):
-                    if kind in entry:
-                        keys.append(entry[kind].get("Key") or entry[kind].get("Item") or {})
+                if "DeleteRequest" in entry:
+                    keys.append(entry["DeleteRequest"].get("Key") or {})
+                if "PutRequest" in entry:
+                    keys.append(entry["PutRequest"].get("Item") or {})
+                    puts.append(keys[-1])
     elif operation == "TransactWriteItems":
         for entry in body.get("TransactItems", []):
             for kind, action in entry.items():
                 keys.append(action.get("Key") or action.get("Item") or {})
+                if kind in ("Put", "Update"):
+                    puts.append(keys[-1])
                 conditional = conditional or kind == "ConditionCheck" or "ConditionExpression" in action
     elif operation == "Query":
         values = body.get("ExpressionAttributeValues", {})
@@ -202,7 +217,8 @@ def classify_dynamodb(request: ProxiedRequest) -> DynamoDBRequest:
     store = next((str(key["pk"]["S"]) for key in keys if "S" in key.get("pk", {})), None)
     sort_keys = tuple(str(key["sk"]["S"]) for key in keys if "S" in key.get("sk", {}))
     forward = bool(body.get("ScanIndexForward", True)) if operation == "Query" else None
-    return DynamoDBRequest(operation, store, sort_keys, conditional, has_parts, forward)
+    put_keys = tuple(str(key["sk"]["S"]) for key in puts if "S" in key.get("sk", {}))
+    return DynamoDBRequest(operation, store, sort_keys, conditional, has_parts, forward, put_keys)
 
 
 def s3_operation(request: ProxiedRequest) -> str:
@@ -259,7 +275,7 @@ class ArchiverCrashes:
         self.crashed: Counter[str] = Counter()
 
     def decide(self, step: str, store: str | None) -> tuple[str, bool] | None:
-        """For one archiver write of ``step`` (write, index, drop) for ``store``: ``(kind,
+        """For one archiver write of ``step`` (write, index, retire) for ``store``: ``(kind,
         forward_first)`` of the crash to inject, or None to let it through."""
         with self._lock:
             if not self.enabled or (self.store is not None and store != self.store):

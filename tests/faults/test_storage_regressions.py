@@ -32,7 +32,6 @@ from tests.faults.raw_client import (
     RawClient,
     RawRpcError,
     RawTransportError,
-    has_lone_surrogate,
 )
 from tests.faults.storage import (
     BOUNDARIES,
@@ -98,14 +97,15 @@ class Rig:
         return check_history(self.history, logs, unreadable)
 
     def hot_parents(self, store_id: str) -> list[int]:
-        """Parents of the store's commit items still in DynamoDB (read directly, not proxied)."""
+        """Parents of the store's live commit records (not yet retired: no tombstone ``seg``),
+        read from DynamoDB directly, not through the proxy."""
         response = make_client(self.dynamodb_endpoint).query(
             TableName=TABLE,
             KeyConditionExpression="pk = :pk AND begins_with(sk, :b)",
             ExpressionAttributeValues={":pk": {"S": store_id}, ":b": {"S": "b#"}},
             ConsistentRead=True,
         )
-        return [int(item["sk"]["S"][2:]) for item in response["Items"]]
+        return [int(item["sk"]["S"][2:]) for item in response["Items"] if "seg" not in item]
 
     def archived_through(self, store_id: str) -> int:
         url = self.server.url.rstrip("/") + "/archive"
@@ -113,7 +113,7 @@ class Rig:
         return pull_from
 
     def wait_archived(self, store_id: str, through: int, seconds: float = 30) -> None:
-        """Until a segment covers ``through`` and its hot batches are gone (the archiver is async)."""
+        """Until a segment covers ``through`` and its hot batches are retired (the archiver is async)."""
         deadline = time.monotonic() + seconds
         while (
             self.archived_through(store_id) < through or min(self.hot_parents(store_id), default=0) < through
@@ -171,12 +171,11 @@ def assert_clean(report: HistoryReport) -> None:
     assert report.acked_events > 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect 1 (push/archiver race): a commit put delayed past the archiving of its parent's "
-    "batch still lands on the deleted key, so an acknowledged batch forks the log and is then lost",
-)
 def test_a_delayed_commit_put_does_not_land_on_an_archived_parent(quiet_rig: Rig) -> None:
+    """Issue 9, defect 1 (push/archiver race): a writer read head 1 and its commit put is delayed;
+    meanwhile b commits on parent 1, c on top, and the archiver seals 1..2 and retires their
+    batches. The delayed put must not land (it did on the key the archiver had deleted: an
+    acknowledged batch forked the log, and the next archiver run deleted it)."""
     rig = quiet_rig
     store = fresh("race")
     gate, held = threading.Event(), threading.Event()
@@ -196,20 +195,17 @@ def test_a_delayed_commit_put_does_not_land_on_an_archived_parent(quiet_rig: Rig
     pusher.start()
     assert held.wait(15), "a's commit put never came"  # a read head 1 and its put is on its way
     b.push(batch("b", 1, 1))  # b commits on parent 1
-    c.push(batch("c", 2, 2))  # c commits on top; the archiver seals 1..2 and drops their batches
+    c.push(batch("c", 2, 2))  # c commits on top; the archiver seals 1..2 and retires their batches
     rig.wait_archived(store, 2)
     gate.set()  # a's delayed put arrives
     pusher.join(30)
     assert_clean(rig.check(store))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect 2: when the answer to a multi-part commit put is lost, the retry meets its own "
-    "commit item, deletes 'its unreachable parts' and answers already committed: the commit item "
-    "names parts that are gone and every later pull fails",
-)
 def test_a_lost_answer_to_a_multi_part_commit_put_keeps_the_batch_readable(quiet_rig: Rig) -> None:
+    """Issue 9, defect 2: the answer to an applied multi-part commit put is lost. The retry meets
+    its own commit record and must keep its parts (it deleted them as "unreachable" and answered
+    already committed: the record named parts that were gone, and every later pull failed)."""
     rig = quiet_rig
     store = fresh("parts")
     lost = threading.Event()
@@ -231,12 +227,9 @@ def test_a_lost_answer_to_a_multi_part_commit_put_keeps_the_batch_readable(quiet
     assert_clean(rig.check(store))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect 3: a retried push of an acknowledged batch that was archived meanwhile gets "
-    "ServerAheadError instead of Success",
-)
 def test_retrying_an_acknowledged_push_after_its_batch_was_archived_is_acknowledged(quiet_rig: Rig) -> None:
+    """Issue 9, defect 3: a push is acknowledged (the answer lost on the way), its batch archived,
+    and the same push sent again: it must be acknowledged again (it got ServerAheadError)."""
     rig = quiet_rig
     store = fresh("retry")
     first = threading.Event()
@@ -255,7 +248,7 @@ def test_retrying_an_acknowledged_push_after_its_batch_was_archived_is_acknowled
     retrier, other = rig.client(store, "r"), rig.client(store, "o")
     pushed = batch("r", 0, 2)
     assert outcome_of(lambda: retrier.push(pushed)) == "lost"  # committed; the answer was lost
-    other.push(batch("o", 2, 2))  # the archiver seals 1..2 and drops their batch
+    other.push(batch("o", 2, 2))  # the archiver seals 1..2 and retires their batch
     rig.wait_archived(store, 2)
     outcome = outcome_of(lambda: retrier.push(pushed))  # the retry, unchanged
     report = rig.check(store)
@@ -263,56 +256,39 @@ def test_retrying_an_acknowledged_push_after_its_batch_was_archived_is_acknowled
     assert_clean(report)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect 7: a first pull racing the store's first push answers UnknownError "
-    "('events after 0 up to 0 are neither hot nor archived')",
-)
 def test_a_first_pull_racing_the_first_push_is_answered(quiet_rig: Rig) -> None:
+    """Issue 9, defect 7: a store's first pull races its first push; with every query of the store
+    held 0.3 s, the push commits between the pull's reads. The pull must be answered (it got
+    UnknownError: "events after 0 up to 0 are neither hot nor archived")."""
     rig = quiet_rig
     store = fresh("first")
-    gate, held = threading.Event(), threading.Event()
+    held: list[str] = []
 
-    def hold_the_first_forward_query(request: ProxiedRequest) -> Decision:
-        # The pull's second query (the first batch from 0), after its first one found nothing.
+    def hold_every_query_of_the_store(request: ProxiedRequest) -> Decision:
         call = classify_dynamodb(request)
-        if call.store == store and call.operation == "Query" and call.forward and not held.is_set():
-            held.set()
-            return Fault(("held_first_pull_query",), until=gate)
+        if call.store == store and call.operation == "Query":
+            held.append(call.sort_keys[0] if call.sort_keys else "")
+            return Fault(("held_query",), delay=0.3)
         return Action.FORWARD
 
-    rig.dynamodb_policy = hold_the_first_forward_query
+    rig.dynamodb_policy = hold_every_query_of_the_store
     puller, pusher = rig.client(store, "p"), rig.client(store, "w")
     outcome: dict[str, str] = {}
     reader = threading.Thread(target=lambda: outcome.update(pull=outcome_of(lambda: puller.pull(0))))
     reader.start()
-    held.wait(10)  # (a pull that never asks that query has nothing to race)
+    time.sleep(0.15)  # the pull is at its first query; the push commits while its reads are held
     pusher.push(batch("w", 0, 1))
-    gate.set()
     reader.join(30)
+    assert held, "no query was held"
     assert outcome["pull"] == "Success"
     assert_clean(rig.check(store))
 
 
 @pytest.mark.parametrize(
-    "text",
-    [
-        pytest.param(
-            text,
-            marks=[
-                pytest.mark.xfail(
-                    strict=True,
-                    reason="a lone surrogate (a JSON \\ud83d escape) fails the push with UnknownError",
-                )
-            ]
-            if has_lone_surrogate(text)
-            else [],
-            id=text.encode("unicode_escape").decode()[:24],
-        )
-        for text in UNICODE_TEXTS
-    ],
+    "text", UNICODE_TEXTS, ids=[text.encode("unicode_escape").decode()[:24] for text in UNICODE_TEXTS]
 )
 def test_payloads_with_unicode_edge_cases_round_trip(quiet_rig: Rig, text: str) -> None:
+    """Lone surrogates (JSON escapes such as ``\\ud83d``) once failed pushes with UnknownError."""
     rig = quiet_rig
     store = fresh("unicode")
     client = rig.client(store, "u")
