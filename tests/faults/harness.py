@@ -546,6 +546,11 @@ def run_seed(
             store.start_sync()
 
         failures: list[BaseException] = []
+        finished: dict[str, float] = {}  # when the last thread of each kind was done
+
+        def done(kind: str) -> None:
+            finished[kind] = round(time.monotonic() - started, 1)
+
         running: list[subprocess.Popen[str]] = []
 
         def kill_running() -> None:
@@ -564,6 +569,7 @@ def run_seed(
                         client_faults.go_offline(name, pace.uniform(*plan.offline_seconds))
                     store.commit(*_commit_of(seed, name, number, storage))
                     time.sleep(pace.uniform(*plan.pace_seconds))
+                done("store_writers")
             except BaseException as error:
                 failures.append(error)
 
@@ -607,6 +613,7 @@ def run_seed(
                             process.wait()
                     life += 1
                     if process.returncode == 0 and output.rstrip().endswith("done"):
+                        done("client_process")
                         return
                     if process.returncode != -signal.SIGKILL:
                         raise RuntimeError(f"client process failed ({process.returncode}):\n{output}")
@@ -636,6 +643,7 @@ def run_seed(
                     time_left=lambda: deadline.left(f"raw client {name}"),
                 )
                 report.raw_clients[name] = asdict(stats)
+                done("raw_writers")
             except BaseException as error:
                 failures.append(error)
             finally:
@@ -647,6 +655,7 @@ def run_seed(
                 for probe_id in probe_ids:
                     time.sleep(probe_rng.uniform(0.1, 0.8))
                     race_first_pull_and_push(client_proxy.url, probe_id, probe_rng, probe_rng.randint(1, 3))
+                done("probes")
             except BaseException as error:
                 failures.append(error)
 
@@ -667,9 +676,11 @@ def run_seed(
             time.sleep(rng.uniform(*plan.restart_pause))
             server.start()
             report.dev_server_restarts += 1
+            done("restarted")
 
             _join(threads, deadline, "writers")
             report.phases["writers"] = round(time.monotonic() - started, 1)
+            report.phases.update(finished)
             if failures:
                 raise ConvergenceError(f"seed {seed}: a client failed: {failures[0]!r}") from failures[0]
 
@@ -700,10 +711,8 @@ def run_seed(
                 policy.enabled = False
         if crashes is not None:
             crashes.enabled = False
-        logs, unreadable = read_final_logs(server.url, [store_id, raw_store_id, *probe_ids], history)
-        if storage is None:
-            logs.pop(raw_store_id, None)
-            unreadable.pop(raw_store_id, None)
+        checked_stores = [store_id, raw_store_id, *probe_ids] if storage is not None else [store_id]
+        logs, unreadable = read_final_logs(server.url, checked_stores, history)
         checked = check_history(history, logs, unreadable)
         report.phases["final_reads"] = round(time.monotonic() - started, 1)
         report.history = {key: value for key, value in asdict(checked).items() if key != "examples"}

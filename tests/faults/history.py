@@ -16,7 +16,7 @@ every answer the dev server gave, including answers the fault plan then lost or 
 * no two observations of one seqNum ever disagree (else a *fork*, even a transient one);
 * the final log is seqNums 1..N with each event's parent the one before (else a *gap*);
 * a push of a batch that was acknowledged before it started is acknowledged again, never
-  refused with ``ServerAheadError`` (a *refused retry*);
+  refused with ``ServerAheadError`` (a *refused retry*, counted once per batch);
 * no request is answered with an ``UnknownError`` other than ``StorageUnavailableError`` (a
   *server error*: the backend failed where it should have answered).
 """
@@ -26,6 +26,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -88,6 +89,8 @@ class HistoryReport:
     #: Stores whose final log could not be read at all.
     unreadable: int = 0
     errors_by_kind: dict[str, int] = field(default_factory=dict)
+    #: Error answers by RPC, kind and message (see :attr:`History.causes`).
+    error_causes: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list[str]] = field(default_factory=dict)
 
     @property
@@ -136,6 +139,8 @@ class History:
         self.errors: Counter[str] = Counter()
         self._errors_by_rpc: Counter[tuple[str, str]] = Counter()
         self.error_examples: list[str] = []
+        #: Error answers by RPC, kind and message (store ids and numbers blanked out).
+        self.causes: Counter[str] = Counter()
         self.stores: set[str] = set()
 
     # -- recording -------------------------------------------------------------------------------
@@ -170,7 +175,9 @@ class History:
         outcome = _outcome(messages)
         if tag == "SyncHttpRpc.Push":
             batch = payload.get("batch") or []
-            self.record_push(store, client, batch, outcome, exchange.started, exchange.finished)
+            self.record_push(
+                store, client, batch, outcome, exchange.started, exchange.finished, _cause_of(messages)
+            )
         elif tag == "SyncHttpRpc.Pull":
             cursor = _cursor_of(payload)
             if outcome == "Success":
@@ -183,7 +190,11 @@ class History:
                 ]
                 self.record_pull(store, client, cursor, events, exchange.finished)
             else:
-                self._error(outcome, f"pull of {client} on {store} after {cursor}: {_failure_text(messages)}")
+                self._error(
+                    outcome,
+                    f"pull of {client} on {store} after {cursor}: {_failure_text(messages)}",
+                    _cause_of(messages),
+                )
 
     def record_push(
         self,
@@ -193,6 +204,7 @@ class History:
         outcome: str,
         started: float,
         finished: float,
+        cause: str = "",
     ) -> None:
         if not batch:
             return
@@ -207,7 +219,7 @@ class History:
                 for event, digest in zip(batch, digests, strict=True):
                     self.acks[(store, int(event["seqNum"]))][digest] = event_identity(event)
         if outcome not in ("Success", "ServerAheadError"):
-            self._error(outcome, f"push of {client} on {store} at parent {attempt.parent}")
+            self._error(outcome, f"push of {client} on {store} at parent {attempt.parent}: {cause}", cause)
 
     def record_pull(
         self, store: str, client: str, cursor: int, events: Iterable[Mapping[str, Any]], at: float
@@ -232,10 +244,12 @@ class History:
                 if is_server_error(kind) and of.startswith(rpc)
             )
 
-    def _error(self, kind: str, text: str) -> None:
+    def _error(self, kind: str, text: str, cause: str = "") -> None:
+        rpc = text.partition(" ")[0]
         with self._lock:
             self.errors[kind] += 1
-            self._errors_by_rpc[(kind, text.partition(" ")[0])] += 1
+            self._errors_by_rpc[(kind, rpc)] += 1
+            self.causes[f"{rpc} {kind}: {cause}" if cause else f"{rpc} {kind}"] += 1
             if len(self.error_examples) < 20:
                 self.error_examples.append(f"{kind}: {text}")
 
@@ -256,6 +270,21 @@ def _outcome(messages: Sequence[Any]) -> str:
                 return f"UnknownError:{error.get('cause', {}).get('name', '?')}"
             return tag
     return "NoExit"
+
+
+def _cause_of(messages: Sequence[Any]) -> str:
+    """The failure's message with store ids, numbers and positions blanked out (for counting)."""
+    for message in messages:
+        if isinstance(message, dict) and message.get("_tag") == "Exit":
+            error = message.get("exit", {}).get("cause", {}).get("error", {})
+            text = str(error.get("cause", {}).get("message", "")) if isinstance(error, dict) else ""
+            return blank_out(text)
+    return ""
+
+
+def blank_out(text: str) -> str:
+    """``text`` with quoted names and numbers blanked out, shortened (to count alike messages)."""
+    return re.sub(r"\d+", "N", re.sub(r"'[^']*'", "'…'", text))[:120]
 
 
 def _failure_text(messages: Sequence[Any]) -> str:
@@ -337,19 +366,26 @@ def check_history(
         if attempt.outcome == "Success":
             key = (attempt.store, attempt.parent, attempt.digests)
             acked_batches[key] = min(acked_batches.get(key, attempt.finished), attempt.finished)
+    refused: set[tuple[str, int, tuple[str, ...]]] = set()
     for attempt in history.attempts:
         if attempt.outcome != "ServerAheadError":
             continue
-        acked_at = acked_batches.get((attempt.store, attempt.parent, attempt.digests))
-        if acked_at is not None and acked_at < attempt.started:
-            report.refused_retries += 1
+        key = (attempt.store, attempt.parent, attempt.digests)
+        acked_at = acked_batches.get(key)
+        if acked_at is not None and acked_at < attempt.started and key not in refused:
+            refused.add(key)
             report.example(
                 "refused retry",
                 f"{attempt.store}: {attempt.client}'s batch at parent {attempt.parent} was acked, "
                 f"and its retry {attempt.started - acked_at:.1f} s later got ServerAheadError",
             )
+    report.refused_retries = len(refused)
 
     report.errors_by_kind = dict(history.errors)
+    report.error_causes = dict(history.causes)
+    for reason in (unreadable or {}).values():
+        cause = f"final read: {blank_out(reason.partition('message')[2] or reason)}"
+        report.error_causes[cause] = report.error_causes.get(cause, 0) + 1
     report.server_errors = sum(count for kind, count in history.errors.items() if is_server_error(kind))
     for text in history.error_examples:
         if is_server_error(text.partition(": ")[0]):
