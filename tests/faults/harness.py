@@ -27,18 +27,18 @@ Set-up of one run (one seed)::
 **The storage tier** (:class:`StorageOptions`, ``--storage-faults``) adds the storage leg's
 faults (:mod:`tests.faults.storage`), the archive (an S3 proxy in front of SeaweedFS or moto;
 ``--segment-events`` 1..5, so the archiver runs after almost every push), large events (a
-batch compresses to more than 3.5 KB: the parts path), payloads with unicode edge cases, two
-raw-HTTP clients in a second store (lone surrogates; they re-send a push whose answer was lost
-as it is, after a pause in which it may be archived; :mod:`tests.faults.raw_client`), and fresh
-probe stores on which a first pull races the first push.
+batch compresses to more than 3.5 KB: the parts path), payloads with unicode edge cases,
+raw-HTTP clients in a second store (lone surrogates; small batches at a quick pace; they re-send a
+push whose answer was lost as it is, after a pause in which it may be archived;
+:mod:`tests.faults.raw_client`), and fresh probe stores on which a first pull races the first push.
 
 At the end every client must hold the identical eventlog (order, seqNums, clients, args) and
 identical tables, with nothing pending, and the backend's log must hold every client event
 exactly once, seqNums 1..N without gaps. Before that, the **history checker**
 (:mod:`tests.faults.history`) checks every acknowledgement and every pull observation of the run
-(recorded by the client proxy) against the final logs, read from every cursor: acked events
-lost or doubled, forks (one seqNum seen as two events), gaps, acknowledged pushes refused on a
-retry, and ``UnknownError`` answers.
+(recorded by the client proxy) against the final logs, read from 0 and then from every batch
+start and every 5th seqNum: acked events lost or doubled, forks (one seqNum seen as two events),
+gaps, acknowledged pushes refused on a retry, and ``UnknownError`` answers.
 
 Many seeds::
 
@@ -93,7 +93,6 @@ from tests.faults.raw_client import (
 )
 from tests.faults.storage import (
     DATA_PLANE,
-    THROTTLING_BODY,
     ArchiverCrashes,
     ArchiverLag,
     DynamoDBStorageFaults,
@@ -106,7 +105,6 @@ _T = TypeVar("_T")
 ROOT = Path(__file__).parents[2]
 TABLE = "stratasync-faults"
 BUCKET = "stratasync-faults"
-__all__ = ["DATA_PLANE", "THROTTLING_BODY", "ConvergenceError", "FaultPlan", "StorageOptions", "run_seed"]
 
 #: A run stops early once the backend failed this many pulls with ``UnknownError`` (a healthy
 #: one: none; a store it cannot read makes every client retry for ever).

@@ -88,6 +88,8 @@ class HistoryReport:
     server_errors: int = 0
     #: Stores whose final log could not be read at all.
     unreadable: int = 0
+    #: Exchanges the recorder could not make sense of (the history is incomplete).
+    unrecorded: int = 0
     errors_by_kind: dict[str, int] = field(default_factory=dict)
     #: Error answers by RPC, kind and message (see :attr:`History.causes`).
     error_causes: dict[str, int] = field(default_factory=dict)
@@ -103,6 +105,7 @@ class HistoryReport:
             + self.refused_retries
             + self.server_errors
             + self.unreadable
+            + self.unrecorded
         )
 
     def example(self, kind: str, text: str) -> None:
@@ -117,6 +120,7 @@ class HistoryReport:
             f"lost {self.lost}, duplicated {self.duplicated}, forks {self.forks}, gaps {self.gaps}, "
             f"refused retries {self.refused_retries}, server errors {self.server_errors}, "
             f"unreadable logs {self.unreadable}"
+            + (f", unrecorded {self.unrecorded}" if self.unrecorded else "")
         )
 
     def details(self) -> str:
@@ -142,11 +146,23 @@ class History:
         #: Error answers by RPC, kind and message (store ids and numbers blanked out).
         self.causes: Counter[str] = Counter()
         self.stores: set[str] = set()
+        #: Exchanges the observer failed on (a harness bug: the history is incomplete).
+        self.unrecorded = 0
 
     # -- recording -------------------------------------------------------------------------------
 
     def observe(self, exchange: Exchange) -> None:
-        """The client proxy's observer: one sync-cf request and the dev server's answer."""
+        """The client proxy's observer: one sync-cf request and the dev server's answer (an
+        exchange this cannot make sense of is counted, and fails the check)."""
+        try:
+            self._observe(exchange)
+        except Exception as error:
+            with self._lock:
+                self.unrecorded += 1
+                if len(self.error_examples) < 20:
+                    self.error_examples.append(f"unrecorded: {type(error).__name__}: {error}")
+
+    def _observe(self, exchange: Exchange) -> None:
         request = exchange.request
         if request.method != "POST" or urlsplit(request.path).path not in ("", "/"):
             return
@@ -317,6 +333,7 @@ def check_history(
         pushes=len(history.attempts),
         pulls=history.pulls,
         observations=history.observations,
+        unrecorded=history.unrecorded,
     )
     for store, reason in (unreadable or {}).items():
         report.unreadable += 1
@@ -388,8 +405,9 @@ def check_history(
         report.error_causes[cause] = report.error_causes.get(cause, 0) + 1
     report.server_errors = sum(count for kind, count in history.errors.items() if is_server_error(kind))
     for text in history.error_examples:
-        if is_server_error(text.partition(": ")[0]):
-            report.example("server error", text)
+        kind = text.partition(": ")[0]
+        if kind == "unrecorded" or is_server_error(kind):
+            report.example("unrecorded" if kind == "unrecorded" else "server error", text)
     return report
 
 

@@ -6,12 +6,14 @@ Each request is classified from its wire form (the DynamoDB JSON operation and t
 touches, the S3 method and key), so a policy can aim at one kind of write:
 
 * **lost responses after the write was applied**: the request is forwarded and the connection
-  then closed without an answer, for DynamoDB PutItem (commit items, with and without parts,
-  parts, segment index items, the store's meta item), DeleteItem, BatchWriteItem, UpdateItem,
-  TransactWriteItems, and S3 PutObject. The adapters retry, and the retry meets its own write;
-* **delays of conditional writes** (those with a ``ConditionExpression``) on their way to
-  DynamoDB: the gap between a writer's head read and its conditional put, where others commit
-  and the archiver seals and deletes;
+  then closed without an answer, for DynamoDB PutItem (commit records, with and without parts,
+  parts, segment index items, the store's meta item), DeleteItem, BatchWriteItem (part deletes,
+  tombstones), UpdateItem, TransactWriteItems, and S3 PutObject. The adapters retry, and the
+  retry meets its own write;
+* **delays of 0.2-2 s of conditional writes** (those with a ``ConditionExpression``) on their way
+  to DynamoDB: the gap between a writer's head read and its conditional put, where others commit
+  and the archiver seals and retires (fewer of the archiver's own: a slow archiver rarely catches
+  up with a delayed push);
 * **throttling** (``ProvisionedThroughputExceededException``, S3 ``SlowDown``);
 * **delayed reads of the fresh probe stores**, widening the window between a first pull's
   queries in which a first push lands;
@@ -27,6 +29,9 @@ touches, the S3 method and key), so a policy can aim at one kind of write:
   and verify); after it is verified (before the index put); after it is indexed (before anything
   is retired); midway through the retirement (parts deleted, commit records not yet tombstones);
   and after the retirement (before the run seals its next segment).
+
+:class:`ArchiverLag` observes how soon after its commit each batch was retired: the races above
+need an archiver that keeps up, and a run's report says whether it had one.
 """
 
 from __future__ import annotations
@@ -376,7 +381,7 @@ class S3StorageFaults:
         with self._lock:
             slow, lose = self._rng.random(), self._rng.random()
         if slow < self.plan.s3_slow_down:
-            return Reply(503, dict(_S3_HEADERS), _S3_SLOW_DOWN, kind=f"s3_slow_down_{operation}")
+            return Reply(503, dict(_S3_HEADERS), _S3_SLOW_DOWN, kind=f"slow_down_{operation}")
         if operation == "PutObject" and lose < self.plan.lose_put_object_response:
             return Fault(("lost_response_put_object",), then=Action.DROP_RESPONSE)
         return Action.FORWARD
