@@ -21,12 +21,12 @@ from typing import Any
 
 import boto3
 
-from stratasync.core.archive import ArchivePolicy, Archiver
+from stratasync.core.sealing import ArchivePolicy, Archiver
 from stratasync.devserver.embedded_moto import EmbeddedMoto
-from stratasync.devserver.server import _FakeLambdaContext, to_gateway_event
+from stratasync.devserver.gateway import FakeLambdaContext, to_gateway_event
 from stratasync.storage.base import EventBatch
-from stratasync.storage.dynamodb import DynamoDBEventStore, create_table, make_client
-from stratasync.storage.s3 import S3SegmentStore, ensure_bucket, make_s3_client
+from stratasync.storage.dynamodb import DynamoDBStorage, create_table, make_client
+from stratasync.storage.s3 import S3SegmentStorage, ensure_bucket, make_s3_client
 
 TABLE, BUCKET, STORE = "bench-bootstrap", "bench-archive", "bootstrap-1m"
 CREATED_AT = "2026-11-23T00:00:00.000Z"
@@ -49,8 +49,8 @@ def populate(endpoint: str, events: int, segment_events: int) -> dict[str, Any]:
     """An archived store, made the production way: ``events`` events appended in batches of
     ``segment_events`` plus one small newest batch, then sealed by the real Archiver (which
     leaves only the newest batch hot)."""
-    store = DynamoDBEventStore(TABLE, make_client(endpoint))
-    segments = S3SegmentStore(BUCKET, make_s3_client(endpoint))
+    store = DynamoDBStorage(TABLE, make_client(endpoint))
+    segments = S3SegmentStorage(BUCKET, make_s3_client(endpoint))
     raw_bytes = 0
     for start in range(1, events + 1, segment_events):
         stop = min(start + segment_events, events + 1)
@@ -96,7 +96,7 @@ class _Backend:
                 event = to_gateway_event(
                     self.command, self.path, list(self.headers.items()), body, "127.0.0.1"
                 )
-                result = backend.handler.lambda_handler(event, _FakeLambdaContext())
+                result = backend.handler.lambda_handler(event, FakeLambdaContext())
                 payload = (result.get("body") or "").encode()
                 self.send_response(int(result["statusCode"]))
                 for name, value in (result.get("headers") or {}).items():

@@ -16,7 +16,7 @@ from typing import Any
 from stratasync.core import SyncService
 from stratasync.protocol import ServerAheadError
 from stratasync.protocol.messages import Cursor, PushPayload
-from stratasync.storage.dynamodb import DynamoDBEventStore, create_table, make_client
+from stratasync.storage.dynamodb import DynamoDBStorage, create_table, make_client
 
 WRITE_PRICE_PER_MILLION = 0.625  # on-demand, us-east-1
 READ_PRICE_PER_MILLION = 0.125
@@ -79,7 +79,7 @@ def measure(endpoint: str) -> dict[str, Any]:
     """Units per event for several push shapes, for pulls, and for an idle poll."""
     meter = CapacityMeter(make_client(endpoint))
     create_table(make_client(endpoint), "bench-capacity")
-    service = SyncService(DynamoDBEventStore("bench-capacity", meter))  # type: ignore[arg-type]
+    service = SyncService(DynamoDBStorage("bench-capacity", meter))  # type: ignore[arg-type]
     rows = []
     for batch_size, arg_bytes, pushes in [
         (1, 200, 50),

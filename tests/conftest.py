@@ -48,3 +48,20 @@ def dev_server() -> Iterator[DevServer]:
     """``stratasync dev`` (embedded moto, 2 worker processes) on a free port."""
     with DevServer(DevServerConfig(port=0, workers=2), out=open(os.devnull, "w")) as server:
         yield server
+
+
+#: Markers whose tests start an emulator, a node process or long runs: never in the fast lane.
+_SLOW_MARKERS = {"interop", "dynamodb_local", "seaweedfs", "faults", "fuzz", "slow"}
+#: Fixtures that start a dev server (worker processes) for the test.
+_SLOW_FIXTURES = {"dev_server"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark as ``slow`` what the fast lane (``scripts/test.sh --fast``) leaves out: emulator,
+    interop, fault, fuzz and infrastructure tiers, and tests that need a running dev server."""
+    slow = pytest.mark.slow
+    for item in items:
+        marked = {mark.name for mark in item.iter_markers()}
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if marked & _SLOW_MARKERS or fixtures & _SLOW_FIXTURES or "tests/infra/" in item.nodeid:
+            item.add_marker(slow)

@@ -17,10 +17,11 @@ import pytest
 
 from stratasync.auth import AccessControl, TokenVerifier
 from stratasync.cli import main
-from stratasync.core.archive import handle_manifest
+from stratasync.core.manifest import handle_manifest
 from stratasync.core.service import SyncService
 from stratasync.devserver import DevServer
-from stratasync.storage.memory import InMemoryEventStore, InMemorySegmentStore
+from stratasync.storage.memory import InMemorySegmentStorage, InMemoryStorage
+from stratasync.storage.tiered import TieredEventLog
 from tests.devserver_process import running_dev_server
 
 
@@ -142,9 +143,9 @@ def test_archive_command_seals_on_demand(dev_server: DevServer, capsys: pytest.C
 
 
 def test_manifest_refusals() -> None:
-    store = InMemoryEventStore()
+    store = InMemoryStorage()
     service = SyncService(store)
-    segments = InMemorySegmentStore()
+    segments = TieredEventLog(store, InMemorySegmentStorage())
     assert handle_manifest(service, None, {"storeId": "s"}, {}, expires_in=60)[0] == 404
     assert handle_manifest(service, segments, {}, {}, expires_in=60)[0] == 400
     assert handle_manifest(service, segments, {"storeId": "s\x01"}, {}, expires_in=60)[0] == 400

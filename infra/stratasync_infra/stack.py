@@ -357,7 +357,7 @@ class StratasyncStack(cdk.Stack):
         _logical_id(_child(self.dead_letters, "Policy"), "ArchiveDeadLetterQueuePolicy")
         self.archiver = self._function(
             "ArchiveFunction",
-            "stratasync.handlers.archive.lambda_handler",
+            "stratasync.handlers.archiver.lambda_handler",
             "stratasync archiver (seals old hot batches into S3 segments); invoked asynchronously by"
             " the sync function",
             300,

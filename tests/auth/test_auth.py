@@ -21,7 +21,7 @@ from stratasync.auth.access import Action, Claims, default_authorize
 from stratasync.core import SyncService, handle_rpc
 from stratasync.protocol.errors import ForbiddenError
 from stratasync.protocol.messages import WireEvent
-from stratasync.storage.memory import InMemoryEventStore
+from stratasync.storage.memory import InMemoryStorage
 from tests.protocol.test_envelopes import event, pull_body, push_body
 
 SECRET = "test-shared-secret-of-a-decent-length"
@@ -65,7 +65,7 @@ def jwks() -> Iterator[JwksServer]:
     server.http.shutdown()
 
 
-class CountingStore(InMemoryEventStore):
+class CountingStore(InMemoryStorage):
     """Counts every storage call, to show refusals happen before storage is touched."""
 
     def __init__(self) -> None:

@@ -15,24 +15,25 @@ import time
 from typing import Any
 
 from stratasync.client import RetryPolicy, Store, TransportError
-from stratasync.client.schema import Schema, Write
+from stratasync.client.rebase import MergeOutcome
+from stratasync.client.schema import Schema
 from stratasync.client.todos import schema as todo_schema
-from stratasync.client.todos import todo_created
+from stratasync.client.todos import todo_created, todos
 
 SLOW_SECONDS = 0.004
 
 
 def slow_schema() -> Schema:
     """The todo schema with the same tables and events, and materializers that take their time."""
-    slow = Schema(events=todo_schema.events, tables=todo_schema.tables)
+    slow: dict[str, Any] = {}
     for name, materializer in todo_schema.materializers.items():
 
-        def sleepy(args: Any, materializer: Any = materializer) -> list[Write]:
+        def sleepy(args: Any, materializer: Any = materializer) -> Any:
             time.sleep(SLOW_SECONDS)
-            return list(materializer(args))
+            return materializer(args)
 
-        slow.materializers[name] = sleepy
-    return slow
+        slow[name] = sleepy
+    return todo_schema.extend(materializers=slow)
 
 
 class NarratedStore(Store):
@@ -41,10 +42,17 @@ class NarratedStore(Store):
         super().commit(*events)
         print("end commit", flush=True)
 
-    def _apply_upstream(self, incoming: Any, created_at: Any, encoded: Any = None) -> None:
-        print(f"begin merge {len(incoming)}", flush=True)
-        super()._apply_upstream(incoming, created_at, encoded)
-        print("end merge", flush=True)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        apply_pulled = self._rebaser.apply_pulled
+
+        def narrated(incoming: Any, created_at: Any, encoded: Any = None) -> MergeOutcome:
+            print(f"begin merge {len(incoming)}", flush=True)
+            outcome = apply_pulled(incoming, created_at, encoded)
+            print("end merge", flush=True)
+            return outcome
+
+        self._rebaser.apply_pulled = narrated  # type: ignore[method-assign]
 
 
 def main() -> None:
@@ -56,7 +64,7 @@ def main() -> None:
         backend_url=url,
         retry=RetryPolicy(initial_seconds=0.01, max_seconds=0.1),
     )
-    start = len(store.query("SELECT id FROM todos WHERE id LIKE ?", (f"{name}-%",)))
+    start = len(store.query(todos.where("id", "LIKE", f"{name}-%")))
     number = start + len(store.pending_events())
     print(f"opened with {len(store.pending_events())} pending", flush=True)
     while True:
@@ -68,7 +76,8 @@ def main() -> None:
         )
         number += 5
         with contextlib.suppress(TransportError):
-            store._sync_round()
+            assert store._sync is not None
+            store._sync.round()
 
 
 if __name__ == "__main__":

@@ -9,10 +9,18 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from stratasync.client import Store
+from stratasync.client.sync import SyncEngine
 from stratasync.client.transport import Cursor, PullPage, RpcTransport, TransportError
 from stratasync.core import SyncService, handle_rpc
 from stratasync.protocol.errors import BackendIdMismatchError, ServerAheadError
 from stratasync.protocol.rpc import RpcTag
+
+
+def engine(store: Store) -> SyncEngine:
+    """The sync engine of a store with a backend (to drive its phases one by one)."""
+    assert store._sync is not None
+    return store._sync
 
 
 class InProcessTransport(RpcTransport):

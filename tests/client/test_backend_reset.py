@@ -15,7 +15,7 @@ import pytest
 from stratasync.client import BackendReset, BackendResetError, RetryPolicy, Store
 from stratasync.client.todos import schema, todo_completed, todo_created, ui_state_set
 from stratasync.core import SyncService
-from stratasync.storage.memory import InMemoryEventStore
+from stratasync.storage.memory import InMemoryStorage
 from tests.client.fakes import InProcessTransport
 
 FAST = RetryPolicy(initial_seconds=0.001, max_seconds=0.01)
@@ -33,7 +33,7 @@ def texts(store: Store) -> list[str]:
 def offline_commits_then_reset(tmp_path: Path) -> tuple[str, SyncService, SyncService]:
     """A store file with one confirmed event on the first backend and two pending ones, and a
     second backend (another backend id) that already holds another client's event."""
-    first = SyncService(InMemoryEventStore())
+    first = SyncService(InMemoryStorage())
     path = str(tmp_path / "s.db")
     with make_store(first, path) as store:
         store.commit(todo_created(id="a", text="old world"))
@@ -42,7 +42,7 @@ def offline_commits_then_reset(tmp_path: Path) -> tuple[str, SyncService, SyncSe
         store.commit(todo_created(id="b", text="offline 1"), todo_completed(id="b"))
         store.commit(todo_created(id="c", text="offline 2"))
         assert [event.seq_num for event in store.pending_events()] == [2, 3, 4]
-    second = SyncService(InMemoryEventStore())
+    second = SyncService(InMemoryStorage())
     with make_store(second, ":memory:") as writer:
         writer.commit(todo_created(id="z", text="new world"))
         writer.sync()
@@ -111,12 +111,9 @@ CRASHING_CHILD = textwrap.dedent(
     """
     import os, sys
     from stratasync.client import Store
-    from stratasync.client.schema import Schema
     from stratasync.client.todos import schema as todos
     from tests.client.fakes import ScriptedTransport
 
-    crashing = Schema(events=todos.events, tables=todos.tables)
-    crashing.materializers.update(todos.materializers)
     created = todos.materializers["v1.TodoCreated"]
 
     def crash_on_c(args):
@@ -125,7 +122,7 @@ CRASHING_CHILD = textwrap.dedent(
             os._exit(3)
         return created(args)
 
-    crashing.materializers["v1.TodoCreated"] = crash_on_c
+    crashing = todos.extend(materializers={"v1.TodoCreated": crash_on_c})
     store = Store(crashing, "todos", sys.argv[1], transport=ScriptedTransport(backend_id="another"))
     store.sync(timeout=10)
     """

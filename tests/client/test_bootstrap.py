@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from stratasync.cli import main
-from stratasync.client import Store
-from stratasync.client.bootstrap import BootstrapProgress, SegmentChecksumError
+from stratasync.client import SegmentChecksumError, Store
+from stratasync.client.bootstrap import BootstrapProgress
 from stratasync.client.todos import schema, todo_completed, todo_created
 from stratasync.client.transport import SyncHttpTransport
 from stratasync.devserver import DevServer

@@ -9,7 +9,7 @@ from pathlib import Path
 from stratasync.client import Store
 from stratasync.client.todos import schema, todo_created
 from stratasync.core import SyncService
-from stratasync.storage.memory import InMemoryEventStore
+from stratasync.storage.memory import InMemoryStorage
 from tests.client.fakes import InProcessTransport
 from tests.devserver_process import STRATASYNC
 
@@ -20,7 +20,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_store_info_and_events(tmp_path: Path) -> None:
     path = str(tmp_path / "s.db")
-    service = SyncService(InMemoryEventStore())
+    service = SyncService(InMemoryStorage())
     with Store(schema, "cli-store", path, transport=InProcessTransport(service, "cli-store")) as store:
         store.commit(todo_created(id="a", text="milk"))
         store.sync()

@@ -16,8 +16,8 @@ from stratasync.client import RetryPolicy, Store, TransportError
 from stratasync.client.todos import schema, todo_completed, todo_created
 from stratasync.core import SyncService
 from stratasync.protocol import ServerAheadError
-from stratasync.storage.memory import InMemoryEventStore
-from tests.client.fakes import InProcessTransport
+from stratasync.storage.memory import InMemoryStorage
+from tests.client.fakes import InProcessTransport, engine
 
 FAST = RetryPolicy(initial_seconds=0.0, max_seconds=0.0)
 
@@ -44,7 +44,7 @@ def reference_tables(log: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(clients=st.integers(3, 4), actions=st.lists(action, max_size=40))
 def test_any_interleaving_converges(clients: int, actions: list[tuple[str, int, int]]) -> None:
-    service = SyncService(InMemoryEventStore())
+    service = SyncService(InMemoryStorage())
     transports = [InProcessTransport(service, "prop") for _ in range(clients)]
     stores = [Store(schema, "prop", transport=transport, retry=FAST) for transport in transports]
     counter = itertools.count()
@@ -67,10 +67,12 @@ def test_any_interleaving_converges(clients: int, actions: list[tuple[str, int, 
                 elif kind == "fail":
                     transport.fail_next = True
                 step = {
-                    "pull": store._pull_until_current,
-                    "push": store._push_pending,
-                    "round": store._sync_round,
-                }.get(kind) or (store._pull_until_current if value == 0 else store._push_pending)
+                    "pull": engine(store).pull_until_current,
+                    "push": engine(store).push_pending,
+                    "round": engine(store).round,
+                }.get(kind) or (
+                    engine(store).pull_until_current if value == 0 else engine(store).push_pending
+                )
                 with contextlib.suppress(TransportError, ServerAheadError):
                     step()
                 transport.lose_next_response = transport.fail_next = False

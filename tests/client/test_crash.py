@@ -23,7 +23,7 @@ def replayed_tables(store: Store) -> list[tuple[object, ...]]:
     fresh = Store(schema, store.store_id)
     with fresh._db.transaction():
         for event in store.events():
-            fresh._materialize(event.encoded(), None)
+            fresh._rebaser.materialize(event.encoded(), None)
     rows = [tuple(row) for row in fresh.query("SELECT * FROM todos ORDER BY id")]
     fresh.close()
     return rows

@@ -28,12 +28,13 @@ class Reading(BaseModel):
 
 reading_taken = synced_event("v1.ReadingTaken", Reading)
 readings = Table("readings", "CREATE TABLE readings (id TEXT PRIMARY KEY, value REAL, count INTEGER)")
-numbers = Schema(events=[reading_taken], tables=[readings])
 
 
-@numbers.materializer(reading_taken)
-def _reading(args: Reading) -> list[Write]:
+def _reading(args: Reading) -> list[Write]:  # the raw-SQL form of a materializer
     return [sql("INSERT INTO readings (id, value, count) VALUES (?, ?, ?)", args.id, args.value, args.count)]
+
+
+numbers = Schema(events=[reading_taken], tables=[readings], materializers={reading_taken: _reading})
 
 
 @pytest.mark.parametrize(
@@ -92,7 +93,7 @@ def test_a_lone_surrogate_pulled_from_upstream_is_materialized_and_kept_exactly(
         assert event.client_id == "js" + HALF_EMOJI
         assert event.encoded() == json.loads(json.dumps(upstream[0]))
         # A lookup with the same string finds the row it materialized.
-        found = store.query("SELECT id FROM todos WHERE text = ?", (event.args["text"],))
+        found = store.query("SELECT id FROM todos WHERE text = ?", params=(event.args["text"],))
         assert [row[0] for row in found] == ["s"]
     assert transport.pushes[-1][0]["parentSeqNum"] == 2
 
@@ -118,10 +119,10 @@ def test_a_lone_surrogate_committed_locally_is_pushed_as_the_same_escape() -> No
 def test_half_an_emoji_syncs_between_two_python_clients_through_the_real_backend_core() -> None:
     """End to end through SyncService: the backend accepts the escape and serves it back as is."""
     from stratasync.core import SyncService
-    from stratasync.storage.memory import InMemoryEventStore
+    from stratasync.storage.memory import InMemoryStorage
     from tests.client.fakes import InProcessTransport
 
-    service = SyncService(InMemoryEventStore())
+    service = SyncService(InMemoryStorage())
     writer = Store(schema, "emoji", transport=InProcessTransport(service, "emoji"), retry=FAST)
     reader = Store(schema, "emoji", transport=InProcessTransport(service, "emoji"), retry=FAST)
     writer.commit(todo_created(id="half", text=f"smile {HALF_EMOJI}!"))

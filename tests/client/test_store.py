@@ -21,15 +21,15 @@ from stratasync.client.todos import (
 )
 from stratasync.core import SyncService
 from stratasync.storage import EventBatch
-from stratasync.storage.memory import InMemoryEventStore
-from tests.client.fakes import InProcessTransport
+from stratasync.storage.memory import InMemoryStorage
+from tests.client.fakes import InProcessTransport, engine
 
 FAST = RetryPolicy(initial_seconds=0.001, max_seconds=0.01)
 
 
 @pytest.fixture
 def service() -> SyncService:
-    return SyncService(InMemoryEventStore())
+    return SyncService(InMemoryStorage())
 
 
 def make_store(service: SyncService, path: str = ":memory:", store_id: str = "todos", **kw: Any) -> Store:
@@ -76,8 +76,10 @@ def test_failed_materializer_commits_nothing(service: SyncService) -> None:
 
 def test_event_args_use_wire_aliases(service: SyncService) -> None:
     with make_store(service) as store:
-        store.commit(todo_created(id="a", text="x"), todo_deleted(id="a", deletedAt="2026-01-01"))
-        assert store.pending_events()[1].args == {"id": "a", "deletedAt": "2026-01-01"}
+        store.commit(
+            todo_created(id="a", text="x"), todo_deleted(id="a", deletedAt="2026-01-01T10:00:00+02:00")
+        )
+        assert store.pending_events()[1].args == {"id": "a", "deletedAt": "2026-01-01T08:00:00.000Z"}
 
 
 def test_client_only_events_are_never_pushed(service: SyncService) -> None:
@@ -175,10 +177,10 @@ def test_lost_push_response_is_recovered_without_duplicates(service: SyncService
         alice.sync()
         transport.lose_next_response = False
         alice.commit(todo_created(id="c", text="cheese"))
-        alice._pull_until_current()
+        engine(alice).pull_until_current()
         transport.lose_next_response = True
         with pytest.raises(Exception, match="lost"):
-            alice._push_pending()  # the backend committed, the client never heard
+            engine(alice).push_pending()  # the backend committed, the client never heard
         alice.sync()
         assert [e.seq_num for e in alice.events()] == [1, 2, 3]
         assert alice.pending_events() == []
@@ -217,12 +219,12 @@ def test_unknown_events_policies(service: SyncService) -> None:
 
 
 def test_backend_reset_resets_the_local_store(tmp_path: Path) -> None:
-    first = SyncService(InMemoryEventStore())
+    first = SyncService(InMemoryStorage())
     path = str(tmp_path / "s.db")
     with make_store(first, path) as store:
         store.commit(todo_created(id="a", text="old world"))
         store.sync()
-    second = SyncService(InMemoryEventStore())  # a new backend: another backend id
+    second = SyncService(InMemoryStorage())  # a new backend: another backend id
     second_writer = make_store(second)
     second_writer.commit(todo_created(id="z", text="new world"))
     second_writer.sync()
@@ -238,7 +240,7 @@ def test_refusals_stop_syncing_at_once_instead_of_retrying() -> None:
     from stratasync.auth import AccessControl, TokenVerifier
     from stratasync.protocol.errors import UnauthorizedError
 
-    guarded = SyncService(InMemoryEventStore(), access=AccessControl(TokenVerifier(hs256_secret="x" * 32)))
+    guarded = SyncService(InMemoryStorage(), access=AccessControl(TokenVerifier(hs256_secret="x" * 32)))
     with make_store(guarded) as store:
         store.commit(todo_created(id="a", text="milk"))
         with pytest.raises(UnauthorizedError, match="a token is required"):
@@ -249,7 +251,7 @@ def test_refusals_stop_syncing_at_once_instead_of_retrying() -> None:
         assert transport.requests == 1  # refused once, not retried for 30 s
         store.last_sync_error = None
         store.start_sync()  # the background thread stops by itself on a refusal
-        thread = store._thread
+        thread = engine(store)._thread
         assert thread is not None
         thread.join(timeout=10)
         assert not thread.is_alive()

@@ -9,20 +9,20 @@ from typing import Any
 
 import pytest
 
-from stratasync.client import MaterializerError, PushRefusedError, RetryPolicy, Store, Write, sql
+from stratasync.client import MaterializerError, PushRefusedError, RetryPolicy, Store, sql
 from stratasync.client.schema import Schema
 from stratasync.client.todos import schema, todo_completed, todo_created
 from stratasync.core import SyncService
 from stratasync.protocol.errors import InvalidRequestError
-from stratasync.storage.memory import InMemoryEventStore
-from tests.client.fakes import InProcessTransport, ScriptedTransport, wire_event
+from stratasync.storage.memory import InMemoryStorage
+from tests.client.fakes import InProcessTransport, ScriptedTransport, engine, wire_event
 
 FAST = RetryPolicy(initial_seconds=0.001, max_seconds=0.01)
 
 
 @pytest.fixture
 def service() -> SyncService:
-    return SyncService(InMemoryEventStore())
+    return SyncService(InMemoryStorage())
 
 
 def make_store(service: SyncService, app_schema: Schema = schema, **kw: Any) -> Store:
@@ -38,7 +38,7 @@ def replayed(store: Store) -> list[tuple[Any, ...]]:
     with Store(store.schema, store.store_id) as fresh:
         with fresh._db.transaction():
             for event in store.events():
-                fresh._materialize(event.encoded(), None)
+                fresh._rebaser.materialize(event.encoded(), None)
         return rows(fresh)
 
 
@@ -113,7 +113,7 @@ def test_background_sync_stops_on_a_materializer_error_and_reports_it_from_its_t
         bob.commit(todo_created(id="x", text="bob's"))
         bob.start_sync()
         assert reported.wait(10)
-        thread = bob._thread
+        thread = engine(bob)._thread
         assert thread is not None
         thread.join(10)
         assert not thread.is_alive()  # stopped, not retrying forever
@@ -126,17 +126,14 @@ def test_background_sync_stops_on_a_materializer_error_and_reports_it_from_its_t
 
 def fragile_schema() -> Schema:
     """The todo schema, except that this app version's materializer breaks on some todos."""
-    fragile = Schema(events=schema.events, tables=schema.tables)
-    fragile.materializers.update(schema.materializers)
     created = schema.materializers["v1.TodoCreated"]
 
-    def refuse_poison(args: Any) -> list[Write]:
+    def refuse_poison(args: Any) -> Any:
         if args.text == "poison":
-            return [sql("INSERT INTO no_such_table VALUES (?)", args.id)]
-        return list(created(args))
+            return sql("INSERT INTO no_such_table VALUES (?)", args.id)
+        return created(args)
 
-    fragile.materializers["v1.TodoCreated"] = refuse_poison
-    return fragile
+    return schema.extend(materializers={todo_created: refuse_poison})
 
 
 def test_an_upstream_event_whose_materializer_fails_stops_with_the_same_error(service: SyncService) -> None:
@@ -163,7 +160,7 @@ def test_an_upstream_event_whose_materializer_fails_stops_with_the_same_error(se
         assert rows(reader) == [("mine", "pending", 0, None)]
         assert_consistent(reader)
         reader.start_sync()  # the background loop stops on it too, instead of spinning
-        thread = reader._thread
+        thread = engine(reader)._thread
         assert thread is not None
         thread.join(10)
         assert not thread.is_alive()
@@ -222,7 +219,7 @@ def test_a_push_the_backend_refuses_names_the_event_and_stops(service: SyncServi
         assert store.upstream_head == 1
         requests = transport.requests
         store.start_sync()
-        thread = store._thread
+        thread = engine(store)._thread
         assert thread is not None
         thread.join(10)
         assert not thread.is_alive()

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import base64
-import importlib
 import json
 import logging
-import sys
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-from stratasync.devserver.server import _FakeLambdaContext, to_gateway_event
+from stratasync.devserver.gateway import FakeLambdaContext, to_gateway_event
+from stratasync.handlers import sync as sync_handler
 from stratasync.handlers.settings import Settings
+from stratasync.handlers.wiring import get_backend
 from tests.conftest import TABLE
 from tests.protocol.test_envelopes import event, pull_body, push_body, request
 
@@ -28,9 +28,9 @@ def handler(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Mod
     monkeypatch.setenv("STRATASYNC_AUTH_REQUIRED", "false")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "stratasync")
     monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
-    sys.modules.pop("stratasync.handlers.sync", None)
-    yield importlib.import_module("stratasync.handlers.sync")
-    sys.modules.pop("stratasync.handlers.sync", None)
+    get_backend.cache_clear()  # the backend is built from the environment on first use
+    yield sync_handler
+    get_backend.cache_clear()
 
 
 def invoke(
@@ -49,7 +49,7 @@ def invoke(
         body,
         "127.0.0.1",
     )
-    result: dict[str, Any] = handler.lambda_handler(gateway_event, _FakeLambdaContext())
+    result: dict[str, Any] = handler.lambda_handler(gateway_event, FakeLambdaContext())
     return result
 
 
@@ -98,7 +98,7 @@ def test_base64_body_is_decoded(handler: ModuleType) -> None:
     )
     gateway_event["body"] = base64.b64encode(gateway_event["body"].encode()).decode()
     gateway_event["isBase64Encoded"] = True
-    result = handler.lambda_handler(gateway_event, _FakeLambdaContext())
+    result = handler.lambda_handler(gateway_event, FakeLambdaContext())
     assert json.loads(result["body"])[0]["exit"]["_tag"] == "Success"
 
 
@@ -162,8 +162,8 @@ def test_tokens_never_reach_logs(
     monkeypatch.setenv("STRATASYNC_TABLE_NAME", TABLE)
     monkeypatch.setenv("STRATASYNC_DYNAMODB_ENDPOINT", moto_endpoint)
     monkeypatch.setenv("STRATASYNC_AUTH_HS256_SECRET", "handler-test-secret-of-some-length")
-    sys.modules.pop("stratasync.handlers.sync", None)
-    handler = importlib.import_module("stratasync.handlers.sync")
+    get_backend.cache_clear()
+    handler = sync_handler
     try:
         caplog.set_level(logging.DEBUG, logger="stratasync")
         good = jwt.encode(
@@ -187,7 +187,7 @@ def test_tokens_never_reach_logs(
         for secret in (good, bad, good.split(".")[2], SECRET_TEXT):
             assert secret not in output
     finally:
-        sys.modules.pop("stratasync.handlers.sync", None)
+        get_backend.cache_clear()
 
 
 def test_a_body_that_is_not_utf8_is_a_400_not_a_500(handler: ModuleType) -> None:

@@ -18,7 +18,7 @@ SYNC = "SyncFunction"
 ARCHIVER = "ArchiveFunction"
 HANDLERS = {
     SYNC: "stratasync.handlers.sync.lambda_handler",
-    ARCHIVER: "stratasync.handlers.archive.lambda_handler",
+    ARCHIVER: "stratasync.handlers.archiver.lambda_handler",
 }
 SYNC_TABLE_ACTIONS = {
     "dynamodb:GetItem",

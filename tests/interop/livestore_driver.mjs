@@ -48,7 +48,9 @@ const usage = () => {
 // Scenarios run only when named (not part of `all`): `writer` takes part in a shared store
 // alongside other clients (the Python client in tests/client/test_interop_python_js.py);
 // `pull-existing` pulls a store another run filled (tests/interop/test_livestore_archive.py).
-const EXTRA_SCENARIOS = ['writer', 'pull-existing']
+// `todomvc` decodes what another client committed with LiveStore's own TodoMVC event schemas and
+// commits its own encoded by them (tests/client/test_interop_python_js.py).
+const EXTRA_SCENARIOS = ['writer', 'pull-existing', 'todomvc']
 
 const [baseUrl, scenarioArg, storeIdArg] = process.argv.slice(2)
 if (
@@ -58,9 +60,11 @@ if (
 )
   usage()
 
-let makeHttpSync, Chunk, Effect, FetchHttpClient, KeyValueStore, Layer, Option, Stream, Logger, LogLevel
+let makeHttpSync, Events, Schema, Chunk, Effect, FetchHttpClient, KeyValueStore, Layer, Option, Stream, Logger, LogLevel
 try {
   ;({ makeHttpSync } = await import('@livestore/sync-cf/client'))
+  ;({ Events } = await import('@livestore/common/schema'))
+  ;({ Schema } = await import('@livestore/utils/effect'))
   ;({ Chunk, Effect, FetchHttpClient, KeyValueStore, Layer, Option, Stream, Logger, LogLevel } = await import(
     '@livestore/utils/effect'
   ))
@@ -590,6 +594,57 @@ scenarios['pull-existing'] = (storeId) =>
       cursorPulls.push({ cursor, events: checkPull(items, cursor), ms: durationMs })
     }
     return { events: total, pullMs: full.durationMs, pageCount: full.items.length, cursorPulls }
+  })
+
+/**
+ * `todomvc`: the events of LiveStore's examples/web-todomvc, defined as that app defines them.
+ * Pull the store (another client's events), decode every event's args with its schema (a browser
+ * page shows nothing if one fails), then push todos of our own encoded by the same schemas.
+ * Reports each decoded event re-encoded, and the encodings of fixed golden inputs.
+ */
+const todoEvents = () => {
+  const defs = [
+    Events.synced({ name: 'v1.TodoCreated', schema: Schema.Struct({ id: Schema.String, text: Schema.String }) }),
+    Events.synced({ name: 'v1.TodoCompleted', schema: Schema.Struct({ id: Schema.String }) }),
+    Events.synced({ name: 'v1.TodoUncompleted', schema: Schema.Struct({ id: Schema.String }) }),
+    Events.synced({ name: 'v1.TodoDeleted', schema: Schema.Struct({ id: Schema.String, deletedAt: Schema.Date }) }),
+  ]
+  return Object.fromEntries(defs.map((d) => [d.name, d]))
+}
+
+scenarios.todomvc = (storeId) =>
+  Effect.gen(function* () {
+    const defs = todoEvents()
+    const encode = (name, args) => Schema.encodeSync(defs[name].schema)(args)
+    const { backend } = yield* makeClient(storeId)
+    const { items } = yield* pullAll(backend, Option.none())
+    const pulled = items.flatMap((i) => i.batch.map((b) => b.eventEncoded))
+    const decoded = pulled.map((event) => {
+      try {
+        const args = Schema.decodeUnknownSync(defs[event.name].schema)(event.args)
+        return { name: event.name, ok: true, reencoded: encode(event.name, args) }
+      } catch (e) {
+        return { name: event.name, ok: false, error: String(e?.message ?? e) }
+      }
+    })
+    const head = pulled.at(-1)?.seqNum ?? 0
+    const mine = [
+      ['v1.TodoCreated', { id: 'js-1', text: 'from LiveStore' }],
+      ['v1.TodoDeleted', { id: 'js-1', deletedAt: new Date(Date.UTC(2026, 4, 6, 7, 8, 9, 10)) }],
+    ].map(([name, args], i) => ({
+      name,
+      args: encode(name, args),
+      seqNum: head + i + 1,
+      parentSeqNum: head + i,
+      clientId: 'jsclnt',
+      sessionId: 'jssess',
+    }))
+    yield* backend.push(mine)
+    const golden = {
+      'v1.TodoCreated': encode('v1.TodoCreated', { id: 'g', text: 'golden ✓ \u00e9' }),
+      'v1.TodoDeleted': encode('v1.TodoDeleted', { id: 'g', deletedAt: new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 6)) }),
+    }
+    return { decoded, pushed: mine, golden }
   })
 
 const runScenario = (name, storeId) =>

@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 
 from stratasync.core import RpcResponse, SyncService, handle_rpc
-from stratasync.storage.memory import InMemoryEventStore
+from stratasync.storage.memory import InMemoryStorage
 
 CREATED_AT = "2026-11-23T12:00:00.000Z"
 
 
 @pytest.fixture
 def service() -> SyncService:
-    return SyncService(InMemoryEventStore(), clock=lambda: CREATED_AT)
+    return SyncService(InMemoryStorage(), clock=lambda: CREATED_AT)
 
 
 def event(seq: int, parent: int | None = None, **overrides: Any) -> dict[str, Any]:
@@ -137,7 +137,7 @@ def test_pull_pages_of_100_with_remaining_counts(service: SyncService) -> None:
 
 
 def test_pull_chunks_stay_near_900_kb() -> None:
-    service = SyncService(InMemoryEventStore(), clock=lambda: CREATED_AT)
+    service = SyncService(InMemoryStorage(), clock=lambda: CREATED_AT)
     text = "x" * 200_000
     for seq in range(1, 11):
         call(service, push_body([event(seq, args={"text": text})]))
@@ -156,7 +156,7 @@ def _pulled(response: RpcResponse) -> tuple[list[int], list[dict[str, Any]]]:
 
 def test_a_capped_pull_response_never_claims_it_is_complete() -> None:
     """Issue 9 #8: a response cut short by the size cap ends with MoreKnown and the exact count."""
-    service = SyncService(InMemoryEventStore(), clock=lambda: CREATED_AT, pull_response_bytes=1_000_000)
+    service = SyncService(InMemoryStorage(), clock=lambda: CREATED_AT, pull_response_bytes=1_000_000)
     for seq in range(1, 8):
         call(service, push_body([event(seq, args={"text": os.urandom(150_000).hex()})]))
     response = handle_rpc(service, pull_body(), {})
@@ -174,7 +174,7 @@ def test_a_capped_pull_response_never_claims_it_is_complete() -> None:
 
 def test_a_gzip_pull_is_capped_by_its_compressed_size_and_carries_far_more() -> None:
     """LiveStore's one-request non-live pull: 60 events of 120 KB (7.2 MB of JSON) in one answer."""
-    service = SyncService(InMemoryEventStore(), clock=lambda: CREATED_AT)
+    service = SyncService(InMemoryStorage(), clock=lambda: CREATED_AT)
     text = "x" * 120_000
     for first in range(1, 61, 6):
         call(service, push_body([event(seq, args={"text": text}) for seq in range(first, first + 6)]))
@@ -378,7 +378,7 @@ def test_broken_envelopes_get_a_defect_and_400(service: SyncService, body: bytes
 
 
 def test_storage_failures_are_unknown_errors_not_exceptions() -> None:
-    class BrokenStore(InMemoryEventStore):
+    class BrokenStore(InMemoryStorage):
         def backend_id(self, store_id: str) -> str:
             raise RuntimeError("disk on fire")
 

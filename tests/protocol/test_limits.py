@@ -9,7 +9,7 @@ import pytest
 
 from stratasync.core import SyncService, handle_rpc
 from stratasync.core.limits import Limits
-from stratasync.storage.memory import InMemoryEventStore
+from stratasync.storage.memory import InMemoryStorage
 from tests.protocol.test_envelopes import event, push_body, request
 
 
@@ -33,7 +33,7 @@ def accepted(service: SyncService, body: bytes, store: str = "s1") -> None:
 
 
 def fresh(**limits: int) -> SyncService:
-    return SyncService(InMemoryEventStore(), limits=Limits(**limits))
+    return SyncService(InMemoryStorage(), limits=Limits(**limits))
 
 
 def padded_push(total_bytes: int) -> bytes:

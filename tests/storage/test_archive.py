@@ -7,28 +7,28 @@ from typing import Any
 
 import pytest
 
-from stratasync.core.archive import ArchivePolicy, Archiver
-from stratasync.storage import EventStore, HeadMismatchError
-from stratasync.storage.archive import ArchivedEventStore
-from stratasync.storage.dynamodb import DynamoDBEventStore, make_client
-from stratasync.storage.memory import InMemoryEventStore, InMemorySegmentStore
-from stratasync.storage.s3 import S3SegmentStore, ensure_bucket, make_s3_client
-from stratasync.storage.segments import SegmentStore
+from stratasync.core.sealing import ArchivePolicy, Archiver
+from stratasync.storage import EventLogStorage, HeadMismatchError, HotTierStorage
+from stratasync.storage.dynamodb import DynamoDBStorage, make_client
+from stratasync.storage.memory import InMemorySegmentStorage, InMemoryStorage
+from stratasync.storage.s3 import S3SegmentStorage, ensure_bucket, make_s3_client
+from stratasync.storage.segments import SegmentStorage
+from stratasync.storage.tiered import TieredEventLog
+from stratasync.testing.archive import ArchiveConformance, Crash, Log, after, fill, pairs
+from stratasync.testing.event_log import make_batch
 from tests.conftest import TABLE
-from tests.storage.archive_conformance import ArchiveConformance, Crash, Log, after, fill, pairs
-from tests.storage.conformance import make_batch
 from tests.storage.test_dynamodb import ClientWrapper
 
 BUCKET = "stratasync-test-archive"
-_HOT = InMemoryEventStore()
-_SEGMENTS = InMemorySegmentStore()
+_HOT = InMemoryStorage()
+_SEGMENTS = InMemorySegmentStorage()
 
 
 class TestArchiveInMemory(ArchiveConformance):
-    def create_hot_store(self) -> EventStore:
+    def create_hot_store(self) -> HotTierStorage:
         return _HOT
 
-    def create_segment_store(self) -> SegmentStore:
+    def create_segment_store(self) -> SegmentStorage:
         return _SEGMENTS
 
     def object_keys(self, prefix: str) -> list[str]:
@@ -47,11 +47,11 @@ class TestArchiveOnDynamoDBAndS3Moto(ArchiveConformance):
         self.endpoint = moto_endpoint
         ensure_bucket(make_s3_client(moto_endpoint), BUCKET)
 
-    def create_hot_store(self) -> EventStore:
-        return DynamoDBEventStore(TABLE, make_client(self.endpoint))
+    def create_hot_store(self) -> HotTierStorage:
+        return DynamoDBStorage(TABLE, make_client(self.endpoint))
 
-    def create_segment_store(self) -> SegmentStore:
-        return S3SegmentStore(BUCKET, make_s3_client(self.endpoint))
+    def create_segment_store(self) -> SegmentStorage:
+        return S3SegmentStorage(BUCKET, make_s3_client(self.endpoint))
 
     def object_keys(self, prefix: str) -> list[str]:
         return s3_keys(self.endpoint, prefix)
@@ -61,28 +61,28 @@ class TestArchiveOnDynamoDBAndS3Moto(ArchiveConformance):
 
 
 @pytest.fixture
-def moto_s3(moto_endpoint: str) -> S3SegmentStore:
+def moto_s3(moto_endpoint: str) -> S3SegmentStorage:
     client = make_s3_client(moto_endpoint)
     ensure_bucket(client, BUCKET)
-    return S3SegmentStore(BUCKET, client)
+    return S3SegmentStorage(BUCKET, client)
 
 
-def wrapped_dynamodb(endpoint: str) -> tuple[DynamoDBEventStore, ClientWrapper]:
+def wrapped_dynamodb(endpoint: str) -> tuple[DynamoDBStorage, ClientWrapper]:
     wrapper = ClientWrapper(make_client(endpoint))
-    return DynamoDBEventStore(TABLE, wrapper), wrapper  # type: ignore[arg-type]
+    return DynamoDBStorage(TABLE, wrapper), wrapper  # type: ignore[arg-type]
 
 
-def every_cursor(store: EventStore, store_id: str, log: Log) -> None:
+def every_cursor(store: EventLogStorage, store_id: str, log: Log) -> None:
     for cursor in range(log[-1][0] + 2):
         assert pairs(store.read(store_id, cursor)) == after(log, cursor), f"cursor {cursor}"
 
 
 @pytest.mark.parametrize("deletes_before_crash", [1, 4, 9])
 def test_a_crash_halfway_through_the_deletes_loses_nothing(
-    moto_endpoint: str, moto_s3: S3SegmentStore, deletes_before_crash: int
+    moto_endpoint: str, moto_s3: S3SegmentStorage, deletes_before_crash: int
 ) -> None:
     store_id = f"half-{deletes_before_crash}"
-    plain = DynamoDBEventStore(TABLE, make_client(moto_endpoint))
+    plain = DynamoDBStorage(TABLE, make_client(moto_endpoint))
     log = [event for parent in range(12) for event in _append(plain, store_id, make_batch(parent, 1))]
     hot, wrapper = wrapped_dynamodb(moto_endpoint)
     done = {"deletes": 0}
@@ -101,7 +101,7 @@ def test_a_crash_halfway_through_the_deletes_loses_nothing(
     wrapper.hooks["batch_write_item"] = crash_after_some
     with pytest.raises(Crash):
         Archiver(hot, moto_s3, ArchivePolicy(segment_events=10)).archive(store_id)
-    reader = ArchivedEventStore(plain, moto_s3)
+    reader = TieredEventLog(plain, moto_s3)
     every_cursor(reader, store_id, log)
     assert sum(1 for _ in plain.hot_batches(store_id, 0)) == 12 - deletes_before_crash
     run = Archiver(plain, moto_s3, ArchivePolicy(segment_events=10)).archive(store_id)
@@ -111,20 +111,20 @@ def test_a_crash_halfway_through_the_deletes_loses_nothing(
     every_cursor(reader, store_id, log)
 
 
-def _append(store: EventStore, store_id: str, batch: Any) -> list[tuple[int, str]]:
+def _append(store: EventLogStorage, store_id: str, batch: Any) -> list[tuple[int, str]]:
     store.append(store_id, batch)
     return list(batch.events)
 
 
 @pytest.mark.parametrize("order", ["ascending", "reversed"])
 def test_pulls_interleaved_with_every_single_retirement(
-    moto_endpoint: str, moto_s3: S3SegmentStore, order: str
+    moto_endpoint: str, moto_s3: S3SegmentStorage, order: str
 ) -> None:
     store_id = f"interleaved-retirements-{order}"
-    plain = DynamoDBEventStore(TABLE, make_client(moto_endpoint))
-    plain.page_items = 3  # several query pages per read, so deletes land between them
+    plain = DynamoDBStorage(TABLE, make_client(moto_endpoint))
+    plain.table.page_items = 3  # several query pages per read, so deletes land between them
     log = fill(plain, store_id, 30, seed=11)
-    reader_store = ArchivedEventStore(plain, moto_s3)
+    reader_store = TieredEventLog(plain, moto_s3)
     cursors = [0, 2, 9, log[20][0], log[-3][0]]
     readers = {cursor: reader_store.read(store_id, cursor) for cursor in cursors}
     got: dict[int, Log] = {cursor: [] for cursor in cursors}
@@ -158,10 +158,10 @@ def test_pulls_interleaved_with_every_single_retirement(
 
 
 def test_parts_deleted_under_a_reader_are_read_from_the_archive(
-    moto_endpoint: str, moto_s3: S3SegmentStore
+    moto_endpoint: str, moto_s3: S3SegmentStorage
 ) -> None:
     store_id = "vanishing-parts"
-    plain = DynamoDBEventStore(TABLE, make_client(moto_endpoint))
+    plain = DynamoDBStorage(TABLE, make_client(moto_endpoint))
     log: Log = []
     for parent in range(0, 60, 20):  # three batches of ~180 KB: each is stored in parts
         log.extend(_append(plain, store_id, make_batch(parent, 20, text_bytes=9_000)))
@@ -176,30 +176,30 @@ def test_parts_deleted_under_a_reader_are_read_from_the_archive(
         return method(**kwargs)
 
     wrapper.hooks["batch_get_item"] = archive_first
-    assert pairs(ArchivedEventStore(reader_hot, moto_s3).read(store_id, 5)) == after(log, 5)
+    assert pairs(TieredEventLog(reader_hot, moto_s3).read(store_id, 5)) == after(log, 5)
     assert archived["done"]
     assert [b.parent_seq_num for b in plain.hot_batches(store_id, 0)] == [40]
 
 
-def test_an_idle_poll_at_the_head_stays_one_query(moto_endpoint: str, moto_s3: S3SegmentStore) -> None:
+def test_an_idle_poll_at_the_head_stays_one_query(moto_endpoint: str, moto_s3: S3SegmentStorage) -> None:
     store_id = "idle-poll"
-    plain = DynamoDBEventStore(TABLE, make_client(moto_endpoint))
+    plain = DynamoDBStorage(TABLE, make_client(moto_endpoint))
     log = fill(plain, store_id, 20, jumps=False)
     Archiver(plain, moto_s3, ArchivePolicy(segment_events=5)).archive(store_id)
     hot, wrapper = wrapped_dynamodb(moto_endpoint)
-    assert list(ArchivedEventStore(hot, moto_s3).read(store_id, log[-1][0])) == []
+    assert list(TieredEventLog(hot, moto_s3).read(store_id, log[-1][0])) == []
     assert wrapper.calls == ["query"]
 
 
 def test_a_far_behind_pull_reads_no_hot_page_it_does_not_serve(
-    moto_endpoint: str, moto_s3: S3SegmentStore
+    moto_endpoint: str, moto_s3: S3SegmentStorage
 ) -> None:
     store_id = "far-behind"
-    plain = DynamoDBEventStore(TABLE, make_client(moto_endpoint))
+    plain = DynamoDBStorage(TABLE, make_client(moto_endpoint))
     log = fill(plain, store_id, 40, jumps=False)
     sealed = Archiver(plain, moto_s3, ArchivePolicy(segment_events=10)).archive(store_id).sealed
     hot, wrapper = wrapped_dynamodb(moto_endpoint)
-    reader = ArchivedEventStore(hot, moto_s3).read(store_id, 0)
+    reader = TieredEventLog(hot, moto_s3).read(store_id, 0)
     first = [next(reader) for _ in range(5)]
     assert pairs(iter(first)) == log[:5]
     # the probe (a tombstone), the newest segment (how far the archive reaches), the segment index
@@ -216,13 +216,13 @@ def _is_commit_put(kwargs: dict[str, Any]) -> bool:
 
 
 def test_a_delayed_commit_cannot_land_on_a_parent_that_was_archived(
-    moto_endpoint: str, moto_s3: S3SegmentStore
+    moto_endpoint: str, moto_s3: S3SegmentStorage
 ) -> None:
     """Writer A reads the head H; its conditional put is delayed (throttling retries, the network).
     Meanwhile B commits on H, C commits after B, and the archiver seals and retires B's batch.
     A's put arrives last: it must be refused, never acknowledged over B's events."""
     store_id = "delayed-writer"
-    plain = DynamoDBEventStore(TABLE, make_client(moto_endpoint))
+    plain = DynamoDBStorage(TABLE, make_client(moto_endpoint))
     log = fill(plain, store_id, 4, jumps=False)
     head = plain.head(store_id)
     writer_a, wrapper = wrapped_dynamodb(moto_endpoint)
@@ -242,20 +242,20 @@ def test_a_delayed_commit_cannot_land_on_a_parent_that_was_archived(
         writer_a.append(store_id, make_batch(head, 3, client="A"))
     assert refused.value.head == c_batch.last_seq_num
     expected = log + list(b_batch.events) + list(c_batch.events)
-    reader = ArchivedEventStore(plain, moto_s3)
+    reader = TieredEventLog(plain, moto_s3)
     every_cursor(reader, store_id, expected)
     Archiver(plain, moto_s3, ArchivePolicy(segment_events=1)).archive(store_id)
     every_cursor(reader, store_id, expected)  # and the next archiver run keeps them
 
 
 def test_a_pull_racing_the_first_push_is_empty_not_an_error(
-    moto_endpoint: str, moto_s3: S3SegmentStore
+    moto_endpoint: str, moto_s3: S3SegmentStorage
 ) -> None:
     """The reader's first query finds no commit record; the store's first push lands right after.
     That is an empty store at the time of the read, not events lost between the tiers."""
     store_id = "first-push-race"
     reader_hot, wrapper = wrapped_dynamodb(moto_endpoint)
-    writer = DynamoDBEventStore(TABLE, make_client(moto_endpoint))
+    writer = DynamoDBStorage(TABLE, make_client(moto_endpoint))
     first = make_batch(0, 2)
 
     def push_lands_after_the_probe(method: Any, **kwargs: Any) -> Any:
@@ -265,7 +265,7 @@ def test_a_pull_racing_the_first_push_is_empty_not_an_error(
         return page
 
     wrapper.hooks["query"] = push_lands_after_the_probe
-    reader = ArchivedEventStore(reader_hot, moto_s3)
+    reader = TieredEventLog(reader_hot, moto_s3)
     assert list(reader.read(store_id, 0)) == []
     assert pairs(reader.read(store_id, 0)) == list(first.events)
 
@@ -286,9 +286,9 @@ def _item_size(item: dict[str, Any]) -> int:
     return size
 
 
-def test_an_archived_batch_leaves_a_small_tombstone(moto_endpoint: str, moto_s3: S3SegmentStore) -> None:
+def test_an_archived_batch_leaves_a_small_tombstone(moto_endpoint: str, moto_s3: S3SegmentStorage) -> None:
     store_id = "tombstone-size-0123456789"  # a 25-character store id
-    plain = DynamoDBEventStore(TABLE, make_client(moto_endpoint))
+    plain = DynamoDBStorage(TABLE, make_client(moto_endpoint))
     fill(plain, store_id, 12, jumps=False)
     Archiver(plain, moto_s3, ArchivePolicy(segment_events=5)).archive(store_id)
     items = make_client(moto_endpoint).query(

@@ -10,33 +10,33 @@ from botocore.exceptions import ClientError, ConnectionClosedError
 
 from stratasync.storage import (
     AppendOutcome,
-    EventStore,
+    EventLogStorage,
     HeadMismatchError,
     StorageError,
     StorageUnavailableError,
 )
-from stratasync.storage.dynamodb import DynamoDBEventStore, make_client
+from stratasync.storage.dynamodb import DynamoDBStorage, make_client
+from stratasync.testing.event_log import EventLogStorageConformance, make_batch
 from tests.conftest import TABLE
-from tests.storage.conformance import EventStoreConformance, make_batch
 
 
-class TestDynamoDBOnMoto(EventStoreConformance):
+class TestDynamoDBOnMoto(EventLogStorageConformance):
     @pytest.fixture(autouse=True)
     def _endpoint(self, moto_endpoint: str) -> None:
         self.endpoint = moto_endpoint
 
-    def create_store(self) -> EventStore:
-        return DynamoDBEventStore(TABLE, make_client(self.endpoint))
+    def create_store(self) -> EventLogStorage:
+        return DynamoDBStorage(TABLE, make_client(self.endpoint))
 
 
 @pytest.mark.dynamodb_local
-class TestDynamoDBOnDynamoDBLocal(EventStoreConformance):
+class TestDynamoDBOnDynamoDBLocal(EventLogStorageConformance):
     @pytest.fixture(autouse=True)
     def _endpoint(self, dynamodb_local_endpoint: str) -> None:
         self.endpoint = dynamodb_local_endpoint
 
-    def create_store(self) -> EventStore:
-        return DynamoDBEventStore(TABLE, make_client(self.endpoint))
+    def create_store(self) -> EventLogStorage:
+        return DynamoDBStorage(TABLE, make_client(self.endpoint))
 
 
 class ClientWrapper:
@@ -67,16 +67,16 @@ def throttled(operation: str) -> ClientError:
 
 
 @pytest.fixture
-def wrapped(moto_endpoint: str) -> tuple[DynamoDBEventStore, ClientWrapper]:
+def wrapped(moto_endpoint: str) -> tuple[DynamoDBStorage, ClientWrapper]:
     wrapper = ClientWrapper(make_client(moto_endpoint))
-    return DynamoDBEventStore(TABLE, wrapper, time_budget_seconds=1.0), wrapper  # type: ignore[arg-type]
+    return DynamoDBStorage(TABLE, wrapper, time_budget_seconds=1.0), wrapper  # type: ignore[arg-type]
 
 
-def test_empty_last_page_is_followed_until_the_end(wrapped: tuple[DynamoDBEventStore, ClientWrapper]) -> None:
+def test_empty_last_page_is_followed_until_the_end(wrapped: tuple[DynamoDBStorage, ClientWrapper]) -> None:
     store, wrapper = wrapped
     for parent in range(6):
         store.append("pages", make_batch(parent, 1))
-    store.page_items = 3
+    store.table.page_items = 3
 
     def real_dynamodb_paging(method: Any, **kwargs: Any) -> Any:
         page = method(**kwargs)
@@ -93,7 +93,7 @@ def test_empty_last_page_is_followed_until_the_end(wrapped: tuple[DynamoDBEventS
     assert wrapper.calls.count("query") == 3  # two full pages and the empty last one
 
 
-def test_throttling_is_retried_within_the_budget(wrapped: tuple[DynamoDBEventStore, ClientWrapper]) -> None:
+def test_throttling_is_retried_within_the_budget(wrapped: tuple[DynamoDBStorage, ClientWrapper]) -> None:
     store, wrapper = wrapped
     failures = {"left": 3}
 
@@ -110,7 +110,7 @@ def test_throttling_is_retried_within_the_budget(wrapped: tuple[DynamoDBEventSto
 
 
 def test_persistent_throttling_ends_as_storage_unavailable(
-    wrapped: tuple[DynamoDBEventStore, ClientWrapper],
+    wrapped: tuple[DynamoDBStorage, ClientWrapper],
 ) -> None:
     store, wrapper = wrapped
 
@@ -122,17 +122,40 @@ def test_persistent_throttling_ends_as_storage_unavailable(
         store.head("busy")
 
 
-def test_other_driver_errors_become_storage_errors(moto_endpoint: str) -> None:
-    store = DynamoDBEventStore("no-such-table", make_client(moto_endpoint))
-    with pytest.raises(StorageError, match="ResourceNotFoundException"):
+def test_other_driver_errors_become_storage_errors_with_the_request_id(moto_endpoint: str) -> None:
+    store = DynamoDBStorage("no-such-table", make_client(moto_endpoint))
+    with pytest.raises(StorageError, match="ResourceNotFoundException") as failed:
         store.head("s")
+    assert failed.value.request_id
+    assert failed.value.request_id in str(failed.value)
+
+
+def test_any_5xx_is_retried_even_with_a_code_botocore_does_not_know(
+    wrapped: tuple[DynamoDBStorage, ClientWrapper],
+) -> None:
+    store, wrapper = wrapped
+    failures = {"left": 2}
+
+    def flaky(method: Any, **kwargs: Any) -> Any:
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            response: Any = {
+                "Error": {"Code": "SomethingNew", "Message": "try again"},
+                "ResponseMetadata": {"HTTPStatusCode": 503, "RequestId": "req-503"},
+            }
+            raise ClientError(response, "Query")
+        return method(**kwargs)
+
+    wrapper.hooks["query"] = flaky
+    assert store.head("five-oh-three") == 0
+    assert failures["left"] == 0
 
 
 def test_losing_writer_learns_the_winners_head_without_another_read(
-    wrapped: tuple[DynamoDBEventStore, ClientWrapper], moto_endpoint: str
+    wrapped: tuple[DynamoDBStorage, ClientWrapper], moto_endpoint: str
 ) -> None:
     store, wrapper = wrapped
-    rival = DynamoDBEventStore(TABLE, make_client(moto_endpoint))
+    rival = DynamoDBStorage(TABLE, make_client(moto_endpoint))
 
     def rival_commits_first(method: Any, **kwargs: Any) -> Any:
         if kwargs.get("ConditionExpression") == "attribute_not_exists(sk)":
@@ -147,7 +170,7 @@ def test_losing_writer_learns_the_winners_head_without_another_read(
 
 
 def test_crash_between_parts_and_commit_leaves_nothing_visible(
-    wrapped: tuple[DynamoDBEventStore, ClientWrapper],
+    wrapped: tuple[DynamoDBStorage, ClientWrapper],
 ) -> None:
     store, wrapper = wrapped
     big = make_batch(0, 100, text_bytes=8_800)
@@ -170,7 +193,7 @@ def test_crash_between_parts_and_commit_leaves_nothing_visible(
 
 @pytest.mark.parametrize("text_bytes", [20, 8_800], ids=["inline", "multipart"])
 def test_a_lost_answer_to_an_applied_commit_is_this_push_s_own_commit(
-    wrapped: tuple[DynamoDBEventStore, ClientWrapper], text_bytes: int
+    wrapped: tuple[DynamoDBStorage, ClientWrapper], text_bytes: int
 ) -> None:
     """The commit put is applied, its answer is lost, the budgeted retry meets the item it wrote:
     that is this push's own commit (its parts stay), not a rival's and not an old retry."""

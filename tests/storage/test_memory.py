@@ -1,11 +1,11 @@
-from stratasync.storage import EventStore
-from stratasync.storage.memory import InMemoryEventStore
-from tests.storage.conformance import EventStoreConformance
+from stratasync.storage import EventLogStorage
+from stratasync.storage.memory import InMemoryStorage
+from stratasync.testing.event_log import EventLogStorageConformance
 
-_SHARED = InMemoryEventStore()
+_SHARED = InMemoryStorage()
 
 
-class TestInMemoryEventStore(EventStoreConformance):
-    def create_store(self) -> EventStore:
+class TestInMemoryStorage(EventLogStorageConformance):
+    def create_store(self) -> EventLogStorage:
         # Instances of one "deployment" share state, as DynamoDB adapters share a table.
         return _SHARED

@@ -11,14 +11,16 @@ import uuid
 import httpx
 import pytest
 
-from stratasync.core.archive import ArchivePolicy, Archiver, manifest
-from stratasync.storage import EventStore
-from stratasync.storage.dynamodb import DynamoDBEventStore, make_client
-from stratasync.storage.s3 import S3SegmentStore, ensure_bucket, make_s3_client
-from stratasync.storage.segments import SegmentStore, decode_segment
+from stratasync.core.manifest import manifest
+from stratasync.core.sealing import ArchivePolicy, Archiver
+from stratasync.storage import HotTierStorage
+from stratasync.storage.dynamodb import DynamoDBStorage, make_client
+from stratasync.storage.s3 import S3SegmentStorage, ensure_bucket, make_s3_client
+from stratasync.storage.segments import SegmentStorage, decode_segment
+from stratasync.storage.tiered import TieredEventLog
+from stratasync.testing.archive import ArchiveConformance, fill
+from stratasync.testing.segments import SegmentStorageConformance
 from tests.conftest import TABLE
-from tests.storage.archive_conformance import ArchiveConformance, fill
-from tests.storage.segment_conformance import SegmentStoreConformance
 from tests.storage.test_segments import fetch_over_http
 
 pytestmark = pytest.mark.seaweedfs
@@ -30,14 +32,14 @@ def s3_keys(endpoint: str, prefix: str) -> list[str]:
     return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
 
-class TestS3SegmentStoreOnSeaweedFS(SegmentStoreConformance):
+class TestS3SegmentStorageOnSeaweedFS(SegmentStorageConformance):
     @pytest.fixture(autouse=True)
     def _endpoint(self, seaweedfs_endpoint: str) -> None:
         self.endpoint = seaweedfs_endpoint
         ensure_bucket(make_s3_client(seaweedfs_endpoint), BUCKET)
 
-    def create_segment_store(self) -> SegmentStore:
-        return S3SegmentStore(BUCKET, make_s3_client(self.endpoint))
+    def create_segment_store(self) -> SegmentStorage:
+        return S3SegmentStorage(BUCKET, make_s3_client(self.endpoint))
 
     def fetch_url(self, url: str) -> bytes:
         return fetch_over_http(url)
@@ -49,11 +51,11 @@ class TestArchiveOnMotoDynamoDBAndSeaweedFS(ArchiveConformance):
         self.dynamodb, self.s3 = moto_endpoint, seaweedfs_endpoint
         ensure_bucket(make_s3_client(seaweedfs_endpoint), BUCKET)
 
-    def create_hot_store(self) -> EventStore:
-        return DynamoDBEventStore(TABLE, make_client(self.dynamodb))
+    def create_hot_store(self) -> HotTierStorage:
+        return DynamoDBStorage(TABLE, make_client(self.dynamodb))
 
-    def create_segment_store(self) -> SegmentStore:
-        return S3SegmentStore(BUCKET, make_s3_client(self.s3))
+    def create_segment_store(self) -> SegmentStorage:
+        return S3SegmentStorage(BUCKET, make_s3_client(self.s3))
 
     def object_keys(self, prefix: str) -> list[str]:
         return s3_keys(self.s3, prefix)
@@ -71,12 +73,12 @@ def test_fast_bootstrap_urls_work_and_tampered_or_expired_ones_are_refused(
     moto_endpoint: str, seaweedfs_endpoint: str
 ) -> None:
     store_id = f"bootstrap-{uuid.uuid4().hex[:6]}"
-    hot = DynamoDBEventStore(TABLE, make_client(moto_endpoint))
+    hot = DynamoDBStorage(TABLE, make_client(moto_endpoint))
     ensure_bucket(make_s3_client(seaweedfs_endpoint), BUCKET)
-    segments = S3SegmentStore(BUCKET, make_s3_client(seaweedfs_endpoint))
+    segments = S3SegmentStorage(BUCKET, make_s3_client(seaweedfs_endpoint))
     log = fill(hot, store_id, 30, jumps=False)
     sealed = Archiver(hot, segments, ArchivePolicy(segment_events=10)).archive(store_id).sealed
-    listing = manifest(hot, segments, store_id, 0, expires_in=2)
+    listing = manifest(TieredEventLog(hot, segments), store_id, 0, expires_in=2)
     assert [entry["lastSeqNum"] for entry in listing["segments"]] == [s.last_seq_num for s in sealed]
     downloaded = []
     for entry, segment in zip(listing["segments"], sealed, strict=True):

@@ -19,25 +19,25 @@ from stratasync.storage import (
     StoredBatch,
     StoredEvent,
 )
-from stratasync.storage.memory import InMemorySegmentStore
-from stratasync.storage.s3 import S3SegmentStore, ensure_bucket, make_s3_client
+from stratasync.storage.memory import InMemorySegmentStorage
+from stratasync.storage.s3 import S3SegmentStorage, ensure_bucket, make_s3_client
 from stratasync.storage.segments import (
     PresignedUrlRefusedError,
-    SegmentStore,
+    SegmentStorage,
     decode_segment,
     encode_segment,
     encode_store_id,
     store_prefix,
 )
-from tests.storage.segment_conformance import SegmentStoreConformance, UrlRefusedError, body_of
+from stratasync.testing.segments import SegmentStorageConformance, UrlRefusedError, body_of
 from tests.storage.test_dynamodb import ClientWrapper
 
 BUCKET = "stratasync-test-archive"
-_MEMORY = InMemorySegmentStore()
+_MEMORY = InMemorySegmentStorage()
 
 
-class TestInMemorySegmentStore(SegmentStoreConformance):
-    def create_segment_store(self) -> SegmentStore:
+class TestInMemorySegmentStorage(SegmentStorageConformance):
+    def create_segment_store(self) -> SegmentStorage:
         return _MEMORY
 
     def fetch_url(self, url: str) -> bytes:
@@ -55,7 +55,7 @@ def fetch_over_http(url: str) -> bytes:
     return response.content
 
 
-class TestS3SegmentStoreOnMoto(SegmentStoreConformance):
+class TestS3SegmentStorageOnMoto(SegmentStorageConformance):
     checks_presigned_urls = False  # moto serves presigned URLs but checks neither signature nor expiry
     verifies_upload_checksums = False  # nor x-amz-checksum-sha256
 
@@ -64,8 +64,8 @@ class TestS3SegmentStoreOnMoto(SegmentStoreConformance):
         self.endpoint = moto_endpoint
         ensure_bucket(make_s3_client(moto_endpoint), BUCKET)
 
-    def create_segment_store(self) -> SegmentStore:
-        return S3SegmentStore(BUCKET, make_s3_client(self.endpoint))
+    def create_segment_store(self) -> SegmentStorage:
+        return S3SegmentStorage(BUCKET, make_s3_client(self.endpoint))
 
     def fetch_url(self, url: str) -> bytes:
         return fetch_over_http(url)
@@ -138,18 +138,20 @@ def test_store_prefixes_are_safe_bounded_and_distinct(store_id: str) -> None:
 
 
 @pytest.fixture
-def wrapped_s3(moto_endpoint: str) -> tuple[S3SegmentStore, ClientWrapper]:
+def wrapped_s3(moto_endpoint: str) -> tuple[S3SegmentStorage, ClientWrapper]:
     client = make_s3_client(moto_endpoint)
     ensure_bucket(client, BUCKET)
     wrapper = ClientWrapper(client)
-    return S3SegmentStore(BUCKET, wrapper, time_budget_seconds=1.0), wrapper  # type: ignore[arg-type]
+    return S3SegmentStorage(BUCKET, wrapper, time_budget_seconds=1.0), wrapper  # type: ignore[arg-type]
 
 
 def slow_down(operation: str) -> ClientError:
     return ClientError({"Error": {"Code": "SlowDown", "Message": "reduce your request rate"}}, operation)
 
 
-def test_s3_throttling_is_retried_within_the_budget(wrapped_s3: tuple[S3SegmentStore, ClientWrapper]) -> None:
+def test_s3_throttling_is_retried_within_the_budget(
+    wrapped_s3: tuple[S3SegmentStorage, ClientWrapper],
+) -> None:
     store, wrapper = wrapped_s3
     failures = {"left": 3}
 
@@ -168,7 +170,7 @@ def test_s3_throttling_is_retried_within_the_budget(wrapped_s3: tuple[S3SegmentS
 
 
 def test_s3_persistent_throttling_ends_as_storage_unavailable(
-    wrapped_s3: tuple[S3SegmentStore, ClientWrapper],
+    wrapped_s3: tuple[S3SegmentStorage, ClientWrapper],
 ) -> None:
     store, wrapper = wrapped_s3
 
@@ -184,9 +186,9 @@ def test_s3_missing_bucket_and_object_map_to_storage_errors(moto_endpoint: str) 
     client = make_s3_client(moto_endpoint)
     ensure_bucket(client, BUCKET)
     with pytest.raises(SegmentNotFoundError):
-        S3SegmentStore(BUCKET, client).get("stores/none/segments/x.gz")
+        S3SegmentStorage(BUCKET, client).get("stores/none/segments/x.gz")
     with pytest.raises(StorageError, match="NoSuchBucket"):
-        S3SegmentStore("no-such-bucket", client).put(
+        S3SegmentStorage("no-such-bucket", client).put(
             "k", b"x", sha256=hashlib.sha256(b"x").hexdigest(), metadata={}
         )
 
@@ -194,7 +196,7 @@ def test_s3_missing_bucket_and_object_map_to_storage_errors(moto_endpoint: str) 
 def test_s3_object_carries_checksum_and_range_metadata(moto_endpoint: str) -> None:
     client = make_s3_client(moto_endpoint)
     ensure_bucket(client, BUCKET)
-    store = S3SegmentStore(BUCKET, client)
+    store = S3SegmentStorage(BUCKET, client)
     body, info = encode_segment(f"meta-{uuid.uuid4().hex[:6]}", [batch(0, [1, 2, 3])], "t")
     store.put(info.key, body, sha256=info.sha256, metadata={"first": "1", "last": "3"})
     head = store.head(info.key)

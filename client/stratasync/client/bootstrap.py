@@ -8,10 +8,7 @@ in pages, so the whole log is never held in memory. The rest comes through ordin
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
-import json
 import queue
 import tempfile
 import threading
@@ -19,18 +16,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from stratasync.client.transport import SyncHttpTransport, TransportError
-from stratasync.protocol.errors import BackendIdMismatchError
+from stratasync.client import jsoncodec
+from stratasync.client.errors import BackendIdMismatchError, SegmentChecksumError, TransportError
+from stratasync.client.transport import SyncHttpTransport
+from stratasync.protocol.segment_format import SEGMENT_FORMAT, iter_segment_lines
 
 if TYPE_CHECKING:
-    from stratasync.client.store import Store
-
-#: The segment format this client reads (``stratasync-segment-1``: gzip of "<seq> <createdAt> <json>" lines).
-SEGMENT_FORMAT = "stratasync-segment-1"
-
-
-class SegmentChecksumError(TransportError):
-    """A downloaded segment does not match the manifest's size or SHA-256."""
+    from stratasync.client.sync import SyncEngine
 
 
 @dataclass
@@ -46,35 +38,38 @@ class BootstrapProgress:
 
 
 def bootstrap(
-    store: Store,
+    engine: SyncEngine,
     *,
     progress: Callable[[BootstrapProgress], None] | None = None,
     page_events: int = 5_000,
 ) -> BootstrapProgress:
-    """Apply every archived segment after ``store``'s upstream head; returns what was done."""
-    transport = store._transport
+    """Apply every archived segment after the upstream head of ``engine``'s store; returns what was done.
+
+    The caller holds ``engine.lock``.
+    """
+    transport = engine.transport
+    db = engine.db
     state = BootstrapProgress()
     if not isinstance(transport, SyncHttpTransport):
         return state
     while True:
-        manifest = transport.archive_manifest(store.upstream_head)
+        manifest = transport.archive_manifest(db.upstream_head())
         state.manifest_requests += 1
         if manifest is None:
             return state
         if manifest.get("format") != SEGMENT_FORMAT:
             raise TransportError(f"unsupported segment format {manifest.get('format')!r}")
-        known = store.backend_id
+        known = db.backend_id()
         if known is None:
-            store._remember_backend_id(str(manifest["backendId"]))
+            engine.rebaser.remember_backend_id(str(manifest["backendId"]))
         elif known != manifest["backendId"]:
-            store._reset_for_new_backend(BackendIdMismatchError(str(manifest["backendId"]), known))
+            engine.reset(BackendIdMismatchError(str(manifest["backendId"]), known))
             continue
-        segments = [
-            segment for segment in manifest["segments"] if segment["lastSeqNum"] > store.upstream_head
-        ]
+        head = db.upstream_head()
+        segments = [segment for segment in manifest["segments"] if segment["lastSeqNum"] > head]
         state.segments_known += len(manifest["segments"])
         state.segments_done += len(manifest["segments"]) - len(segments)
-        _apply_segments(store, transport, segments, state, progress, page_events)
+        _apply_segments(engine, transport, segments, state, progress, page_events)
         if not manifest.get("more") or not manifest["segments"]:
             return state
 
@@ -83,7 +78,7 @@ _END = object()
 
 
 def _apply_segments(
-    store: Store,
+    engine: SyncEngine,
     transport: SyncHttpTransport,
     segments: list[dict[str, Any]],
     state: BootstrapProgress,
@@ -134,7 +129,7 @@ def _apply_segments(
                     progress(state)
                 continue
             events, stamps, texts = item
-            store._apply_upstream(events, stamps, texts)
+            engine.rebaser.apply_pulled(events, stamps, texts)
             state.events += len(events)
             state.last_seq_num = events[-1]["seqNum"]
             if progress is not None:
@@ -160,15 +155,13 @@ def _segment_pages(
         events: list[dict[str, Any]] = []
         stamps: list[str | None] = []
         texts: list[str] = []
-        with gzip.GzipFile(fileobj=spool, mode="rb") as raw:
-            for line in io.TextIOWrapper(raw, encoding="utf-8"):
-                _, created_at, event_json = line.rstrip("\n").split(" ", 2)
-                events.append(json.loads(event_json))
-                stamps.append(created_at)
-                texts.append(event_json)
-                if len(events) >= page_events:
-                    yield events, stamps, texts
-                    events, stamps, texts = [], [], []
+        for _, created_at, event_json in iter_segment_lines(spool):  # type: ignore[arg-type]
+            events.append(jsoncodec.loads(event_json))
+            stamps.append(created_at)
+            texts.append(event_json)
+            if len(events) >= page_events:
+                yield events, stamps, texts
+                events, stamps, texts = [], [], []
         if events:
             yield events, stamps, texts
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from stratasync.client.store import Store
-from stratasync.client.todos import Todo, schema, todo_completed, todo_created
+from stratasync.client.todos import schema, todo_completed, todo_created, todos
 
 
 def run_demo(url: str, out: TextIO = sys.stdout) -> bool:
@@ -25,7 +25,7 @@ def run_demo(url: str, out: TextIO = sys.stdout) -> bool:
         bob = Store(schema, store_id, str(Path(folder) / "bob.db"), backend_url=url)
         with alice, bob:
             changes: list[int] = []
-            bob.subscribe("SELECT COUNT(*) FROM todos", lambda rows: changes.append(rows[0][0]))
+            bob.subscribe(todos.count(), changes.append)
 
             alice.commit(todo_created(id="a1", text="buy milk"), todo_created(id="a2", text="walk the dog"))
             bob.commit(todo_created(id="b1", text="call mum"), todo_completed(id="b1"))
@@ -45,8 +45,8 @@ def run_demo(url: str, out: TextIO = sys.stdout) -> bool:
             alice.sync()
             say("  alice syncs again and receives bob's events")
 
-            rows_alice = alice.query("SELECT * FROM todos ORDER BY rowid", model=Todo)
-            rows_bob = bob.query("SELECT * FROM todos ORDER BY rowid", model=Todo)
+            rows_alice = alice.query(todos.order_by("id"))
+            rows_bob = bob.query(todos.order_by("id"))
             for todo in rows_alice:
                 say(f"    [{'x' if todo.completed else ' '}] {todo.text}")
             say(f"  bob's subscription saw the todo count go {' -> '.join(map(str, changes))}")

@@ -1,25 +1,26 @@
-"""The local SQLite database of a store: state tables, the eventlog, and an undo log.
+"""The local SQLite database of a store: state tables, the eventlog, meta, and every SQL statement.
 
 Everything lives in one SQLite file, so an event and its materialized effect are written in
-one transaction: a crash never leaves one without the other.
-
-Rollback of pending events costs in proportion to the events rolled back: while a pending
-(not yet confirmed) event is materialized, temporary triggers on every state table record the
-inverse of each row change in ``__ss_undo``. Rolling back executes those inverses, newest
-first. Events confirmed by the backend keep no undo rows.
+one transaction: a crash never leaves one without the other. This module is the only place of
+the client that writes SQL (apart from the app's own queries and materializers, which it runs);
+the undo log of pending events is :mod:`stratasync.client.undolog`.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stratasync.client.schema import Schema, Table, Write
+from stratasync.client import jsoncodec
+from stratasync.client.events import LoggedEvent
+from stratasync.client.undolog import DDL as UNDO_DDL
+from stratasync.client.undolog import UndoLog, quote
+
+if TYPE_CHECKING:
+    from stratasync.client.schema import Schema, Table, Write
 
 INTERNAL_DDL = (
     "CREATE TABLE IF NOT EXISTS __ss_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -39,21 +40,13 @@ INTERNAL_DDL = (
         args TEXT,
         session_id TEXT NOT NULL
     )""",
-    """CREATE TABLE IF NOT EXISTS __ss_undo (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        seq INTEGER NOT NULL,
-        tbl TEXT NOT NULL,
-        stmt TEXT NOT NULL
-    )""",
-    "CREATE INDEX IF NOT EXISTS __ss_undo_seq ON __ss_undo (seq)",
+    *UNDO_DDL,
 )
 
-_encode_json = json.JSONEncoder(separators=(",", ":")).encode
 _INSERT_EVENT = (
     "INSERT INTO __ss_eventlog (seq, parent, name, event, client_id, session_id, pending, created_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-
 _WRITE_ACTIONS = {sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE}
 
 
@@ -75,69 +68,12 @@ def bindable_params(params: Sequence[Any]) -> tuple[Any, ...]:
     return tuple(bindable(value) for value in params)
 
 
-@dataclass(frozen=True)
-class LoggedEvent:
-    """An event of the local eventlog (global sequence numbers)."""
+class Row(sqlite3.Row):
+    """A row of a raw SQL query: by index (``row[0]``), by column (``row["text"]``), ``dict(row)``,
+    and printed readably: ``Row(id='a', text='milk')``."""
 
-    seq_num: int
-    parent_seq_num: int
-    name: str
-    args: Any
-    client_id: str
-    session_id: str
-    pending: bool
-    created_at: str | None = None
-
-    def encoded(self) -> dict[str, Any]:
-        """The event as encoded on the wire."""
-        return {
-            "name": self.name,
-            "args": self.args,
-            "seqNum": self.seq_num,
-            "parentSeqNum": self.parent_seq_num,
-            "clientId": self.client_id,
-            "sessionId": self.session_id,
-        }
-
-    def same_event_as(self, wire: dict[str, Any]) -> bool:
-        """True if ``wire`` (from the backend) is this very event."""
-        return (
-            wire.get("seqNum") == self.seq_num
-            and wire.get("name") == self.name
-            and wire.get("clientId") == self.client_id
-            and wire.get("sessionId") == self.session_id
-            and wire.get("args") == self.args
-        )
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _undo_triggers(table: str, columns: Sequence[str]) -> list[str]:
-    """Temporary triggers that log the inverse of each row change while recording is on."""
-    q = _quote(table)
-    q_literal = q.replace("'", "''")
-    insert_literal = ",".join(["rowid", *(_quote(column) for column in columns)]).replace("'", "''")
-    literal = "'" + table.replace("'", "''") + "'"
-    recording = "(SELECT seq FROM temp.__ss_ctx) IS NOT NULL"
-    old_values = " || ',' || ".join(["OLD.rowid", *(f"quote(OLD.{_quote(column)})" for column in columns)])
-    assignments = " || ',' || ".join(
-        ["'rowid=' || OLD.rowid"]
-        + [f"'{_quote(column)}=' || quote(OLD.{_quote(column)})" for column in columns]
-    )
-    return [
-        f"""CREATE TEMP TRIGGER IF NOT EXISTS __ss_undo_ins_{table} AFTER INSERT ON main.{q} WHEN {recording}
-        BEGIN INSERT INTO __ss_undo (seq, tbl, stmt) VALUES ((SELECT seq FROM temp.__ss_ctx), {literal},
-            'DELETE FROM {q_literal} WHERE rowid=' || NEW.rowid); END""",
-        f"""CREATE TEMP TRIGGER IF NOT EXISTS __ss_undo_del_{table} AFTER DELETE ON main.{q} WHEN {recording}
-        BEGIN INSERT INTO __ss_undo (seq, tbl, stmt) VALUES ((SELECT seq FROM temp.__ss_ctx), {literal},
-            'INSERT INTO {q_literal} ({insert_literal}) VALUES (' || {old_values} || ')');
-        END""",
-        f"""CREATE TEMP TRIGGER IF NOT EXISTS __ss_undo_upd_{table} AFTER UPDATE ON main.{q} WHEN {recording}
-        BEGIN INSERT INTO __ss_undo (seq, tbl, stmt) VALUES ((SELECT seq FROM temp.__ss_ctx), {literal},
-            'UPDATE {q_literal} SET ' || {assignments} || ' WHERE rowid=' || NEW.rowid); END""",
-    ]
+    def __repr__(self) -> str:
+        return "Row(" + ", ".join(f"{key}={self[key]!r}" for key in self.keys()) + ")"
 
 
 class LocalDatabase:
@@ -148,7 +84,7 @@ class LocalDatabase:
         self.schema = schema
         self.lock = threading.RLock()
         self.conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self.conn.row_factory = sqlite3.Row
+        self.conn.row_factory = Row
         if path != ":memory:":
             self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute(f"PRAGMA synchronous={synchronous}")
@@ -157,20 +93,13 @@ class LocalDatabase:
         self._tables_written: dict[str, frozenset[str]] = {}
         self._tables_read: dict[str, frozenset[str]] = {}
         self.changed_tables: set[str] = set()
-        self._recording: int | None = None
+        self.undo = UndoLog(self.conn)
         with self.lock:
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
+            with self.transaction():
                 for statement in INTERNAL_DDL:
                     self.conn.execute(statement)
                 self._create_state_tables(schema.tables)
-                self.conn.execute("COMMIT")
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS __ss_ctx (seq INTEGER)")
-            self.conn.execute("INSERT INTO temp.__ss_ctx (seq) VALUES (NULL)")
-            self._install_triggers(schema.tables)
+            self.undo.install(table.name for table in schema.tables)
 
     def close(self) -> None:
         with self.lock:
@@ -186,12 +115,6 @@ class LocalDatabase:
                 for index in table.indexes:
                     self.conn.execute(index)
 
-    def _install_triggers(self, tables: Iterable[Table]) -> None:
-        for table in tables:
-            columns = [row["name"] for row in self.conn.execute(f"PRAGMA table_info({_quote(table.name)})")]
-            for trigger in _undo_triggers(table.name, columns):
-                self.conn.execute(trigger)
-
     # -- transactions ------------------------------------------------------------------------
 
     @contextmanager
@@ -201,32 +124,39 @@ class LocalDatabase:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield
+                self.undo.record_as(None)
                 self.conn.execute("COMMIT")
             except BaseException:
                 self.conn.execute("ROLLBACK")
                 self.changed_tables.clear()
-                self._recording = self._recording_in_db()
+                self.undo.resync()
                 raise
 
-    def _recording_in_db(self) -> int | None:
-        row = self.conn.execute("SELECT seq FROM temp.__ss_ctx").fetchone()
-        return None if row is None or row[0] is None else int(row[0])
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested part of a transaction: an exception rolls back just this part (and propagates)."""
+        self.conn.execute("SAVEPOINT __ss_part")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK TO __ss_part")
+            raise
+        finally:
+            self.conn.execute("RELEASE __ss_part")
 
     def take_changed_tables(self) -> set[str]:
         with self.lock:
             changed, self.changed_tables = self.changed_tables, set()
             return changed
 
-    # -- materialization ---------------------------------------------------------------------
+    # -- state tables ------------------------------------------------------------------------
 
-    def set_recording(self, seq: int | None) -> None:
-        """Record undo rows for changes made from now on as belonging to event ``seq`` (None: stop)."""
-        if seq != self._recording:
-            self.conn.execute("UPDATE temp.__ss_ctx SET seq = ?", (seq,))
-            self._recording = seq
+    def execute_writes(self, writes: Iterable[Write], *, record_as: int | None) -> None:
+        """Run a materializer's writes, recording undo rows for event ``record_as`` (None: none).
 
-    def execute_writes(self, writes: Iterable[Write]) -> None:
-        """Run a materializer's writes; str values with lone surrogates are stored via :func:`bindable`."""
+        str values with lone surrogates are stored via :func:`bindable`.
+        """
+        self.undo.record_as(record_as)
         for statement, params in writes:
             try:
                 written = self._execute_write(statement, params)
@@ -266,46 +196,96 @@ class LocalDatabase:
         with self.lock:
             found = self._tables_read.get(statement)
             if found is None:
-                found = self._tables_read[statement] = self._analyse(statement, params, {sqlite3.SQLITE_READ})
+                found = self._tables_read[statement] = self._analyse(
+                    statement, bindable_params(params), {sqlite3.SQLITE_READ}
+                )
             return found
 
-    def roll_back_after(self, seq: int) -> int:
-        """Undo the effects of every event with seq > ``seq``, newest first; returns undo rows run."""
-        rows = self.conn.execute(
-            "SELECT id, tbl, stmt FROM __ss_undo WHERE seq > ? ORDER BY id DESC", (seq,)
-        ).fetchall()
-        self.set_recording(None)
-        for row in rows:
-            self.conn.execute(row["stmt"])
-            self.changed_tables.add(row["tbl"])
-        self.conn.execute("DELETE FROM __ss_undo WHERE seq > ?", (seq,))
-        return len(rows)
+    def query(self, statement: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """Run a read query; a str parameter with lone surrogates is bound as tables store it."""
+        with self.lock:
+            try:
+                return self.conn.execute(statement, tuple(params)).fetchall()
+            except UnicodeEncodeError:
+                return self.conn.execute(statement, bindable_params(params)).fetchall()
 
-    def forget_undo_through(self, seq: int) -> None:
-        """Drop the undo rows of events up to ``seq`` (they are confirmed now)."""
-        self.conn.execute("DELETE FROM __ss_undo WHERE seq <= ?", (seq,))
+    def roll_back_after(self, seq: int) -> None:
+        """Undo the effects of every event with seq > ``seq``, newest first."""
+        self.changed_tables.update(self.undo.roll_back_after(seq))
 
-    # -- eventlog and meta -------------------------------------------------------------------
+    def rebuild_state_tables(self) -> None:
+        """Drop and create every state table of the schema, empty (inside a transaction)."""
+        self.undo.record_as(None)
+        for table in self.schema.tables:
+            self.conn.execute(f"DROP TABLE IF EXISTS {quote(table.name)}")
+            self.changed_tables.add(table.name)
+        self._create_state_tables(self.schema.tables)
+        self.undo.install_triggers(table.name for table in self.schema.tables)
+        self.undo.clear()
+
+    def reset_state(self) -> None:
+        """Empty every state table, the eventlog and the undo log (inside a transaction).
+
+        The client-only events stay, for the caller to materialize again.
+        """
+        self.undo.record_as(None)
+        for table in self.schema.tables:
+            self.conn.execute(f"DELETE FROM {quote(table.name)}")
+            self.changed_tables.add(table.name)
+        self.conn.execute("DELETE FROM __ss_eventlog")
+        self.undo.clear()
+
+    # -- meta --------------------------------------------------------------------------------
 
     def meta(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM __ss_meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row["value"])
 
-    def set_meta(self, key: str, value: str | None) -> None:
+    def set_meta(self, key: str, value: str | int | None) -> None:
         if value is None:
             self.conn.execute("DELETE FROM __ss_meta WHERE key = ?", (key,))
         else:
             self.conn.execute(
                 "INSERT INTO __ss_meta (key, value) VALUES (?, ?)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (key, value),
+                (key, str(value)),
             )
+
+    def upstream_head(self) -> int:
+        """The seqNum of the newest event the backend has confirmed."""
+        with self.lock:
+            return int(self.meta("upstream_head") or 0)
+
+    def backend_id(self) -> str | None:
+        with self.lock:
+            return self.meta("backend_id")
+
+    def rebase_generation(self) -> int:
+        with self.lock:
+            return int(self.meta("rebase_generation") or 0)
+
+    def count_rebase(self) -> None:
+        """One more rebase of the pending events (inside a transaction)."""
+        self.set_meta("rebase_generation", self.rebase_generation() + 1)
+
+    # -- eventlog ----------------------------------------------------------------------------
+
+    def local_head(self) -> int:
+        """The seqNum of the newest event in the local eventlog (pending or not)."""
+        with self.lock:
+            row = self.conn.execute("SELECT MAX(seq) FROM __ss_eventlog").fetchone()
+            return max(int(row[0] or 0), self.upstream_head())
+
+    def pending_count(self) -> int:
+        with self.lock:
+            row = self.conn.execute("SELECT COUNT(*) FROM __ss_eventlog WHERE pending = 1").fetchone()
+            return int(row[0])
 
     def _insert_rows(self, rows: list[tuple[Any, ...]]) -> None:
         """Insert eventlog rows; names and ids with lone surrogates go in via :func:`bindable`.
 
         Only the indexed columns (name, clientId, sessionId) are affected: the event's JSON column,
-        which is what is read back and pushed, is ASCII with the surrogates escaped.
+        which is what is read back and pushed, keeps the surrogates as escapes.
         """
         self.conn.execute("SAVEPOINT __ss_insert")
         try:
@@ -323,7 +303,7 @@ class LocalDatabase:
                     event.seq_num,
                     event.parent_seq_num,
                     event.name,
-                    _encode_json(event.encoded()),
+                    jsoncodec.dumps(event.encoded()),
                     event.client_id,
                     event.session_id,
                     int(event.pending),
@@ -343,7 +323,7 @@ class LocalDatabase:
 
         ``encoded``: the events' JSON as received, stored as is (saves encoding them again).
         """
-        texts = encoded if encoded is not None else [_encode_json(event) for event in events]
+        texts = encoded if encoded is not None else [jsoncodec.dumps(event) for event in events]
         self._insert_rows(
             [
                 (
@@ -366,9 +346,11 @@ class LocalDatabase:
         query = "SELECT * FROM __ss_eventlog WHERE seq > ?" + (" AND pending = 1" if pending_only else "")
         query += " ORDER BY seq" + (f" LIMIT {int(limit)}" if limit is not None else "")
         events = []
-        for row in self.conn.execute(query, (after,)):
+        with self.lock:
+            rows = self.conn.execute(query, (after,)).fetchall()
+        for row in rows:
             # The JSON column is the event as received or committed, byte for byte.
-            encoded = json.loads(row["event"])
+            encoded = jsoncodec.loads(row["event"])
             events.append(
                 LoggedEvent(
                     seq_num=row["seq"],
@@ -383,21 +365,39 @@ class LocalDatabase:
             )
         return events
 
+    def pending_events(self, limit: int | None = None) -> list[LoggedEvent]:
+        """The pending events after the upstream head, oldest first."""
+        with self.lock:
+            return self.events(after=self.upstream_head(), pending_only=True, limit=limit)
+
+    def confirm(self, pending: Sequence[LoggedEvent], created_at: Sequence[str | None]) -> None:
+        """Mark ``pending`` events confirmed (with the backend's timestamps) and drop their undo rows."""
+        if not pending:
+            return
+        self.conn.executemany(
+            "UPDATE __ss_eventlog SET pending = 0, created_at = ? WHERE seq = ?",
+            [(stamp, event.seq_num) for event, stamp in zip(pending, created_at, strict=True)],
+        )
+        self.undo.forget_through(pending[-1].seq_num)
+
+    def delete_events_after(self, seq: int) -> None:
+        """Remove the events after ``seq`` from the eventlog (their effects are rolled back already)."""
+        self.conn.execute("DELETE FROM __ss_eventlog WHERE seq > ?", (seq,))
+
+    def insert_client_events(self, events: Iterable[tuple[str, str, str]]) -> None:
+        """Log client-only events: (name, args JSON, session id)."""
+        self.conn.executemany(
+            "INSERT INTO __ss_client_events (name, args, session_id) VALUES (?, ?, ?)", events
+        )
+
     def client_events(self) -> list[tuple[str, Any, str]]:
         """The client-only events committed here, oldest first: (name, args, session id)."""
-        rows = self.conn.execute("SELECT name, args, session_id FROM __ss_client_events ORDER BY id")
-        return [
-            (row["name"], json.loads(row["args"]) if row["args"] is not None else None, row["session_id"])
-            for row in rows
-        ]
+        with self.lock:
+            rows = self.conn.execute("SELECT name, args, session_id FROM __ss_client_events ORDER BY id")
+            return [
+                (name, jsoncodec.loads(args) if args is not None else None, session)
+                for name, args, session in rows
+            ]
 
-    def reset_state(self) -> None:
-        """Empty every state table, the eventlog and the undo log (inside a transaction).
 
-        The client-only events stay, for the caller to materialize again.
-        """
-        for table in self.schema.tables:
-            self.conn.execute(f"DELETE FROM {_quote(table.name)}")
-            self.changed_tables.add(table.name)
-        for internal in ("__ss_eventlog", "__ss_undo"):
-            self.conn.execute(f"DELETE FROM {internal}")
+__all__ = ["LocalDatabase", "LoggedEvent", "Row", "bindable", "bindable_params"]

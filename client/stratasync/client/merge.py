@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from stratasync.client.localdb import LoggedEvent
+from stratasync.client.events import LoggedEvent
 
 
 @dataclass(frozen=True)

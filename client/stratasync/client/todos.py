@@ -1,42 +1,38 @@
-"""The todo app's schema (LiveStore's TodoMVC event names), used by the demo, tests and benchmarks."""
+"""The todo app's schema: LiveStore's TodoMVC events, typed tables, materializers with the query builder.
+
+Used by the demo, the tests and the benchmarks, and shared with LiveStore apps: the events are
+those of LiveStore's ``examples/web-todomvc`` (``v1.TodoCreated {id, text}``, ``v1.TodoCompleted
+{id}``, ``v1.TodoUncompleted {id}``, ``v1.TodoDeleted {id, deletedAt}`` with ``deletedAt`` a
+``Schema.Date``: ISO-8601 on the wire).
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Literal
 
-from stratasync.client.schema import Schema, Table, Write, client_only_event, sql, synced_event
+from stratasync.client import columns as col
+from stratasync.client.isodate import IsoDateTime
+from stratasync.client.query import Table
+from stratasync.client.schema import EventArgs, Schema, client_only_event, synced_event
 
 
-class TodoCreated(BaseModel):
+class TodoCreated(EventArgs):
     id: str
     text: str
 
 
-class TodoId(BaseModel):
+class TodoId(EventArgs):
     id: str
 
 
-class TodoDeleted(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
+class TodoDeleted(EventArgs):
     id: str
-    deleted_at: str = Field(alias="deletedAt")
+    deleted_at: IsoDateTime  # "deletedAt" on the wire, as LiveStore's Schema.Date encodes it
 
 
-class UiState(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
-    new_todo_text: str = Field(default="", alias="newTodoText")
-    filter: str = "all"
-
-
-class Todo(BaseModel):
-    """A row of the ``todos`` table."""
-
-    id: str
-    text: str
-    completed: bool
-    deleted_at: str | None
+class UiState(EventArgs):
+    new_todo_text: str = ""  # "newTodoText" on the wire
+    filter: Literal["all", "active", "completed"] = "all"
 
 
 todo_created = synced_event("v1.TodoCreated", TodoCreated)
@@ -47,48 +43,37 @@ ui_state_set = client_only_event("v1.UiStateSet", UiState)
 
 todos = Table(
     "todos",
-    "CREATE TABLE todos (id TEXT PRIMARY KEY, text TEXT NOT NULL, completed INTEGER NOT NULL DEFAULT 0,"
-    " deleted_at TEXT)",
+    {
+        "id": col.text(primary_key=True),
+        "text": col.text(default=""),
+        "completed": col.boolean(default=False),
+        "deleted_at": col.datetime(nullable=True),
+    },
+    row_name="Todo",
 )
 ui_state = Table(
     "ui_state",
-    "CREATE TABLE ui_state (id INTEGER PRIMARY KEY CHECK (id = 1), new_todo_text TEXT, filter TEXT)",
+    {
+        "id": col.integer(primary_key=True),
+        "new_todo_text": col.text(default=""),
+        "filter": col.text(default="all"),
+    },
 )
+
+#: A row of the ``todos`` table: ``Todo(id=..., text=..., completed=..., deleted_at=...)``.
+Todo = todos.Row
 
 schema = Schema(
     events=[todo_created, todo_completed, todo_uncompleted, todo_deleted, ui_state_set],
     tables=[todos, ui_state],
+    materializers={
+        # A plain INSERT: applying one event twice fails loudly on the primary key.
+        todo_created: lambda e: todos.insert(id=e.id, text=e.text),
+        todo_completed: lambda e: todos.update(completed=True).where(id=e.id),
+        todo_uncompleted: lambda e: todos.update(completed=False).where(id=e.id),
+        todo_deleted: lambda e: todos.update(deleted_at=e.deleted_at).where(id=e.id),
+        ui_state_set: lambda e: ui_state.insert(
+            id=1, new_todo_text=e.new_todo_text, filter=e.filter
+        ).on_conflict("id", "replace"),
+    },
 )
-
-
-@schema.materializer(todo_created)
-def _created(args: TodoCreated) -> list[Write]:
-    # A plain INSERT: applying one event twice fails loudly on the primary key.
-    return [sql("INSERT INTO todos (id, text) VALUES (?, ?)", args.id, args.text)]
-
-
-@schema.materializer(todo_completed)
-def _completed(args: TodoId) -> list[Write]:
-    return [sql("UPDATE todos SET completed = 1 WHERE id = ?", args.id)]
-
-
-@schema.materializer(todo_uncompleted)
-def _uncompleted(args: TodoId) -> list[Write]:
-    return [sql("UPDATE todos SET completed = 0 WHERE id = ?", args.id)]
-
-
-@schema.materializer(todo_deleted)
-def _deleted(args: TodoDeleted) -> list[Write]:
-    return [sql("UPDATE todos SET deleted_at = ? WHERE id = ?", args.deleted_at, args.id)]
-
-
-@schema.materializer(ui_state_set)
-def _ui_state(args: UiState) -> list[Write]:
-    return [
-        sql(
-            "INSERT INTO ui_state (id, new_todo_text, filter) VALUES (1, ?, ?) ON CONFLICT (id)"
-            " DO UPDATE SET new_todo_text = excluded.new_todo_text, filter = excluded.filter",
-            args.new_todo_text,
-            args.filter,
-        )
-    ]

@@ -17,15 +17,13 @@ from urllib.parse import quote
 
 import httpx
 
-from stratasync.protocol.errors import ForbiddenError, ProtocolError, UnauthorizedError, error_from_wire
+from stratasync.client import jsoncodec
+from stratasync.client.errors import ForbiddenError, ProtocolError, TransportError, UnauthorizedError
+from stratasync.protocol.errors import error_from_wire
 from stratasync.protocol.rpc import RpcTag
 
 Cursor = tuple[str, int]
 """A pull cursor: ``(backendId, seqNum of the last event the client has)``."""
-
-
-class TransportError(Exception):
-    """The backend could not be reached or answered something that is not the protocol."""
 
 
 @dataclass(frozen=True)
@@ -194,7 +192,10 @@ class SyncHttpTransport(RpcTransport):
 
     def _exchange(self, tag: RpcTag, body: dict[str, Any]) -> Any:
         try:
-            return self._client.post(self._url, content=json.dumps(body), headers=self._headers).json()
+            response = self._client.post(
+                self._url, content=jsoncodec.dumps(body).encode(), headers=self._headers
+            )
+            return jsoncodec.loads(response.content)
         except (httpx.HTTPError, ValueError) as error:
             raise TransportError(f"{tag.value}: {type(error).__name__}: {error}") from error
 

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from stratasync.auth.access import Action
 from stratasync.core.service import PullStream, PushResult, SyncService
 from stratasync.protocol.errors import (
+    BackendUnavailableError,
     InvalidRequestError,
     ProtocolError,
-    StorageUnavailableError,
     UnknownError,
 )
 from stratasync.protocol.messages import PingPayload, PullPayload, PushPayload
@@ -43,8 +43,7 @@ from stratasync.protocol.rpc import (
     encode_success,
     parse_request,
 )
-from stratasync.storage.base import StorageError
-from stratasync.storage.base import StorageUnavailableError as StorageBusy
+from stratasync.storage.base import StorageError, StorageUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -225,8 +224,8 @@ def handle_rpc(
         return RpcResponse(200, pong, rpc, store_id)
     except ProtocolError as error:
         failure: ProtocolError = error
-    except StorageBusy as error:
-        failure = StorageUnavailableError(str(error))
+    except StorageUnavailableError as error:
+        failure = BackendUnavailableError(str(error))
     except StorageError as error:
         logger.exception("storage error")
         failure = UnknownError(f"storage error: {error}", note="the backend could not serve this request")

@@ -1,4 +1,4 @@
-"""Push and pull over an :class:`~stratasync.storage.EventStore`, with the protocol's errors."""
+"""Push and pull over an :class:`~stratasync.storage.EventLogStorage`, with the protocol's errors."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from stratasync.protocol.errors import BackendIdMismatchError, InvalidRequestErr
 from stratasync.protocol.limits import MAX_PULL_CHUNK_BYTES, MAX_PULL_EVENTS_PER_CHUNK
 from stratasync.protocol.messages import Cursor, PushPayload
 from stratasync.protocol.rpc import PullPage, encode_pull_item
-from stratasync.storage.base import AppendOutcome, EventBatch, EventStore, HeadMismatchError, LogHead
+from stratasync.storage.base import AppendOutcome, EventBatch, EventLogStorage, HeadMismatchError, LogHead
 
 #: Default cap on one HTTP pull response, in bytes on the wire (see :mod:`stratasync.core.endpoint`),
 #: below Lambda's 6 MB response limit with room to spare.
@@ -65,7 +65,7 @@ class SyncService:
 
     def __init__(
         self,
-        store: EventStore,
+        store: EventLogStorage,
         *,
         pull_response_bytes: int = DEFAULT_PULL_RESPONSE_BYTES,
         limits: Limits | None = None,

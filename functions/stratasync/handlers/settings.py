@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stratasync.auth import AccessControl, Hooks, TokenVerifier
 from stratasync.core.limits import Limits
+from stratasync.core.sealing import DEFAULT_SEGMENT_BYTES, DEFAULT_SEGMENT_EVENTS
+from stratasync.core.service import DEFAULT_PULL_RESPONSE_BYTES
+from stratasync.storage.tiered import DEFAULT_CACHE_BYTES
 
 
 class Settings(BaseModel):
@@ -20,7 +23,7 @@ class Settings(BaseModel):
     table_name: str = Field(min_length=3, max_length=255)
     dynamodb_endpoint: str | None = None
     storage_time_budget_seconds: float = Field(default=5.0, gt=0, le=25)
-    pull_response_bytes: int = Field(default=4_500_000, ge=1_000_000, le=5_500_000)
+    pull_response_bytes: int = Field(default=DEFAULT_PULL_RESPONSE_BYTES, ge=1_000_000, le=5_500_000)
 
     # Authentication: required unless switched off; an HS256 secret and/or a JWKS URL.
     auth_required: bool = True
@@ -33,20 +36,20 @@ class Settings(BaseModel):
     #: A module with ``authorize`` / ``on_push`` / ``on_pull`` functions (see stratasync.auth).
     hooks_module: str | None = None
 
-    # Limits (each at most the protocol's own).
-    max_events_per_push: int = 100
-    max_request_bytes: int = 900_000
-    max_event_bytes: int = 900_000
-    max_store_id_length: int = 128
-    max_event_name_length: int = 128
+    # Limits (each at most the protocol's own; defaults and bounds are Limits').
+    max_events_per_push: int = Limits.max_events_per_push
+    max_request_bytes: int = Limits.max_request_bytes
+    max_event_bytes: int = Limits.max_event_bytes
+    max_store_id_length: int = Limits.max_store_id_length
+    max_event_name_length: int = Limits.max_event_name_length
 
     # The eventlog archive (off unless a bucket is named).
     archive_bucket: str | None = None
     s3_endpoint: str | None = None
-    segment_events: int = Field(default=10_000, ge=1, le=1_000_000)
-    segment_bytes: int = Field(default=4_000_000, ge=1, le=100_000_000)
+    segment_events: int = Field(default=DEFAULT_SEGMENT_EVENTS, ge=1, le=1_000_000)
+    segment_bytes: int = Field(default=DEFAULT_SEGMENT_BYTES, ge=1, le=100_000_000)
     #: Decoded segments a warm Lambda keeps (LRU), in bytes of event JSON.
-    segment_cache_bytes: int = Field(default=64_000_000, ge=0, le=2_000_000_000)
+    segment_cache_bytes: int = Field(default=DEFAULT_CACHE_BYTES, ge=0, le=2_000_000_000)
     presign_expiry_seconds: int = Field(default=300, ge=1, le=3600)
     #: The archiver function the push path invokes asynchronously (name or ARN); none: no trigger.
     archive_function: str | None = None

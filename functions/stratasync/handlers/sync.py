@@ -2,34 +2,32 @@
 ``GET /archive`` lists archived segments with presigned URLs (fast bootstrap, README).
 
 SAM/CDK: ``Handler: stratasync.handlers.sync.lambda_handler`` with ``STRATASYNC_TABLE_NAME`` set.
+What requests are served with comes from :func:`stratasync.handlers.wiring.get_backend`, built from
+the environment once per execution environment (in Lambda at init, so SnapStart snapshots it).
 """
 
 from __future__ import annotations
 
 import base64
-import functools
 import json
+import os
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler.api_gateway import APIGatewayHttpResolver, CORSConfig, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from stratasync.core import RpcResponse, SyncService, handle_rpc
-from stratasync.core.archive import ArchivePolicy, handle_manifest
-from stratasync.handlers.settings import Settings
-from stratasync.handlers.trigger import ArchiveTrigger
+from stratasync.core import RpcResponse, handle_rpc
+from stratasync.core.manifest import handle_manifest
+from stratasync.handlers.observability import make_metrics, make_tracer
+from stratasync.handlers.wiring import get_backend, register_snapshot_hooks
 from stratasync.protocol.errors import ServerAheadError
-from stratasync.storage import EventStore
-from stratasync.storage.archive import ArchivedEventStore, SegmentCache
-from stratasync.storage.dynamodb import DynamoDBEventStore, make_client
-from stratasync.storage.s3 import S3SegmentStore, make_s3_client
 
 logger = Logger(service="stratasync")
-metrics = Metrics(namespace="stratasync", service="stratasync")
-tracer = Tracer(service="stratasync")
+metrics = make_metrics("stratasync", "stratasync")
+tracer = make_tracer("stratasync")
 app = APIGatewayHttpResolver(
     cors=CORSConfig(
         allow_origin="*",
@@ -46,40 +44,6 @@ app = APIGatewayHttpResolver(
     )
 )
 
-settings = Settings.from_env()
-store: EventStore = DynamoDBEventStore(
-    settings.table_name,
-    make_client(settings.dynamodb_endpoint),
-    time_budget_seconds=settings.storage_time_budget_seconds,
-)
-# The archive (when a bucket is set): pulls read sealed segments too, cached while warm.
-segment_store = (
-    S3SegmentStore(
-        settings.archive_bucket,
-        client_factory=functools.partial(make_s3_client, settings.s3_endpoint),  # made on first use
-        time_budget_seconds=settings.storage_time_budget_seconds,
-    )
-    if settings.archive_bucket
-    else None
-)
-if segment_store is not None:
-    store = ArchivedEventStore(store, segment_store, SegmentCache(settings.segment_cache_bytes))
-archive_trigger = (
-    ArchiveTrigger.create(
-        settings.archive_function,
-        ArchivePolicy(settings.segment_events, settings.segment_bytes),
-        settings.lambda_endpoint,
-    )
-    if settings.archive_function
-    else None
-)
-service = SyncService(
-    store,
-    pull_response_bytes=settings.pull_response_bytes,
-    limits=settings.limits(),
-    access=settings.access_control(),
-)
-
 
 @app.post("/")
 @tracer.capture_method(capture_response=False)
@@ -90,15 +54,17 @@ def sync_rpc() -> Response[str]:
     # reach the envelope parser (a 400 Defect), not a UTF-8 decode that would fail here.
     raw = event.body or ""
     body = base64.b64decode(raw) if event.is_base64_encoded else raw.encode()
+    backend = get_backend()
     result = handle_rpc(
-        service,
+        backend.service,
         body,
         query=event.query_string_parameters or {},
         headers={name.lower(): value for name, value in (event.headers or {}).items()},
     )
     _observe(result)
-    if result.push is not None and archive_trigger is not None and result.store_id is not None:
-        archive_trigger.after_push(result.store_id, result.push)
+    trigger = backend.archive_trigger
+    if result.push is not None and trigger is not None and result.store_id is not None:
+        trigger.after_push(result.store_id, result.push)
     if result.content_encoding is None:
         return Response(status_code=result.status, content_type="application/json", body=result.body.decode())
     # A compressed body travels base64-encoded (isBase64Encoded), as API Gateway needs for binary.
@@ -118,12 +84,13 @@ def sync_rpc() -> Response[str]:
 def archive_manifest() -> Response[str]:
     """Fast bootstrap: the archived segments after a cursor, with presigned S3 GET URLs."""
     event = app.current_event
+    backend = get_backend()
     status, body = handle_manifest(
-        service,
-        segment_store,
+        backend.service,
+        backend.archive,
         event.query_string_parameters or {},
         {name.lower(): value for name, value in (event.headers or {}).items()},
-        expires_in=settings.presign_expiry_seconds,
+        expires_in=backend.settings.presign_expiry_seconds,
     )
     logger.info("archive manifest", extra={"status": status, "segments": len(body.get("segments", []))})
     return Response(status_code=status, content_type="application/json", body=json.dumps(body))
@@ -157,3 +124,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     """The Lambda entry point."""
     metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
     return app.resolve(event, context)
+
+
+if "AWS_LAMBDA_FUNCTION_NAME" in os.environ:  # in Lambda: build at init (SnapStart snapshots it)
+    register_snapshot_hooks()
+    get_backend()

@@ -17,7 +17,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from stratasync.core.archive import ArchivePolicy
+from stratasync.core.sealing import ArchivePolicy
 from stratasync.core.service import PushResult
 
 if TYPE_CHECKING:

@@ -1,4 +1,16 @@
-"""The protocol's error values, as Python exceptions that know their wire form.
+"""stratasync's one error hierarchy, and the protocol's error values, which know their wire form.
+
+Everything stratasync raises on purpose derives from :class:`StratasyncError`::
+
+    StratasyncError
+    ├── ProtocolError            an error value of the sync protocol (the backend's answer)
+    │   ├── ServerAheadError, BackendIdMismatchError
+    │   └── UnknownError         (wire kind in cause.name:) InvalidRequestError, UnauthorizedError,
+    │                            ForbiddenError, BackendUnavailableError
+    ├── StorageError             the backend's storage layer (stratasync.storage), with the AWS
+    │                            request id: HeadMismatchError, StorageUnavailableError, ...
+    ├── TransportError           the client could not reach the backend (stratasync.client)
+    └── SyncError                the client stopped syncing for a reason retrying cannot fix
 
 The LiveStore client decodes a push failure as one of ``ServerAheadError``,
 ``BackendIdMismatchError`` or ``UnknownError`` and a pull failure as one of the last two, so
@@ -10,7 +22,11 @@ from __future__ import annotations
 from typing import Any
 
 
-class ProtocolError(Exception):
+class StratasyncError(Exception):
+    """The root of every error stratasync raises on purpose (catch this to catch them all)."""
+
+
+class ProtocolError(StratasyncError):
     """An error the backend reports to the client inside an RPC ``Exit`` failure."""
 
     tag: str = "UnknownError"
@@ -104,8 +120,9 @@ class ForbiddenError(UnknownError):
         super().__init__(message, note="not allowed; nothing was read or written")
 
 
-class StorageUnavailableError(UnknownError):
-    """Storage kept failing (throttling, transient errors) past the request's time budget."""
+class BackendUnavailableError(UnknownError):
+    """The backend's storage kept failing (throttling, transient errors) past the request's time
+    budget; retry later. (Wire kind ``StorageUnavailableError``.)"""
 
     kind = "StorageUnavailableError"
 
@@ -127,7 +144,7 @@ def error_from_wire(wire: Any) -> ProtocolError:
     kind = cause.get("name") if isinstance(cause, dict) else None
     known: dict[str, type[UnknownError]] = {
         cls.kind: cls
-        for cls in (InvalidRequestError, UnauthorizedError, ForbiddenError, StorageUnavailableError)
+        for cls in (InvalidRequestError, UnauthorizedError, ForbiddenError, BackendUnavailableError)
     }
     error = known[kind](message) if isinstance(kind, str) and kind in known else UnknownError(message)
     error.note = wire.get("note")

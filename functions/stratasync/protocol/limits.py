@@ -8,7 +8,5 @@ MAX_PUSH_EVENTS = 100
 MAX_PULL_EVENTS_PER_CHUNK = 100
 #: Target size of one encoded pull chunk, in bytes (``MAX_TRANSPORT_PAYLOAD_BYTES``).
 MAX_PULL_CHUNK_BYTES = 900_000
-#: Longest accepted store id.
-MAX_STORE_ID_LENGTH = 256
 #: The largest seqNum a client can send (JavaScript's ``Number.MAX_SAFE_INTEGER``).
 MAX_SEQ_NUM = 2**53 - 1

@@ -1,12 +1,13 @@
-"""Storage behind one small interface (:class:`EventStore`), with one module per adapter."""
+"""Storage behind one small interface (:class:`EventLogStorage`), with one module per adapter."""
 
 from stratasync.storage.base import (
     EMPTY_LOG,
     AppendOutcome,
     ArchiveGap,
     EventBatch,
-    EventStore,
+    EventLogStorage,
     HeadMismatchError,
+    HotTierStorage,
     LogHead,
     SegmentCorruptError,
     SegmentInfo,
@@ -22,8 +23,9 @@ __all__ = [
     "AppendOutcome",
     "ArchiveGap",
     "EventBatch",
-    "EventStore",
+    "EventLogStorage",
     "HeadMismatchError",
+    "HotTierStorage",
     "LogHead",
     "SegmentCorruptError",
     "SegmentInfo",

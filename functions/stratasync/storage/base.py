@@ -14,7 +14,7 @@ another batch already took, even after that batch was archived).
 
 Older batches may move to an archive (sealed segments in an object store, see
 :mod:`stratasync.storage.segments`): the adapter keeps the *hot* tail and a small segment index,
-and :class:`~stratasync.storage.archive.ArchivedEventStore` joins both into one seamless log. A
+and :class:`~stratasync.storage.tiered.TieredEventLog` joins both into one seamless log. A
 batch that moves to the archive is *retired*: its events leave the hot tier, but its commit record
 stays as a small tombstone (its parent, last seqNum, position and digest), which keeps the
 invariant above and lets a retried push of it be recognised. The live hot batches always form a
@@ -35,9 +35,19 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
+from stratasync.protocol.errors import StratasyncError
 
-class StorageError(Exception):
-    """Base class of the storage layer's own errors (callers never see a driver's exception)."""
+
+class StorageError(StratasyncError):
+    """Base class of the storage layer's own errors (callers never see a driver's exception).
+
+    ``request_id``: the AWS request id of the call that failed, when there was one (for support
+    cases and for finding the call in CloudTrail and the service's logs).
+    """
+
+    def __init__(self, message: str, *, request_id: str | None = None) -> None:
+        super().__init__(f"{message} (request id {request_id})" if request_id else message)
+        self.request_id = request_id
 
 
 class HeadMismatchError(StorageError):
@@ -62,7 +72,7 @@ class SegmentCorruptError(StorageError):
 
 
 class AppendOutcome(Enum):
-    """What :meth:`EventStore.append` did."""
+    """What :meth:`EventLogStorage.append` did."""
 
     #: The batch is now the head of the eventlog.
     COMMITTED = "committed"
@@ -183,8 +193,9 @@ def decode_lines(data: bytes, created_at: str, last_position: int) -> list[Store
     return events
 
 
-class EventStore(ABC):
-    """Per-store backend id, head and eventlog. Every method is safe to call from many threads."""
+class EventLogStorage(ABC):
+    """The sync contract: per store a backend id, a head and an eventlog that grows by conditional
+    appends. Every method is safe to call from many threads."""
 
     @abstractmethod
     def backend_id(self, store_id: str) -> str:
@@ -208,12 +219,19 @@ class EventStore(ABC):
         (:attr:`AppendOutcome.COMMITTED`).
         """
 
+    @abstractmethod
     def read(self, store_id: str, after: int) -> Iterator[StoredEvent]:
-        """Events with ``seqNum > after``, ascending, fetched lazily as the caller iterates.
+        """Events with ``seqNum > after``, ascending, fetched lazily as the caller iterates."""
 
-        This reads the hot tier only; :class:`~stratasync.storage.archive.ArchivedEventStore`
-        overrides it to serve archived events too. Meeting archived events here is an error.
-        """
+
+class HotTierStorage(EventLogStorage):
+    """An :class:`EventLogStorage` whose older batches can move to an archive: it adds the hot tier
+    and the segment index that :class:`~stratasync.core.sealing.Archiver` maintains and
+    :class:`~stratasync.storage.tiered.TieredEventLog` reads across."""
+
+    def read(self, store_id: str, after: int) -> Iterator[StoredEvent]:
+        """The hot tier's events after ``after``; meeting archived events is an error (read them
+        through :class:`~stratasync.storage.tiered.TieredEventLog`)."""
         for item in self.read_hot(store_id, after):
             if isinstance(item, ArchiveGap):
                 raise StorageError(
@@ -223,8 +241,6 @@ class EventStore(ABC):
             for event in item.events:
                 if event.seq_num > after:
                     yield event
-
-    # -- the hot tier and the segment index (used by the archive) -------------------------------
 
     @abstractmethod
     def read_hot(self, store_id: str, after: int) -> Iterator[StoredBatch | ArchiveGap]:

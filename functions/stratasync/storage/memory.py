@@ -1,4 +1,4 @@
-"""In-memory adapters: an :class:`EventStore` and a :class:`SegmentStore`, for tests and as the
+"""In-memory adapters: an :class:`EventLogStorage` and a :class:`SegmentStorage`, for tests and as the
 reference behaviour."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from stratasync.storage.base import (
     AppendOutcome,
     ArchiveGap,
     EventBatch,
-    EventStore,
     HeadMismatchError,
+    HotTierStorage,
     LogHead,
     SegmentInfo,
     SegmentNotFoundError,
@@ -27,7 +27,7 @@ from stratasync.storage.base import (
     StoredBatch,
     StoredEvent,
 )
-from stratasync.storage.segments import PresignedUrlRefusedError, SegmentStore
+from stratasync.storage.segments import PresignedUrlRefusedError, SegmentStorage
 
 
 @dataclass
@@ -68,7 +68,7 @@ class _StoreState:
     segments: dict[int, SegmentInfo] = field(default_factory=dict)
 
 
-class InMemoryEventStore(EventStore):
+class InMemoryStorage(HotTierStorage):
     """Keeps every store in a dict guarded by one lock."""
 
     def __init__(self) -> None:
@@ -175,7 +175,7 @@ class InMemoryEventStore(EventStore):
             return state.segments[max(state.segments)] if state.segments else None
 
 
-class InMemorySegmentStore(SegmentStore):
+class InMemorySegmentStorage(SegmentStorage):
     """Objects in a dict; presigned URLs ``memory://...`` carry an expiry and an HMAC signature,
     and :meth:`open_url` checks both, the way S3 checks a presigned GET."""
 

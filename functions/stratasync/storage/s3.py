@@ -1,6 +1,6 @@
-"""The S3 adapter of :class:`SegmentStore`: one immutable object per sealed segment.
+"""The S3 adapter of :class:`SegmentStorage`: one immutable object per sealed segment.
 
-Every S3 call goes through :meth:`S3SegmentStore._call`, where throttling (``SlowDown``) and
+Every S3 call goes through :meth:`S3SegmentStorage._call`, where throttling (``SlowDown``) and
 transient errors are retried with jittered backoff inside a time budget and driver errors become
 the storage layer's own (:class:`SegmentNotFoundError`, :class:`StorageUnavailableError`,
 :class:`StorageError`). Uploads carry ``ChecksumSHA256``, so S3 refuses bytes that were changed
@@ -15,35 +15,25 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from stratasync.storage.aws import call_within_budget, client_config, error_code, request_id_of
 from stratasync.storage.base import SegmentNotFoundError, StorageError
-from stratasync.storage.retry import TransientFault, within_budget
-from stratasync.storage.segments import SegmentStore
+from stratasync.storage.segments import SegmentStorage
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-#: S3 error codes worth retrying: throttling and transient service faults.
-RETRYABLE_S3_ERROR_CODES = frozenset(
-    {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "503", "500", "Throttling"}
-)
 _NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
 def make_s3_client(endpoint_url: str | None = None, region_name: str | None = None) -> S3Client:
-    """An S3 client with botocore's own retries off (the adapter retries within a budget).
+    """An S3 client for the adapter (:func:`stratasync.storage.aws.client_config`).
 
     With an explicit endpoint (moto, SeaweedFS, MinIO) addressing is path-style.
     """
-    config = Config(
-        signature_version="s3v4",
-        s3={"addressing_style": "path" if endpoint_url else "auto"},
-        retries={"mode": "standard", "total_max_attempts": 1},
-        connect_timeout=3,
-        read_timeout=10,
-        tcp_keepalive=True,
+    config = client_config(
+        signature_version="s3v4", s3={"addressing_style": "path" if endpoint_url else "auto"}
     )
     return boto3.client("s3", endpoint_url=endpoint_url, region_name=region_name, config=config)
 
@@ -56,7 +46,7 @@ def ensure_bucket(client: S3Client, bucket: str) -> None:
         client.create_bucket(Bucket=bucket)
 
 
-class S3SegmentStore(SegmentStore):
+class S3SegmentStorage(SegmentStorage):
     """Segments as objects in one bucket (layout: :mod:`stratasync.storage.segments`)."""
 
     def __init__(
@@ -80,30 +70,27 @@ class S3SegmentStore(SegmentStore):
         return self._client_factory()
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
-        """Call one S3 operation, retrying throttling and transient errors within the budget.
-
-        A ``Body`` in the answer is read inside the retry loop, so a connection that breaks
-        while streaming is retried too.
-        """
+        """Call one S3 operation within the time budget (:mod:`stratasync.storage.aws`); a missing
+        key becomes :class:`SegmentNotFoundError`. A ``Body`` in the answer is read inside the
+        retry loop, so a connection that breaks while streaming is retried too."""
         method = getattr(self._client, operation)
 
         def attempt() -> dict[str, Any]:
-            try:
-                result: dict[str, Any] = method(Bucket=self.bucket, **kwargs)
-                if "Body" in result:
-                    result["Body"] = result["Body"].read()
-                return result
-            except ClientError as error:
-                code = str(error.response.get("Error", {}).get("Code", ""))
-                if code in _NOT_FOUND:
-                    raise SegmentNotFoundError(f"S3 {operation} {kwargs.get('Key')!r}: {code}") from error
-                if code not in RETRYABLE_S3_ERROR_CODES:
-                    raise StorageError(f"S3 {operation} failed: {code}: {error}") from error
-                raise TransientFault(error) from error
-            except BotoCoreError as error:  # connection refused/reset, timeouts, broken streams
-                raise TransientFault(error) from error
+            result: dict[str, Any] = method(Bucket=self.bucket, **kwargs)
+            if "Body" in result:
+                result["Body"] = result["Body"].read()
+            return result
 
-        return within_budget(attempt, budget_seconds=self.time_budget_seconds, what=f"S3 {operation}")
+        def not_found(error: ClientError) -> Exception | None:
+            if error_code(error) not in _NOT_FOUND:
+                return None
+            return SegmentNotFoundError(
+                f"S3 {operation} {kwargs.get('Key')!r}: {error_code(error)}", request_id=request_id_of(error)
+            )
+
+        return call_within_budget(
+            attempt, what=f"S3 {operation}", budget_seconds=self.time_budget_seconds, special=not_found
+        )
 
     def put(self, key: str, body: bytes, *, sha256: str, metadata: Mapping[str, str]) -> None:
         self._call(

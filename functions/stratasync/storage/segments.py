@@ -19,13 +19,18 @@ The SHA-256 of the stored bytes is in the key, in the object's metadata (``sha25
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import itertools
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 
+from stratasync.protocol.segment_format import (
+    SEGMENT_FORMAT,
+    SegmentFormatError,
+    decode_segment_body,
+    encode_segment_body,
+)
 from stratasync.storage.base import (
     SegmentCorruptError,
     SegmentInfo,
@@ -34,7 +39,6 @@ from stratasync.storage.base import (
     StoredEvent,
 )
 
-SEGMENT_FORMAT = "stratasync-segment-1"
 STORES_PREFIX = "stores/"
 _SAFE = re.compile(rb"[A-Za-z0-9_-]")
 _MAX_ENCODED_ID = 200
@@ -44,7 +48,7 @@ class PresignedUrlRefusedError(StorageError):
     """A presigned URL was tampered with or has expired (raised by test doubles that check them)."""
 
 
-class SegmentStore(ABC):
+class SegmentStorage(ABC):
     """Immutable segment objects by key. Every method is safe to call from many threads."""
 
     @abstractmethod
@@ -85,15 +89,14 @@ def encode_segment(
     """Seal whole, contiguous batches into one object; returns its bytes and its index entry."""
     if not batches:
         raise ValueError("a segment holds at least one batch")
-    lines: list[str] = []
+    lines: list[tuple[int, str, str]] = []
     for previous, batch in zip([None, *batches[:-1]], batches, strict=True):
         if previous is not None and batch.parent_seq_num != previous.last_seq_num:
             raise ValueError(f"batches are not contiguous at {previous.last_seq_num}")
         if not batch.created_at or any(char.isspace() for char in batch.created_at):
             raise ValueError(f"createdAt {batch.created_at!r} cannot be stored in a segment line")
-        lines.extend(f"{event.seq_num} {batch.created_at} {event.event_json}" for event in batch.events)
-    raw = "\n".join(lines).encode()
-    body = gzip.compress(raw, compresslevel=6, mtime=0)
+        lines.extend((event.seq_num, batch.created_at, event.event_json) for event in batch.events)
+    body, _ = encode_segment_body(lines)
     digest = hashlib.sha256(body).hexdigest()
     first = batches[0].events[0].seq_num
     last = batches[-1].last_seq_num
@@ -130,12 +133,11 @@ def decode_segment(body: bytes, info: SegmentInfo) -> list[StoredEvent]:
     if hashlib.sha256(body).hexdigest() != info.sha256:
         raise SegmentCorruptError(f"segment {info.key!r}: SHA-256 does not match the index")
     try:
-        raw = gzip.decompress(body)
-        events = []
-        for index, line in enumerate(raw.decode().split("\n")):
-            seq_text, created_at, event_json = line.split(" ", 2)
-            events.append(StoredEvent(int(seq_text), event_json, created_at, info.position_of(index)))
-    except (OSError, EOFError, UnicodeDecodeError, ValueError) as error:
+        events = [
+            StoredEvent(seq_num, event_json, created_at, info.position_of(index))
+            for index, (seq_num, created_at, event_json) in enumerate(decode_segment_body(body))
+        ]
+    except SegmentFormatError as error:
         raise SegmentCorruptError(f"segment {info.key!r} does not decode: {error}") from error
     seqs = [event.seq_num for event in events]
     if (

@@ -49,8 +49,9 @@ def _run_archive(args: argparse.Namespace) -> int:
     import json
 
     from stratasync.devserver.embedded_moto import ensure_fake_credentials
-    from stratasync.handlers.archive import archive_stores, build_archiver
+    from stratasync.handlers.archiver import archive_stores
     from stratasync.handlers.settings import Settings
+    from stratasync.handlers.wiring import build_archiver
 
     if any((endpoint or "").startswith("http://") for endpoint in (args.dynamodb_endpoint, args.s3_endpoint)):
         ensure_fake_credentials()  # local emulators accept any credentials

@@ -1,39 +1,29 @@
-"""The dev server: each HTTP request becomes an API Gateway HTTP API (payload 2.0) event.
+"""The dev server: the real Lambda handlers on localhost, behind an emulated API Gateway.
 
-Requests are handed to a pool of worker *processes*, each importing the real Lambda handler
-module: every worker is one simulated Lambda execution environment (one request at a time,
-module state kept warm), so concurrent requests really run concurrently, as on AWS. A Lambda
-response larger than Lambda's 6 MB limit is answered 500, as API Gateway would.
+Each HTTP request becomes an API Gateway HTTP API (payload 2.0) event for the sync function, run
+by worker processes that each import the real handler module (:mod:`.functions`): concurrent
+requests really run concurrently, as on AWS. A Lambda response over Lambda's 6 MB limit is
+answered 500, as API Gateway would. Storage is an embedded moto, or real endpoints (DynamoDB
+Local, SeaweedFS, AWS).
 
-The push path triggers the archiver through the Lambda ``Invoke`` API. The dev server serves that
-API on a second, private port on 127.0.0.1 (never on the public sync port), for a function whose
-name carries a secret made for this run: only the dev server's own workers know where it is.
+The push path triggers the archiver through the Lambda ``Invoke`` API. The dev server serves
+that API on a second, private port on 127.0.0.1 (never on the public sync port), for a function
+whose name carries a secret made for this run: only the dev server's own workers know it.
 """
 
 from __future__ import annotations
 
-import base64
-import io
-import json
-import multiprocessing
 import os
 import secrets
 import sys
 import threading
-import time
-import uuid
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
-from urllib.parse import parse_qsl, urlsplit
 
+from stratasync.devserver.asgi import GatewayApp, LambdaApiApp, ServerThread, bind
 from stratasync.devserver.embedded_moto import EmbeddedMoto, ensure_fake_credentials
-
-#: API Gateway's own payload limit; larger requests never reach the Lambda.
-MAX_GATEWAY_BODY_BYTES = 10 * 1024 * 1024
-#: Lambda's limit on a synchronous invocation's response (the whole JSON the handler returns).
-MAX_LAMBDA_RESPONSE_BYTES = 6 * 1024 * 1024
+from stratasync.devserver.functions import FunctionSpec, LocalFunction
 
 
 @dataclass
@@ -61,143 +51,8 @@ class DevServerConfig:
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
-#: The archiver function's name (a per-run secret is appended); the dev server serves the
-#: Lambda Invoke API for it on a private port.
+#: The archiver function's name (a per-run secret is appended).
 ARCHIVE_FUNCTION = "stratasync-archive-dev"
-_INVOKE_PATH = "/2015-03-31/functions/"
-
-
-class _FakeLambdaContext:
-    function_version = "$LATEST"
-    memory_limit_in_mb = 512
-
-    def __init__(self, function_name: str = "stratasync-sync-dev", timeout_seconds: float = 30) -> None:
-        self.function_name = function_name
-        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:000000000000:function:{function_name}"
-        self.aws_request_id = str(uuid.uuid4())
-        self._deadline = time.monotonic() + timeout_seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-class _WithoutMetricLines(io.TextIOBase):
-    """stdout without Powertools' EMF metric lines (``{"_aws": ...}``), which only CloudWatch reads."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-        self._dropping = False
-
-    def write(self, text: str) -> int:
-        if text.startswith('{"_aws"'):
-            self._dropping = True
-        elif not (self._dropping and text == "\n"):
-            self._dropping = False
-            self._stream.write(text)
-        else:
-            self._dropping = False
-        return len(text)
-
-    def flush(self) -> None:
-        self._stream.flush()
-
-
-def _init_worker(env: dict[str, str], show_metrics: bool) -> None:
-    os.environ.update(env)
-    if not show_metrics:
-        sys.stdout = _WithoutMetricLines(sys.stdout)
-    import stratasync.handlers.sync  # noqa: F401 - the cold start happens here, once per worker
-
-
-def _invoke(event: dict[str, Any]) -> dict[str, Any]:
-    from stratasync.handlers.sync import lambda_handler
-
-    result: dict[str, Any] = lambda_handler(event, _FakeLambdaContext())
-    return result
-
-
-def _init_archive_worker(env: dict[str, str], show_metrics: bool) -> None:
-    os.environ.update(env)
-    if not show_metrics:
-        sys.stdout = _WithoutMetricLines(sys.stdout)
-    import stratasync.handlers.archive  # noqa: F401
-
-
-def _invoke_archive(payload: dict[str, Any]) -> dict[str, Any]:
-    from stratasync.handlers.archive import lambda_handler
-
-    result: dict[str, Any] = lambda_handler(payload, _FakeLambdaContext(ARCHIVE_FUNCTION, 900))
-    return result
-
-
-class _QuietHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that hangs up mid-answer is the client's business; anything else is printed."""
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-
-def _warm() -> int:
-    return os.getpid()
-
-
-def to_gateway_event(
-    method: str, target: str, headers: list[tuple[str, str]], body: bytes, source_ip: str
-) -> dict[str, Any]:
-    """An API Gateway HTTP API payload-2.0 event for one HTTP request."""
-    parts = urlsplit(target)
-    merged: dict[str, str] = {}
-    cookies: list[str] = []
-    for name, value in headers:
-        lower = name.lower()
-        if lower == "cookie":
-            cookies.extend(cookie.strip() for cookie in value.split(";") if cookie.strip())
-            continue
-        merged[lower] = f"{merged[lower]},{value}" if lower in merged else value
-    query: dict[str, str] = {}
-    for name, value in parse_qsl(parts.query, keep_blank_values=True):
-        query[name] = f"{query[name]},{value}" if name in query else value
-    try:
-        text_body: str | None = body.decode() if body else None
-        is_base64 = False
-    except UnicodeDecodeError:
-        text_body, is_base64 = base64.b64encode(body).decode(), True
-    now = time.time()
-    event: dict[str, Any] = {
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": parts.path or "/",
-        "rawQueryString": parts.query,
-        "headers": merged,
-        "requestContext": {
-            "accountId": "000000000000",
-            "apiId": "dev",
-            "domainName": merged.get("host", "localhost"),
-            "domainPrefix": "dev",
-            "http": {
-                "method": method,
-                "path": parts.path or "/",
-                "protocol": "HTTP/1.1",
-                "sourceIp": source_ip,
-                "userAgent": merged.get("user-agent", ""),
-            },
-            "requestId": str(uuid.uuid4()),
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
-            "timeEpoch": int(now * 1000),
-        },
-        "isBase64Encoded": is_base64,
-    }
-    if cookies:
-        event["cookies"] = cookies
-    if query:
-        event["queryStringParameters"] = query
-    if text_body is not None:
-        event["body"] = text_body
-    return event
 
 
 class DevServer:
@@ -206,29 +61,27 @@ class DevServer:
     def __init__(self, config: DevServerConfig, out: TextIO | None = None) -> None:
         self.config = config
         self._out = out if out is not None else sys.stdout
-        self._moto: EmbeddedMoto | None = None
-        self._pool: ProcessPoolExecutor | None = None
-        self._archive_pool: ProcessPoolExecutor | None = None
         self._out_lock = threading.Lock()
-        self.s3_endpoint: str | None = None
-        self._http: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._moto: EmbeddedMoto | None = None
+        self._public: ServerThread | None = None
+        self._private: ServerThread | None = None
+        self._sync: LocalFunction | None = None
+        self._archiver: LocalFunction | None = None
         self.dynamodb_endpoint: str | None = None
+        self.s3_endpoint: str | None = None
         #: The archiver's function name for this run (its suffix is a secret).
         self.archive_function = f"{ARCHIVE_FUNCTION}-{secrets.token_hex(12)}"
-        self._lambda_api: ThreadingHTTPServer | None = None
 
     @property
     def url(self) -> str:
-        assert self._http is not None, "start() first"
-        host, port = self._http.server_address[:2]
-        return f"http://{host!s}:{port}/"
+        assert self._public is not None, "start() first"
+        return f"http://{self.config.host}:{self._public.port}/"
 
     @property
     def lambda_api_url(self) -> str:
         """The private endpoint of the Lambda Invoke API (the archive trigger's)."""
-        assert self._lambda_api is not None, "start() first"
-        return f"http://127.0.0.1:{self._lambda_api.server_address[1]}"
+        assert self._private is not None, "start() first"
+        return f"http://127.0.0.1:{self._private.port}"
 
     def start(self) -> DevServer:
         from stratasync.storage.dynamodb import create_table, make_client
@@ -236,11 +89,14 @@ class DevServer:
 
         config = self.config
         # Bind first: a busy port is reported before anything slow starts.
-        self._http = _QuietHTTPServer((config.host, config.port), self._make_handler())
-        self._lambda_api = _QuietHTTPServer(("127.0.0.1", 0), self._make_lambda_api_handler())
-        threading.Thread(
-            target=self._lambda_api.serve_forever, name="devserver-lambda-api", daemon=True
-        ).start()
+        public_socket = bind(config.host, config.port)
+        self._public = ServerThread(GatewayApp(self.invoke_async), public_socket, "devserver-http")
+        self._private = ServerThread(
+            LambdaApiApp(self.archive_function, self.invoke_archive),
+            bind("127.0.0.1", 0),
+            "devserver-lambda-api",
+        )
+        self._private.start()
         if config.dynamodb_endpoint is None or config.s3_endpoint is None:
             self._moto = EmbeddedMoto().start()
         if config.dynamodb_endpoint is None:
@@ -270,6 +126,8 @@ class DevServer:
             "STRATASYNC_TABLE_NAME": config.table_name,
             "STRATASYNC_DYNAMODB_ENDPOINT": self.dynamodb_endpoint,
             "POWERTOOLS_TRACE_DISABLED": "true",
+            # Powertools' EMF metric lines are for CloudWatch only
+            **({} if config.show_metrics else {"POWERTOOLS_METRICS_DISABLED": "true"}),
             "POWERTOOLS_METRICS_NAMESPACE": "stratasync",
             "POWERTOOLS_LOG_LEVEL": config.log_level,
             "POWERTOOLS_SERVICE_NAME": "stratasync",
@@ -289,26 +147,30 @@ class DevServer:
             },
             **config.extra_env,
         }
-        self._pool = ProcessPoolExecutor(
-            max_workers=config.workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(env, config.show_metrics),
+        self._sync = LocalFunction(
+            FunctionSpec(
+                "stratasync-sync-dev",
+                "stratasync.handlers.sync:lambda_handler",
+                "stratasync.handlers.wiring:get_backend",
+                timeout_seconds=30,
+                concurrency=config.workers,
+            ),
+            env,
         )
         # The archiver is another function: its own execution environment (one at a time).
-        self._archive_pool = ProcessPoolExecutor(
-            max_workers=1,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_archive_worker,
-            initargs=(env, config.show_metrics),
+        self._archiver = LocalFunction(
+            FunctionSpec(
+                self.archive_function,
+                "stratasync.handlers.archiver:lambda_handler",
+                "stratasync.handlers.wiring:get_archiver",
+                timeout_seconds=900,
+                concurrency=1,
+            ),
+            env,
         )
-        # Start every worker now, so a misconfiguration shows at once and not on the first request.
-        warming = [self._pool.submit(_warm) for _ in range(config.workers)]
-        for future in [*warming, self._archive_pool.submit(_warm)]:
-            future.result(timeout=120)
-
-        self._thread = threading.Thread(target=self._http.serve_forever, name="devserver-http", daemon=True)
-        self._thread.start()
+        for function in (self._sync, self._archiver):
+            function.warm()
+        self._public.start()
         print(f"stratasync dev server listening on {self.url}", file=self._out)
         print(f"  storage: {storage_text}, table {config.table_name!r}", file=self._out)
         auth_text = "HS256 tokens signed with --auth-secret required" if config.auth_secret else "off"
@@ -326,17 +188,14 @@ class DevServer:
         return self
 
     def stop(self) -> None:
-        for server in (self._http, self._lambda_api):
+        for server in (self._public, self._private):
             if server is not None:
-                server.shutdown()
-                server.server_close()
-        self._http = self._lambda_api = None
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-        if self._archive_pool is not None:
-            self._archive_pool.shutdown(wait=True, cancel_futures=True)
-            self._archive_pool = None
+                server.stop()
+        self._public = self._private = None
+        for function in (self._sync, self._archiver):
+            if function is not None:
+                function.close()
+        self._sync = self._archiver = None
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
@@ -347,15 +206,20 @@ class DevServer:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
-        """Run one API Gateway event through a worker (an execution environment)."""
-        assert self._pool is not None, "start() first"
-        return self._pool.submit(_invoke, event).result(timeout=60)
+    def invoke_async(self, event: dict[str, Any]) -> Future[Any]:
+        """Run one API Gateway event through the sync function (an execution environment)."""
+        assert self._sync is not None, "start() first"
+        return self._sync.invoke(event)
 
-    def invoke_archive(self, payload: dict[str, Any]) -> Future[dict[str, Any]]:
+    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        """:meth:`invoke_async`, waited for."""
+        result: dict[str, Any] = self.invoke_async(event).result(timeout=60)
+        return result
+
+    def invoke_archive(self, payload: dict[str, Any]) -> Future[Any]:
         """Run the archiver function on ``payload``; each sealed segment is logged to the output."""
-        assert self._archive_pool is not None, "start() first"
-        future = self._archive_pool.submit(_invoke_archive, payload)
+        assert self._archiver is not None, "start() first"
+        future = self._archiver.invoke(payload)
         future.add_done_callback(self._log_archive_run)
         return future
 
@@ -376,123 +240,3 @@ class DevServer:
         if lines:
             with self._out_lock:
                 print("\n".join(lines), file=self._out, flush=True)
-
-    def _lambda_api_call(
-        self, method: str, path: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, bytes]:
-        """The Lambda ``Invoke`` API for the archiver function (how the push path triggers it)."""
-        name = path[len(_INVOKE_PATH) :].split("/", 1)[0] if path.startswith(_INVOKE_PATH) else ""
-        if method != "POST" or not path.endswith("/invocations") or name != self.archive_function:
-            return 404, b'{"Type":"User","message":"Function not found"}'
-        try:
-            payload = json.loads(body or b"{}")
-        except ValueError:
-            return 400, b'{"Type":"User","message":"payload is not JSON"}'
-        future = self.invoke_archive(payload)
-        if headers.get("x-amz-invocation-type", "RequestResponse") == "Event":
-            return 202, b""
-        try:
-            return 200, json.dumps(future.result(timeout=900)).encode()
-        except Exception as error:
-            return 200, json.dumps({"errorType": type(error).__name__, "errorMessage": str(error)}).encode()
-
-    def _make_handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            server_version = "stratasync-dev"
-            disable_nagle_algorithm = True  # else delayed ACKs add ~40 ms to each keep-alive request
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def _read_body(self) -> bytes | None:
-                if self.headers.get("transfer-encoding", "").lower() == "chunked":
-                    pieces: list[bytes] = []
-                    total = 0
-                    while True:
-                        size = int(self.rfile.readline().split(b";")[0].strip(), 16)
-                        if size == 0:
-                            self.rfile.readline()
-                            return b"".join(pieces)
-                        total += size
-                        if total > MAX_GATEWAY_BODY_BYTES:
-                            return None
-                        pieces.append(self.rfile.read(size))
-                        self.rfile.readline()
-                length = int(self.headers.get("content-length") or 0)
-                if length > MAX_GATEWAY_BODY_BYTES:
-                    return None
-                return self.rfile.read(length) if length else b""
-
-            def _reply(self, status: int, headers: dict[str, str], body: bytes) -> None:
-                self.send_response(status)
-                for name, value in headers.items():
-                    if name.lower() not in ("content-length", "connection", "transfer-encoding"):
-                        self.send_header(name, value)
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(body)
-
-            def _handle(self) -> None:
-                try:
-                    body = self._read_body()
-                except ValueError:
-                    self.close_connection = True
-                    self._reply(400, {"content-type": "text/plain"}, b"malformed chunked body")
-                    return
-                if body is None:
-                    self.close_connection = True
-                    self._reply(
-                        413, {"content-type": "application/json"}, b'{"message":"Request Entity Too Large"}'
-                    )
-                    return
-                event = to_gateway_event(
-                    self.command, self.path, list(self.headers.items()), body, self.client_address[0]
-                )
-                try:
-                    result = server.invoke(event)
-                except Exception as error:  # the Lambda "crashed": API Gateway answers 500
-                    message = f'{{"message":"Internal Server Error","detail":{str(error)!r:s}}}'
-                    self._reply(500, {"content-type": "application/json"}, message.encode())
-                    return
-                if len(json.dumps(result)) > MAX_LAMBDA_RESPONSE_BYTES:
-                    too_big = (
-                        b'{"message":"Internal Server Error","detail":"the Lambda response exceeds 6 MB"}'
-                    )
-                    self._reply(500, {"content-type": "application/json"}, too_big)
-                    return
-                headers = dict(result.get("headers") or {})
-                for name, values in (result.get("multiValueHeaders") or {}).items():
-                    headers[name] = ",".join(values)
-                raw = result.get("body") or ""
-                payload = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode()
-                self._reply(int(result.get("statusCode", 200)), headers, payload)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _handle  # noqa: N815
-
-        return Handler
-
-    def _make_lambda_api_handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
-
-        class LambdaApiHandler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length) if 0 < length <= MAX_GATEWAY_BODY_BYTES else b""
-                lower = {name.lower(): value for name, value in self.headers.items()}
-                status, answer = server._lambda_api_call(self.command, self.path, lower, body)
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-        return LambdaApiHandler

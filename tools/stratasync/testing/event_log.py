@@ -1,6 +1,6 @@
-"""The one conformance suite of :class:`~stratasync.storage.EventStore`.
+"""The one conformance suite of :class:`~stratasync.storage.EventLogStorage`.
 
-Every adapter's test module subclasses :class:`EventStoreConformance` and implements
+Every adapter's test module subclasses :class:`EventLogStorageConformance` and implements
 :meth:`create_store` (in the manner of eventsourcing's ``tests/persistence.py``).
 """
 
@@ -16,7 +16,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from stratasync.storage import EMPTY_LOG, AppendOutcome, EventBatch, EventStore, HeadMismatchError, LogHead
+from stratasync.storage import (
+    EMPTY_LOG,
+    AppendOutcome,
+    EventBatch,
+    EventLogStorage,
+    HeadMismatchError,
+    LogHead,
+)
 
 
 def make_batch(
@@ -40,15 +47,15 @@ def make_batch(
     return EventBatch(parent_seq_num=parent, events=events, created_at="2026-11-23T00:00:00.000Z")
 
 
-class EventStoreConformance(ABC):
-    """Behaviour every EventStore adapter must show."""
+class EventLogStorageConformance(ABC):
+    """Behaviour every EventLogStorage adapter must show."""
 
     @abstractmethod
-    def create_store(self) -> EventStore:
+    def create_store(self) -> EventLogStorage:
         """A fresh adapter instance (stores in it may be shared with other tests: use new ids)."""
 
     @pytest.fixture
-    def store(self) -> EventStore:
+    def store(self) -> EventLogStorage:
         return self.create_store()
 
     @pytest.fixture
@@ -57,7 +64,7 @@ class EventStoreConformance(ABC):
 
     # -- backend id --------------------------------------------------------------------------
 
-    def test_backend_id_is_created_once_and_stable(self, store: EventStore, store_id: str) -> None:
+    def test_backend_id_is_created_once_and_stable(self, store: EventLogStorage, store_id: str) -> None:
         first = store.backend_id(store_id)
         assert isinstance(first, str)
         assert first
@@ -69,7 +76,7 @@ class EventStoreConformance(ABC):
         stores = [self.create_store() for _ in range(8)]
         barrier = threading.Barrier(len(stores))
 
-        def first_use(adapter: EventStore) -> str:
+        def first_use(adapter: EventLogStorage) -> str:
             barrier.wait()
             return adapter.backend_id(store_id)
 
@@ -79,12 +86,12 @@ class EventStoreConformance(ABC):
 
     # -- append and read --------------------------------------------------------------------
 
-    def test_empty_store(self, store: EventStore, store_id: str) -> None:
+    def test_empty_store(self, store: EventLogStorage, store_id: str) -> None:
         assert store.head(store_id) == 0
         assert list(store.read(store_id, 0)) == []
         assert list(store.read(store_id, 5)) == []
 
-    def test_append_and_read_back_in_order(self, store: EventStore, store_id: str) -> None:
+    def test_append_and_read_back_in_order(self, store: EventLogStorage, store_id: str) -> None:
         first, second = make_batch(0, 3), make_batch(3, 2)
         assert store.append(store_id, first) is AppendOutcome.COMMITTED
         assert store.append(store_id, second) is AppendOutcome.COMMITTED
@@ -96,14 +103,14 @@ class EventStoreConformance(ABC):
 
     @pytest.mark.parametrize("after", [0, 1, 2, 3, 4, 5, 6])
     def test_read_from_any_cursor_including_inside_a_batch(
-        self, store: EventStore, store_id: str, after: int
+        self, store: EventLogStorage, store_id: str, after: int
     ) -> None:
         store.append(store_id, make_batch(0, 3))
         store.append(store_id, make_batch(3, 2))
         assert [event.seq_num for event in store.read(store_id, after)] == list(range(after + 1, 6))
 
     def test_log_head_and_positions_count_events_whatever_the_seqnums(
-        self, store: EventStore, store_id: str
+        self, store: EventLogStorage, store_id: str
     ) -> None:
         assert store.log_head(store_id) == EMPTY_LOG
         store.append(store_id, make_batch(0, 3, step=10))
@@ -117,7 +124,7 @@ class EventStoreConformance(ABC):
             (32, 5),
         ]
 
-    def test_sequence_numbers_may_jump(self, store: EventStore, store_id: str) -> None:
+    def test_sequence_numbers_may_jump(self, store: EventLogStorage, store_id: str) -> None:
         store.append(store_id, make_batch(0, 2, step=50))
         assert store.head(store_id) == 100
         assert [event.seq_num for event in store.read(store_id, 0)] == [50, 100]
@@ -125,7 +132,7 @@ class EventStoreConformance(ABC):
         store.append(store_id, make_batch(100, 1))
         assert [event.seq_num for event in store.read(store_id, 99)] == [100, 101]
 
-    def test_stale_parent_is_refused_with_the_head(self, store: EventStore, store_id: str) -> None:
+    def test_stale_parent_is_refused_with_the_head(self, store: EventLogStorage, store_id: str) -> None:
         store.append(store_id, make_batch(0, 3))
         for parent in (0, 1, 2, 4, 17):
             with pytest.raises(HeadMismatchError) as refused:
@@ -135,7 +142,7 @@ class EventStoreConformance(ABC):
         assert [event.seq_num for event in store.read(store_id, 0)] == [1, 2, 3]
 
     def test_retry_of_a_committed_batch_is_recognised_not_duplicated(
-        self, store: EventStore, store_id: str
+        self, store: EventLogStorage, store_id: str
     ) -> None:
         batch = make_batch(0, 2)
         store.append(store_id, batch)
@@ -149,7 +156,7 @@ class EventStoreConformance(ABC):
         with pytest.raises(HeadMismatchError):
             store.append(store_id, changed)
 
-    def test_stores_are_isolated(self, store: EventStore, store_id: str) -> None:
+    def test_stores_are_isolated(self, store: EventLogStorage, store_id: str) -> None:
         store.append(store_id, make_batch(0, 2))
         other = store_id + "-b"
         assert store.head(other) == 0
@@ -157,7 +164,7 @@ class EventStoreConformance(ABC):
         assert [event.seq_num for event in store.read(other, 0)] == [1]
         assert store.head(store_id) == 2
 
-    def test_many_batches_read_across_pages(self, store: EventStore, store_id: str) -> None:
+    def test_many_batches_read_across_pages(self, store: EventLogStorage, store_id: str) -> None:
         head = 0
         for _ in range(120):
             count = random.randint(1, 3)
@@ -167,7 +174,7 @@ class EventStoreConformance(ABC):
         assert seqs == list(range(1, head + 1))
         assert [event.seq_num for event in store.read(store_id, head - 7)] == list(range(head - 6, head + 1))
 
-    def test_batch_larger_than_one_item_round_trips(self, store: EventStore, store_id: str) -> None:
+    def test_batch_larger_than_one_item_round_trips(self, store: EventLogStorage, store_id: str) -> None:
         # 100 events of ~8.8 KB incompressible text: about 880 KB, above DynamoDB's 400 KB item limit.
         batch = make_batch(0, 100, text_bytes=8_800)
         assert store.append(store_id, batch) is AppendOutcome.COMMITTED
@@ -175,7 +182,7 @@ class EventStoreConformance(ABC):
         assert [e.seq_num for e in store.read(store_id, 42)] == list(range(43, 101))
         assert store.append(store_id, batch) is AppendOutcome.ALREADY_COMMITTED
 
-    def test_one_event_larger_than_one_item_round_trips(self, store: EventStore, store_id: str) -> None:
+    def test_one_event_larger_than_one_item_round_trips(self, store: EventLogStorage, store_id: str) -> None:
         batch = make_batch(0, 1, text_bytes=850_000)
         store.append(store_id, batch)
         assert [(e.seq_num, e.event_json) for e in store.read(store_id, 0)] == list(batch.events)

@@ -1,11 +1,11 @@
-"""One seamless eventlog over the hot tier (an :class:`EventStore`) and sealed segments.
+"""One seamless eventlog over the hot tier (a :class:`HotTierStorage`) and sealed segments.
 
-:class:`ArchivedEventStore` serves any cursor, whether its events are hot, archived, or on both
+:class:`TieredEventLog` serves any cursor, whether its events are hot, archived, or on both
 sides of the boundary, with the same order and no repeats. It reads the hot tier first (an idle
-poll at the head stays one read); when the hot chain does not continue from where it is (the
-cursor's batch was archived, or the archiver removed batches while we read), the hot tier says
-so with :class:`ArchiveGap`, and the missing range comes from the segment index, which the
-archiver writes before it removes anything. Decoded segments are kept in a byte-bounded LRU
+poll at the head stays one read); where the hot tier meets retired batches (the cursor's batch
+was archived, or the archiver retired batches while we read), it says so with
+:class:`ArchiveGap`, and the missing range comes from the segment index, which the archiver
+writes before it retires anything. Decoded segments are kept in a byte-bounded LRU
 (:class:`SegmentCache`), so a warm Lambda serves a segment many clients need from memory.
 """
 
@@ -19,14 +19,14 @@ from stratasync.storage.base import (
     AppendOutcome,
     ArchiveGap,
     EventBatch,
-    EventStore,
+    EventLogStorage,
+    HotTierStorage,
     LogHead,
     SegmentInfo,
     StorageError,
-    StoredBatch,
     StoredEvent,
 )
-from stratasync.storage.segments import SegmentStore, decode_segment
+from stratasync.storage.segments import SegmentStorage, decode_segment
 
 DEFAULT_CACHE_BYTES = 64_000_000
 
@@ -70,17 +70,24 @@ class SegmentCache:
                 self._bytes -= evicted
 
 
-class ArchivedEventStore(EventStore):
-    """``hot`` for everything but reads; reads join ``hot`` and the segments it has indexed."""
+class TieredEventLog(EventLogStorage):
+    """One eventlog over ``hot`` (appends, the head, recent reads) and the segments it indexed."""
 
     def __init__(
-        self, hot: EventStore, segment_store: SegmentStore, cache: SegmentCache | None = None
+        self, hot: HotTierStorage, segment_store: SegmentStorage, cache: SegmentCache | None = None
     ) -> None:
         self.hot = hot
         self.segment_store = segment_store
         self.cache = cache if cache is not None else SegmentCache()
 
-    # -- EventStore: reads join both tiers ------------------------------------------------------
+    def backend_id(self, store_id: str) -> str:
+        return self.hot.backend_id(store_id)
+
+    def log_head(self, store_id: str) -> LogHead:
+        return self.hot.log_head(store_id)
+
+    def append(self, store_id: str, batch: EventBatch) -> AppendOutcome:
+        return self.hot.append(store_id, batch)
 
     def read(self, store_id: str, after: int) -> Iterator[StoredEvent]:
         expected = after
@@ -123,32 +130,3 @@ class ArchivedEventStore(EventStore):
             events = decode_segment(self.segment_store.get(segment.key), segment)
             self.cache.put(segment.key, events, segment.raw_bytes)
         return events
-
-    # -- everything else is the hot tier's --------------------------------------------------------
-
-    def backend_id(self, store_id: str) -> str:
-        return self.hot.backend_id(store_id)
-
-    def log_head(self, store_id: str) -> LogHead:
-        return self.hot.log_head(store_id)
-
-    def append(self, store_id: str, batch: EventBatch) -> AppendOutcome:
-        return self.hot.append(store_id, batch)
-
-    def read_hot(self, store_id: str, after: int) -> Iterator[StoredBatch | ArchiveGap]:
-        return self.hot.read_hot(store_id, after)
-
-    def hot_batches(self, store_id: str, from_parent: int) -> Iterator[StoredBatch]:
-        return self.hot.hot_batches(store_id, from_parent)
-
-    def retire_archived(self, store_id: str, segment: SegmentInfo) -> int:
-        return self.hot.retire_archived(store_id, segment)
-
-    def put_segment(self, store_id: str, segment: SegmentInfo) -> SegmentInfo:
-        return self.hot.put_segment(store_id, segment)
-
-    def segments(self, store_id: str, after: int) -> Iterator[SegmentInfo]:
-        return self.hot.segments(store_id, after)
-
-    def last_segment(self, store_id: str) -> SegmentInfo | None:
-        return self.hot.last_segment(store_id)

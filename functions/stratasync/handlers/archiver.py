@@ -1,6 +1,6 @@
 """The archiver Lambda: seals what is sealable now in the stores it is asked about.
 
-SAM/CDK: ``Handler: stratasync.handlers.archive.lambda_handler``, with ``STRATASYNC_TABLE_NAME``
+SAM/CDK: ``Handler: stratasync.handlers.archiver.lambda_handler``, with ``STRATASYNC_TABLE_NAME``
 and ``STRATASYNC_ARCHIVE_BUCKET`` set. The sync function invokes it asynchronously
 (``InvocationType=Event``) with ``{"storeId": "<id>"}`` when a push probably completed a
 segment (see README, "Eventlog archive"); ``{"storeIds": [...]}`` works too (operators, a
@@ -9,44 +9,24 @@ schedule). ``stratasync archive`` and ``stratasync dev`` run the same functions.
 
 from __future__ import annotations
 
-import functools
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from stratasync.core.archive import ArchivePolicy, Archiver
-from stratasync.handlers.settings import Settings
-from stratasync.storage.dynamodb import DynamoDBEventStore, make_client
-from stratasync.storage.s3 import S3SegmentStore, make_s3_client
+from stratasync.core.sealing import Archiver
+from stratasync.handlers.observability import make_metrics, make_tracer
+from stratasync.handlers.wiring import get_archiver, register_snapshot_hooks
 
 logger = Logger(service="stratasync-archive")
-metrics = Metrics(namespace="stratasync", service="stratasync-archive")
-tracer = Tracer(service="stratasync-archive")
+metrics = make_metrics("stratasync", "stratasync-archive")
+tracer = make_tracer("stratasync-archive")
 
 #: Stop starting new segments when less than this much of the invocation is left.
 _RESERVE_MS = 30_000
-
-
-def build_archiver(settings: Settings) -> Archiver:
-    """The archiver the settings describe (the same for the Lambda, the dev server and the CLI)."""
-    if not settings.archive_bucket:
-        raise RuntimeError("stratasync is misconfigured: STRATASYNC_ARCHIVE_BUCKET is required to archive")
-    return Archiver(
-        DynamoDBEventStore(
-            settings.table_name,
-            make_client(settings.dynamodb_endpoint),
-            time_budget_seconds=settings.storage_time_budget_seconds,
-        ),
-        S3SegmentStore(
-            settings.archive_bucket,
-            make_s3_client(settings.s3_endpoint),
-            time_budget_seconds=settings.storage_time_budget_seconds,
-        ),
-        ArchivePolicy(segment_events=settings.segment_events, segment_bytes=settings.segment_bytes),
-    )
 
 
 def archive_stores(
@@ -96,11 +76,6 @@ def archive_stores(
     return {"stores": results}
 
 
-@functools.cache
-def _archiver() -> Archiver:
-    return build_archiver(Settings.from_env())
-
-
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
@@ -109,4 +84,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     store_ids = event.get("storeIds") or ([event["storeId"]] if event.get("storeId") else [])
     if not isinstance(store_ids, list) or not all(isinstance(item, str) and item for item in store_ids):
         raise ValueError("the archiver expects {'storeId': '<id>'} or {'storeIds': ['<id>', ...]}")
-    return archive_stores(_archiver(), store_ids, time_left_ms=context.get_remaining_time_in_millis)
+    return archive_stores(get_archiver(), store_ids, time_left_ms=context.get_remaining_time_in_millis)
+
+
+if "AWS_LAMBDA_FUNCTION_NAME" in os.environ:  # in Lambda: build at init (SnapStart snapshots it)
+    register_snapshot_hooks()
+    get_archiver()

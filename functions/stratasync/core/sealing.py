@@ -1,5 +1,4 @@
-"""The archive rules: when a segment is sealed, the crash-safe order of sealing it, and the
-manifest of presigned segment URLs for clients far behind (fast bootstrap).
+"""The archive rules: when a segment is sealed, and the crash-safe order of sealing it.
 
 Sealing one segment of a store, in this order (each step is safe to crash after):
 
@@ -20,42 +19,26 @@ Sealing one segment of a store, in this order (each step is safe to crash after)
 
 from __future__ import annotations
 
-import logging
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from stratasync.auth import Action
-from stratasync.core.service import SyncService, utc_now_iso
-from stratasync.protocol.errors import ForbiddenError, InvalidRequestError, ProtocolError, UnauthorizedError
+from stratasync.core.service import utc_now_iso
 from stratasync.storage.base import (
-    EventStore,
+    HotTierStorage,
     SegmentCorruptError,
     SegmentInfo,
-    StorageError,
     StoredBatch,
 )
 from stratasync.storage.segments import (
-    SEGMENT_FORMAT,
-    SegmentStore,
+    SegmentStorage,
     decode_segment,
     encode_segment,
     segment_metadata,
 )
 
-logger = logging.getLogger(__name__)
-
-#: A seqNum in a query string: ASCII digits only (``str.isdigit`` also admits "²", which int() refuses).
-_SEQ_NUM_TEXT = re.compile(r"[0-9]{1,16}")
-
-
 #: Defaults: big enough that S3 requests stay cheap, small enough for a quick fetch and cache.
 DEFAULT_SEGMENT_EVENTS = 10_000
 DEFAULT_SEGMENT_BYTES = 4_000_000
-#: Segments listed by one manifest response at most.
-MANIFEST_SEGMENTS = 100
 
 #: The steps a checkpoint hook is called after (tests inject crashes there).
 STEPS = ("written", "verified", "indexed", "retired")
@@ -104,8 +87,8 @@ class Archiver:
 
     def __init__(
         self,
-        store: EventStore,
-        segment_store: SegmentStore,
+        store: HotTierStorage,
+        segment_store: SegmentStorage,
         policy: ArchivePolicy | None = None,
         *,
         clock: Callable[[], str] = utc_now_iso,
@@ -189,89 +172,3 @@ class Archiver:
 
 class _SupersededError(Exception):
     """Another archiver sealed the batches this one was about to read."""
-
-
-def manifest(
-    store: EventStore,
-    segment_store: SegmentStore,
-    store_id: str,
-    after: int,
-    *,
-    expires_in: int,
-    limit: int = MANIFEST_SEGMENTS,
-) -> dict[str, Any]:
-    """The archived segments holding events after ``after``, with presigned GET URLs.
-
-    A client far behind downloads these straight from S3 (checking each SHA-256), then pulls
-    the rest through the sync protocol from ``pullFrom``. ``more`` is true when ``limit`` cut
-    the list: ask again with ``after = pullFrom``.
-    """
-    expires_at = (datetime.now(UTC) + timedelta(seconds=expires_in)).isoformat(timespec="seconds")
-    listed: list[dict[str, Any]] = []
-    more = False
-    pull_from = after
-    for segment in store.segments(store_id, after):
-        if len(listed) == limit:
-            more = True
-            break
-        listed.append(
-            {
-                "parentSeqNum": segment.parent_seq_num,
-                "firstSeqNum": segment.first_seq_num,
-                "lastSeqNum": segment.last_seq_num,
-                "events": segment.events,
-                "size": segment.size,
-                "sha256": segment.sha256,
-                "url": segment_store.presign_get(segment.key, expires_in),
-            }
-        )
-        pull_from = segment.last_seq_num
-    return {
-        "storeId": store_id,
-        "backendId": store.backend_id(store_id),
-        "after": after,
-        "format": SEGMENT_FORMAT,
-        "expiresAt": expires_at.replace("+00:00", "Z"),
-        "segments": listed,
-        "pullFrom": pull_from,
-        "more": more,
-    }
-
-
-def handle_manifest(
-    service: SyncService,
-    segment_store: SegmentStore | None,
-    query: Mapping[str, str],
-    headers: Mapping[str, str],
-    *,
-    expires_in: int,
-) -> tuple[int, dict[str, Any]]:
-    """``GET /archive?storeId=<id>&after=<seqNum>``: HTTP status and JSON body.
-
-    The same authentication and read authorization as a pull; 404 when no archive is configured.
-    """
-    if segment_store is None:
-        return 404, {"message": "this backend has no eventlog archive"}
-    store_id = query.get("storeId") or headers.get("x-livestore-store-id") or ""
-    try:
-        service.limits.check_store_id(store_id)
-    except InvalidRequestError as error:
-        return 400, {"message": str(error)}
-    after_text = query.get("after", "0")
-    if not _SEQ_NUM_TEXT.fullmatch(after_text):
-        return 400, {"message": "after must be a seqNum (a non-negative integer of at most 16 digits)"}
-    try:
-        claims = service.access.claims_for(None, headers, store_id, Action.READ)
-        if service.access.hooks.on_pull is not None:
-            service.access.hooks.on_pull(claims, store_id, None)
-        body = manifest(service.store, segment_store, store_id, int(after_text), expires_in=expires_in)
-    except UnauthorizedError as error:
-        return 401, {"message": str(error)}
-    except ForbiddenError as error:
-        return 403, {"message": str(error)}
-    except ProtocolError as error:
-        return 400, {"message": str(error)}
-    except StorageError as error:
-        logger.exception("archive manifest failed")
-        return 503, {"message": f"storage error: {type(error).__name__}"}
-    return 200, body

@@ -1,5 +1,5 @@
-"""The one conformance suite of the archive: an :class:`EventStore` adapter (hot tier and segment
-index) with a :class:`SegmentStore` adapter, joined by ``ArchivedEventStore`` and sealed by the
+"""The one conformance suite of the archive: a :class:`HotTierStorage` adapter (hot tier and segment
+index) with a :class:`SegmentStorage` adapter, joined by ``TieredEventLog`` and sealed by the
 ``Archiver``. Every pair of adapters subclasses :class:`ArchiveConformance`.
 """
 
@@ -17,33 +17,34 @@ from typing import Any
 
 import pytest
 
-from stratasync.core.archive import STEPS, ArchivePolicy, Archiver
 from stratasync.core.endpoint import encode_pull_response
+from stratasync.core.sealing import STEPS, ArchivePolicy, Archiver
 from stratasync.core.service import SyncService
 from stratasync.protocol.messages import Cursor
 from stratasync.storage import (
     AppendOutcome,
-    EventStore,
+    EventLogStorage,
     HeadMismatchError,
+    HotTierStorage,
     LogHead,
     SegmentCorruptError,
     SegmentInfo,
     StoredEvent,
 )
-from stratasync.storage.archive import ArchivedEventStore, SegmentCache
-from stratasync.storage.memory import InMemoryEventStore
-from stratasync.storage.segments import SegmentStore, store_prefix
-from tests.storage.conformance import make_batch
+from stratasync.storage.memory import InMemoryStorage
+from stratasync.storage.segments import SegmentStorage, store_prefix
+from stratasync.storage.tiered import SegmentCache, TieredEventLog
+from stratasync.testing.event_log import make_batch
 
 
 class Crash(BaseException):
     """The process dies here: nothing after this line runs (not an Exception: no handler catches it)."""
 
 
-class CountingSegments(SegmentStore):
+class CountingSegments(SegmentStorage):
     """A segment store that counts the GETs that reach it."""
 
-    def __init__(self, inner: SegmentStore) -> None:
+    def __init__(self, inner: SegmentStorage) -> None:
         self.inner = inner
         self.gets = 0
 
@@ -61,7 +62,7 @@ class CountingSegments(SegmentStore):
 Log = list[tuple[int, str]]
 
 
-def fill(store: EventStore, store_id: str, batches: int, *, seed: int = 1, jumps: bool = True) -> Log:
+def fill(store: EventLogStorage, store_id: str, batches: int, *, seed: int = 1, jumps: bool = True) -> Log:
     """Append ``batches`` batches of 1-4 events (some with seqNum jumps); returns the whole log."""
     rng = random.Random(seed)
     head = store.head(store_id)
@@ -83,15 +84,15 @@ def pairs(events: Iterator[StoredEvent]) -> Log:
 
 
 class ArchiveConformance(ABC):
-    """Behaviour every (EventStore, SegmentStore) pair must show under the archive."""
+    """Behaviour every (HotTierStorage, SegmentStorage) pair must show under the archive."""
 
     @abstractmethod
-    def create_hot_store(self) -> EventStore:
-        """A fresh EventStore adapter instance (sharing state with earlier ones, like a table)."""
+    def create_hot_store(self) -> HotTierStorage:
+        """A fresh HotTierStorage adapter instance (sharing state with earlier ones, like a table)."""
 
     @abstractmethod
-    def create_segment_store(self) -> SegmentStore:
-        """A fresh SegmentStore adapter instance (sharing objects with earlier ones, like a bucket)."""
+    def create_segment_store(self) -> SegmentStorage:
+        """A fresh SegmentStorage adapter instance (sharing objects with earlier ones, like a bucket)."""
 
     @abstractmethod
     def object_keys(self, prefix: str) -> list[str]:
@@ -101,15 +102,15 @@ class ArchiveConformance(ABC):
     def store_id(self) -> str:
         return f"arch-{uuid.uuid4().hex[:10]}"
 
-    def archived_store(self) -> ArchivedEventStore:
-        return ArchivedEventStore(self.create_hot_store(), self.create_segment_store())
+    def archived_store(self) -> TieredEventLog:
+        return TieredEventLog(self.create_hot_store(), self.create_segment_store())
 
     def archiver(self, events: int = 7, raw_bytes: int = 10_000_000, **kwargs: Any) -> Archiver:
         return Archiver(
             self.create_hot_store(), self.create_segment_store(), ArchivePolicy(events, raw_bytes), **kwargs
         )
 
-    def assert_every_cursor_reads(self, store: EventStore, store_id: str, log: Log) -> None:
+    def assert_every_cursor_reads(self, store: EventLogStorage, store_id: str, log: Log) -> None:
         head = log[-1][0]
         for cursor in range(head + 2):
             assert pairs(store.read(store_id, cursor)) == after(log, cursor), f"cursor {cursor}"
@@ -140,7 +141,7 @@ class ArchiveConformance(ABC):
 
     def test_pull_responses_are_the_same_as_without_the_archive(self, store_id: str) -> None:
         hot = self.create_hot_store()
-        reference = InMemoryEventStore()
+        reference = InMemoryStorage()
         for parent in range(0, 300, 3):
             batch = make_batch(parent, 3, text_bytes=3_000)
             hot.append(store_id, batch)
@@ -295,13 +296,13 @@ class ArchiveConformance(ABC):
         log = fill(self.create_hot_store(), store_id, 20)
         sealed = self.archiver().archive(store_id).sealed
         counting = CountingSegments(self.create_segment_store())
-        store = ArchivedEventStore(self.create_hot_store(), counting, SegmentCache(10_000_000))
+        store = TieredEventLog(self.create_hot_store(), counting, SegmentCache(10_000_000))
         assert pairs(store.read(store_id, 0)) == log
         assert counting.gets == len(sealed)
         assert pairs(store.read(store_id, 3)) == after(log, 3)
         assert counting.gets == len(sealed)
         tiny = CountingSegments(self.create_segment_store())
-        uncached = ArchivedEventStore(self.create_hot_store(), tiny, SegmentCache(1))
+        uncached = TieredEventLog(self.create_hot_store(), tiny, SegmentCache(1))
         assert pairs(uncached.read(store_id, 0)) == log
         assert pairs(uncached.read(store_id, 0)) == log
         assert tiny.gets == 2 * len(sealed)

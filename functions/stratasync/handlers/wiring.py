@@ -1,0 +1,113 @@
+"""The composition root: what the Lambda functions (and the dev server and CLI) are built from.
+
+:func:`build_backend` and :func:`build_archiver` make the objects a set of :class:`Settings`
+describes; :func:`get_backend` and :func:`get_archiver` cache them once per execution environment
+(a warm Lambda keeps its clients and caches), the way the Lambda handler cookbook reaches its data
+layer. Tests call the ``build_*`` functions with their own settings.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from dataclasses import dataclass
+
+from stratasync.core.sealing import ArchivePolicy, Archiver
+from stratasync.core.service import SyncService
+from stratasync.handlers.settings import Settings
+from stratasync.handlers.trigger import ArchiveTrigger
+from stratasync.storage.dynamodb import DynamoDBStorage, make_client
+from stratasync.storage.s3 import S3SegmentStorage, make_s3_client
+from stratasync.storage.tiered import SegmentCache, TieredEventLog
+
+
+@dataclass(frozen=True)
+class Backend:
+    """What the sync function serves requests with."""
+
+    settings: Settings
+    service: SyncService
+    #: The eventlog across DynamoDB and the S3 archive (None when no archive bucket is set).
+    archive: TieredEventLog | None
+    #: Invokes the archiver when a push probably completed a segment (None: no archiver function).
+    archive_trigger: ArchiveTrigger | None
+
+
+def archive_policy(settings: Settings) -> ArchivePolicy:
+    return ArchivePolicy(segment_events=settings.segment_events, segment_bytes=settings.segment_bytes)
+
+
+def _hot_storage(settings: Settings) -> DynamoDBStorage:
+    return DynamoDBStorage(
+        settings.table_name,
+        make_client(settings.dynamodb_endpoint),
+        time_budget_seconds=settings.storage_time_budget_seconds,
+    )
+
+
+def build_backend(settings: Settings) -> Backend:
+    """The sync function's objects: DynamoDB, and the archive when a bucket is named."""
+    hot = _hot_storage(settings)
+    archive = None
+    if settings.archive_bucket:
+        segments = S3SegmentStorage(
+            settings.archive_bucket,
+            # made on first use: most requests never touch S3, so a cold start need not pay for it
+            client_factory=functools.partial(make_s3_client, settings.s3_endpoint),
+            time_budget_seconds=settings.storage_time_budget_seconds,
+        )
+        archive = TieredEventLog(hot, segments, SegmentCache(settings.segment_cache_bytes))
+    trigger = (
+        ArchiveTrigger.create(settings.archive_function, archive_policy(settings), settings.lambda_endpoint)
+        if settings.archive_function
+        else None
+    )
+    service = SyncService(
+        archive if archive is not None else hot,
+        pull_response_bytes=settings.pull_response_bytes,
+        limits=settings.limits(),
+        access=settings.access_control(),
+    )
+    return Backend(settings, service, archive, trigger)
+
+
+def build_archiver(settings: Settings) -> Archiver:
+    """The archiver the settings describe (the same for the Lambda, the dev server and the CLI)."""
+    if not settings.archive_bucket:
+        raise RuntimeError("stratasync is misconfigured: STRATASYNC_ARCHIVE_BUCKET is required to archive")
+    segments = S3SegmentStorage(
+        settings.archive_bucket,
+        make_s3_client(settings.s3_endpoint),
+        time_budget_seconds=settings.storage_time_budget_seconds,
+    )
+    return Archiver(_hot_storage(settings), segments, archive_policy(settings))
+
+
+@functools.cache
+def get_backend() -> Backend:
+    """The sync function's backend, built from the environment once per execution environment."""
+    return build_backend(Settings.from_env())
+
+
+@functools.cache
+def get_archiver() -> Archiver:
+    """The archiver function's archiver, built from the environment once per execution environment."""
+    return build_archiver(Settings.from_env())
+
+
+def after_snapshot_restore() -> None:
+    """What must not be shared by execution environments restored from one SnapStart snapshot:
+    the ``random`` state (retry jitter would be the same in all of them). Connections need no
+    care: botocore opens new ones when a pooled one turns out dead, and the storage adapters
+    retry that. ``uuid4`` and ``secrets`` read the OS's randomness, which Lambda re-seeds."""
+    random.seed()
+
+
+def register_snapshot_hooks() -> None:
+    """Register :func:`after_snapshot_restore` with the Lambda runtime's SnapStart hooks, where
+    the runtime has them (``snapshot_restore_py``, Python 3.12 and later); elsewhere nothing."""
+    try:
+        from snapshot_restore_py import register_after_restore  # type: ignore[import-not-found]
+    except ImportError:
+        return
+    register_after_restore(after_snapshot_restore)

@@ -1,0 +1,175 @@
+"""The dev server's HTTP fronts as ASGI apps, served by uvicorn in a background thread.
+
+:class:`GatewayApp` plays API Gateway on the public port: each request becomes a payload-2.0
+event for the sync function. :class:`LambdaApiApp` plays the Lambda ``Invoke`` API on a private
+port, for the archiver function only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
+from typing import Any
+
+import uvicorn
+
+from stratasync.devserver.gateway import (
+    MAX_GATEWAY_BODY_BYTES,
+    Headers,
+    error_response,
+    from_lambda_result,
+    to_gateway_event,
+)
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+#: Runs one invocation of a function (an event in, a future of the handler's result out).
+Invoke = Callable[[dict[str, Any]], "Future[Any]"]
+
+_INVOKE_PATH = "/2015-03-31/functions/"
+
+
+async def read_body(receive: Receive, limit: int) -> bytes | None:
+    """The request body, or None once it passes ``limit`` bytes."""
+    pieces: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b"".join(pieces)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        pieces.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(pieces)
+
+
+_FRAMING = {"content-length", "transfer-encoding", "connection"}
+
+
+async def respond(send: Send, status: int, headers: Headers, body: bytes) -> None:
+    raw = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+    raw = [(name, value) for name, value in raw if name.decode() not in _FRAMING]
+    raw.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+class GatewayApp:
+    """API Gateway in front of the sync function (HTTP requests; WebSocket comes later)."""
+
+    def __init__(self, invoke_sync: Invoke) -> None:
+        self.invoke_sync = invoke_sync
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await read_body(receive, MAX_GATEWAY_BODY_BYTES)
+        if body is None:
+            await respond(send, *error_response(413, "Request Entity Too Large"))
+            return
+        target = scope["raw_path"].decode("latin-1")
+        if scope.get("query_string"):
+            target += "?" + scope["query_string"].decode("latin-1")
+        headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]]
+        client = scope.get("client") or ("127.0.0.1", 0)
+        event = to_gateway_event(scope["method"], target, headers, body, client[0])
+        try:
+            result = await asyncio.wrap_future(self.invoke_sync(event))
+        except Exception as error:  # the Lambda "crashed": API Gateway answers 500
+            await respond(
+                send, *error_response(500, "Internal Server Error", f"{type(error).__name__}: {error}")
+            )
+            return
+        await respond(send, *from_lambda_result(result))
+
+
+class LambdaApiApp:
+    """The Lambda ``Invoke`` API for one function, whose name is this run's secret."""
+
+    def __init__(self, function_name: str, invoke: Invoke) -> None:
+        self.function_name = function_name
+        self.invoke = invoke
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        body = await read_body(receive, MAX_GATEWAY_BODY_BYTES) or b""
+        path = scope["path"]
+        name = path[len(_INVOKE_PATH) :].split("/", 1)[0] if path.startswith(_INVOKE_PATH) else ""
+        json_headers = [("content-type", "application/json")]
+        if scope["method"] != "POST" or not path.endswith("/invocations") or name != self.function_name:
+            await respond(send, 404, json_headers, b'{"Type":"User","message":"Function not found"}')
+            return
+        try:
+            payload = json.loads(body or b"{}")
+        except ValueError:
+            await respond(send, 400, json_headers, b'{"Type":"User","message":"payload is not JSON"}')
+            return
+        future = self.invoke(payload)
+        headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
+        if headers.get("x-amz-invocation-type", "RequestResponse") == "Event":
+            await respond(send, 202, json_headers, b"")
+            return
+        try:
+            answer: Any = await asyncio.wrap_future(future)
+        except Exception as error:
+            answer = {"errorType": type(error).__name__, "errorMessage": str(error)}
+        await respond(send, 200, json_headers, json.dumps(answer).encode())
+
+
+class ServerThread:
+    """uvicorn serving an ASGI app on an already bound socket, in a thread with its own loop."""
+
+    def __init__(self, app: Any, sock: socket.socket, name: str) -> None:
+        self.sock = sock
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", ws="none")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name=name, daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        port: int = self.sock.getsockname()[1]
+        return port
+
+    def start(self, timeout: float = 30) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the dev server's HTTP front did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self.sock.close()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket (port 0: a free one); binding first reports a busy port at once."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit it: without it a response's second write waits for the
+    # client's delayed ACK (40 ms on Linux) on every keep-alive request.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(128)
+    return sock

@@ -1,0 +1,73 @@
+"""Lambda functions as pools of worker processes: each worker is one execution environment.
+
+A worker imports the real handler module once (its cold start) and then serves one invocation
+at a time with its module state kept warm, so concurrent requests really run concurrently, as
+on AWS. Workers are started with ``spawn``: nothing of the dev server's own process leaks in.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import os
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from stratasync.devserver.gateway import FakeLambdaContext
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """A Lambda function: its name, ``module:function`` handler, the ``module:function`` that
+    builds what the handler serves with (run at init, so a misconfiguration shows at start), its
+    timeout, and how many execution environments may run at once."""
+
+    name: str
+    handler: str
+    init: str
+    timeout_seconds: float
+    concurrency: int
+
+
+def _resolve(path: str) -> Any:
+    module, _, attribute = path.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def _init_environment(env: dict[str, str], spec: FunctionSpec) -> None:
+    os.environ.update(env)
+    _resolve(spec.init)()  # the cold start happens here, once per worker
+
+
+def _invoke(spec: FunctionSpec, event: dict[str, Any]) -> Any:
+    return _resolve(spec.handler)(event, FakeLambdaContext(spec.name, spec.timeout_seconds))
+
+
+def _pid() -> int:
+    return os.getpid()
+
+
+class LocalFunction:
+    """One Lambda function run by up to ``spec.concurrency`` worker processes."""
+
+    def __init__(self, spec: FunctionSpec, env: dict[str, str]) -> None:
+        self.spec = spec
+        self._pool = ProcessPoolExecutor(
+            max_workers=spec.concurrency,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_environment,
+            initargs=(env, spec),
+        )
+
+    def warm(self, timeout: float = 120) -> None:
+        """Start every execution environment now (so a misconfiguration shows at once)."""
+        for future in [self._pool.submit(_pid) for _ in range(self.spec.concurrency)]:
+            future.result(timeout=timeout)
+
+    def invoke(self, event: dict[str, Any]) -> Future[Any]:
+        """Run one invocation in a free execution environment."""
+        return self._pool.submit(_invoke, self.spec, event)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
