@@ -14,7 +14,9 @@ every answer the dev server gave, including answers the fault plan then lost or 
 * every acknowledged event is in the final log exactly once, at the seqNum it was acknowledged at
   (else it is *lost*, or *duplicated*);
 * no two observations of one seqNum ever disagree (else a *fork*, even a transient one);
-* the final log is seqNums 1..N with each event's parent the one before (else a *gap*);
+* the final log is seqNums 1..N with each event's parent the one before (else a *gap*), and every
+  pull answer runs on from its cursor without skipping or repeating a seqNum (else a *broken
+  answer*);
 * a push of a batch that was acknowledged before it started is acknowledged again, never
   refused with ``ServerAheadError`` (a *refused retry*, counted once per batch);
 * no request is answered with an ``UnknownError`` other than ``StorageUnavailableError`` (a
@@ -90,6 +92,8 @@ class HistoryReport:
     unreadable: int = 0
     #: Exchanges the recorder could not make sense of (the history is incomplete).
     unrecorded: int = 0
+    #: Pull answers that skipped or repeated events after their cursor.
+    broken_answers: int = 0
     errors_by_kind: dict[str, int] = field(default_factory=dict)
     #: Error answers by RPC, kind and message (see :attr:`History.causes`).
     error_causes: dict[str, int] = field(default_factory=dict)
@@ -106,6 +110,7 @@ class HistoryReport:
             + self.server_errors
             + self.unreadable
             + self.unrecorded
+            + self.broken_answers
         )
 
     def example(self, kind: str, text: str) -> None:
@@ -148,6 +153,8 @@ class History:
         self.stores: set[str] = set()
         #: Exchanges the observer failed on (a harness bug: the history is incomplete).
         self.unrecorded = 0
+        #: Pull answers whose events do not run on from the cursor without a gap or a repeat.
+        self.broken_answers = 0
 
     # -- recording -------------------------------------------------------------------------------
 
@@ -240,9 +247,18 @@ class History:
     def record_pull(
         self, store: str, client: str, cursor: int, events: Iterable[Mapping[str, Any]], at: float
     ) -> None:
+        events = list(events)
+        seqs = [int(event["seqNum"]) for event in events]
         with self._lock:
             self.stores.add(store)
             self.pulls += 1
+            if seqs != list(range(cursor + 1, cursor + 1 + len(seqs))):
+                self.broken_answers += 1
+                if len(self.error_examples) < 20:
+                    shown = _ranges(seqs)
+                    self.error_examples.append(
+                        f"broken answer: {store}: a pull of {client} after {cursor} answered seqNums {shown}"
+                    )
             for event in events:
                 self.observations += 1
                 seen = self.seen[(store, int(event["seqNum"]))]
@@ -334,6 +350,7 @@ def check_history(
         pulls=history.pulls,
         observations=history.observations,
         unrecorded=history.unrecorded,
+        broken_answers=history.broken_answers,
     )
     for store, reason in (unreadable or {}).items():
         report.unreadable += 1
@@ -406,8 +423,10 @@ def check_history(
     report.server_errors = sum(count for kind, count in history.errors.items() if is_server_error(kind))
     for text in history.error_examples:
         kind = text.partition(": ")[0]
-        if kind == "unrecorded" or is_server_error(kind):
-            report.example("unrecorded" if kind == "unrecorded" else "server error", text)
+        if kind in ("unrecorded", "broken answer"):
+            report.example(kind, text.partition(": ")[2])
+        elif is_server_error(kind):
+            report.example("server error", text)
     return report
 
 

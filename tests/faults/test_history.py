@@ -131,3 +131,12 @@ def test_the_crash_schedule_hits_each_boundary_once_and_then_refuses_the_dead_ru
     assert crashes.decide("index", "s") == ("archiver_crash_after_index", True)  # applied, then dead
     assert crashes.decide("retire", "s") == ("archiver_write_refused_after_crash", False)
     assert crashes.crashed == {"after_index": 1}
+
+
+def test_a_pull_answer_that_skips_events_after_its_cursor_is_broken() -> None:
+    history = History()
+    log = [event(1, "x"), event(2, "y"), event(3, "z")]
+    history.record_pull("s", "a", 1, log[2:], 0.0)  # after 1, but starts at 3
+    report = check_history(history, {"s": log})
+    assert report.broken_answers == 1
+    assert "after 1 answered seqNums 3" in report.details()

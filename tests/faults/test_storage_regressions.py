@@ -22,7 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
-from stratasync.storage.dynamodb import batch_sk, make_client
+from stratasync.storage.dynamodb import make_client
+from stratasync.storage.dynamodb_items import batch_sk
 from tests.emulators import free_port
 from tests.faults.harness import BUCKET, TABLE, DevServerProcess, read_final_logs
 from tests.faults.history import History, HistoryReport, check_history
