@@ -183,7 +183,7 @@ def run_raw_writer(
     *,
     time_left: Callable[[], float],
     batch_sizes: tuple[int, int] = (1, 6),
-    retry_pause: tuple[float, float] = (0.1, 1.5),
+    retry_pause: tuple[float, float] = (0.1, 3.0),
     pace: tuple[float, float] = (0.05, 0.4),
 ) -> RawWriterStats:
     """Commit ``events`` (name and args) in batches of seeded sizes, each at the head it knows.
