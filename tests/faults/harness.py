@@ -929,6 +929,12 @@ def main(argv: list[str] | None = None) -> int:
                 if not args.keep_going:
                     break
                 continue
+            except Exception as error:  # the harness itself failed (a dev server that would not start...)
+                print(f"FAILED seed {seed}: the harness failed: {type(error).__name__}: {error}", flush=True)
+                failed.append(seed)
+                if not args.keep_going:
+                    break
+                continue
             print(report.line(), flush=True)
             if args.json:
                 print("  " + json.dumps(asdict(report)), flush=True)
