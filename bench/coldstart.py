@@ -1,12 +1,19 @@
-"""Cold import of the Lambda handler module against a bare ``import boto3``, in the same run.
+"""Cold import of the sync Lambda's handler module against the stack's own hello world, in the
+same run.
+
+The hello world is what any Lambda of this stack pays before doing anything of its own:
+Powertools' Logger, Metrics and Tracer and the HTTP API resolver, pydantic, and one boto3
+DynamoDB client made at import. Both run with the template's environment (``Tracing: Active``,
+so Powertools' Tracer and the X-Ray SDK load in both, as in production). The handler is imported
+with a deployed sync function's settings (table, archive bucket, archiver function, an HS256
+secret, the WebSocket settings), so its module-level work is in the figure: in Lambda it builds
+its backend at init, which SnapStart then snapshots.
 
 Each sample is a fresh ``python`` process that times one import statement with
 ``time.perf_counter`` (the interpreter's own start-up is the same for both and left out; the
 whole process time is recorded too). The candidates run interleaved, round after round, and each
-figure is the median of the rounds. The handler is imported with the environment of a deployed
-function (table, archive bucket and archiver function, an HS256 secret), so its module-level work
-(settings, the boto3 clients, Powertools' logger/metrics/tracer and resolver) is in the figure.
-``python -X importtime`` then shows where the handler's time goes beyond boto3.
+figure is the median of the rounds. ``python -X importtime`` then shows where the handler's time
+goes.
 """
 
 from __future__ import annotations
@@ -19,30 +26,45 @@ import time
 from collections import defaultdict
 from typing import Any
 
-TARGET_RATIO = 1.15
+TARGET_RATIO = 1.0
+
+#: The stack's hello world: the same framework pieces and one DynamoDB client, nothing of ours.
+HELLO_WORLD = """
+import boto3, pydantic
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler.api_gateway import APIGatewayHttpResolver
+logger = Logger(service="hello"); metrics = Metrics(namespace="hello"); tracer = Tracer(service="hello")
+app = APIGatewayHttpResolver()
+class Ping(pydantic.BaseModel):
+    storeId: str
+dynamodb = boto3.client("dynamodb")
+@app.post("/")
+def ping() -> dict:
+    return {"storeId": Ping.model_validate(app.current_event.json_body).storeId}
+"""
 
 _AWS = {
     "AWS_ACCESS_KEY_ID": "bench",
     "AWS_SECRET_ACCESS_KEY": "bench",
     "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    # As in Lambda: Powertools and the handlers know they run there, and tracing is on.
     "AWS_LAMBDA_FUNCTION_NAME": "stratasync-sync",
+    "POWERTOOLS_SERVICE_NAME": "stratasync",
+    "POWERTOOLS_LOG_LEVEL": "INFO",
 }
 #: What a deployed sync function has (the secret's value instead of its ARN: no network at import).
 DEPLOYED_ENV = {
     "STRATASYNC_TABLE_NAME": "stratasync",
     "STRATASYNC_ARCHIVE_BUCKET": "stratasync-archive",
-    "STRATASYNC_ARCHIVE_FUNCTION": "stratasync-archiver",
-    "STRATASYNC_AUTH_HS256_SECRET": "bench-secret",
-    "POWERTOOLS_SERVICE_NAME": "stratasync",
+    "STRATASYNC_ARCHIVE_FUNCTION": "arn:aws:lambda:us-east-1:000000000000:function:stratasync-archiver:live",
+    "STRATASYNC_AUTH_HS256_SECRET": "bench-secret-of-a-proper-length-0123456789",
 }
-MINIMAL_ENV = {"STRATASYNC_TABLE_NAME": "stratasync", "STRATASYNC_AUTH_REQUIRED": "false"}
 
 CANDIDATES: dict[str, tuple[str, dict[str, str]]] = {
-    "import boto3": ("import boto3", {}),
-    # The floor of any DynamoDB Lambda: boto3 plus one client (botocore loads the service model).
-    "import boto3 + one DynamoDB client": ("import boto3; boto3.client('dynamodb')", {}),
+    "hello world": (f"exec({HELLO_WORLD!r})", {}),
     "handler (deployed settings)": ("import stratasync.handlers.sync", DEPLOYED_ENV),
-    "handler (no archive, auth off)": ("import stratasync.handlers.sync", MINIMAL_ENV),
+    "import boto3": ("import boto3", {}),
 }
 
 _TIMER = "import time; _t = time.perf_counter(); {statement}; print(f'{{time.perf_counter() - _t:.6f}}')"
@@ -111,18 +133,18 @@ def measure(rounds: int = 9) -> dict[str, Any]:
         }
         for name, values in samples.items()
     }
-    boto3_ms = rows["import boto3"]["import_ms"]
+    hello_ms = rows["hello world"]["import_ms"]
     for row in rows.values():
-        row["ratio_to_boto3"] = round(row["import_ms"] / boto3_ms, 2)
-    deployed = rows["handler (deployed settings)"]
+        row["ratio_to_hello_world"] = round(row["import_ms"] / hello_ms, 2)
+    ratio = rows["handler (deployed settings)"]["ratio_to_hello_world"]
     return {
         "rounds": rounds,
         "target_ratio": TARGET_RATIO,
         "rows": rows,
-        "ratio": deployed["ratio_to_boto3"],
-        "meets_target": deployed["ratio_to_boto3"] <= TARGET_RATIO,
+        "ratio": ratio,
+        "meets_target": ratio <= TARGET_RATIO,
         "handler_profile": import_profile("import stratasync.handlers.sync", DEPLOYED_ENV),
-        "boto3_profile": import_profile("import boto3", {}),
+        "hello_world_profile": import_profile(f"exec({HELLO_WORLD!r})", {}),
     }
 
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""The CDK app: ``cdk deploy`` from this folder (see README, "Deploy to AWS").
+"""The CDK app: ``cdk deploy`` from this folder (see docs/deploy.md).
 
-The stack's name is ``stratasync`` unless the context says otherwise (``-c stackName=...``).
+The stack's name is ``stratasync`` unless the context says otherwise (``-c stackName=...``). It is
+the same StratasyncStack that ../template.yaml is made from; in an app of your own, use the
+``Stratasync`` construct it wraps.
 """
 
 from __future__ import annotations

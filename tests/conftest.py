@@ -51,9 +51,21 @@ def dev_server() -> Iterator[DevServer]:
 
 
 #: Markers whose tests start an emulator, a node process or long runs: never in the fast lane.
-_SLOW_MARKERS = {"interop", "dynamodb_local", "seaweedfs", "faults", "fuzz", "slow"}
+_SLOW_MARKERS = {"interop", "dynamodb_local", "seaweedfs", "faults", "fuzz", "browser", "slow"}
 #: Fixtures that start a dev server (worker processes) for the test.
 _SLOW_FIXTURES = {"dev_server"}
+#: Modules whose tests start ``stratasync dev`` or other processes themselves.
+_SLOW_MODULES = (
+    "tests/test_devserver.py",
+    "tests/test_archive_devserver.py",
+    "tests/client/test_cli.py",
+    "tests/client/test_crash.py",
+    "tests/client/test_contention.py",
+    "tests/client/test_interop_python_js.py",
+)
+#: The archive conformance suite on moto's S3 and DynamoDB (about 5 minutes on 2 cores): the same
+#: suite runs fast in memory and for real on DynamoDB Local and SeaweedFS.
+_SLOW_CLASSES = ("TestArchiveOnDynamoDBAndS3Moto",)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -63,5 +75,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         marked = {mark.name for mark in item.iter_markers()}
         fixtures = set(getattr(item, "fixturenames", ()))
-        if marked & _SLOW_MARKERS or fixtures & _SLOW_FIXTURES or "tests/infra/" in item.nodeid:
+        path = item.nodeid.split("::")[0]
+        if (
+            marked & _SLOW_MARKERS
+            or fixtures & _SLOW_FIXTURES
+            or path.startswith("tests/infra/")
+            or path in _SLOW_MODULES
+            or any(f"::{name}::" in item.nodeid for name in _SLOW_CLASSES)
+        ):
             item.add_marker(slow)

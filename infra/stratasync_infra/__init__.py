@@ -1,6 +1,32 @@
-"""The stratasync stack as a CDK app (the same resources as ../template.yaml, the SAM template)."""
+"""The stratasync backend for CDK: the :class:`Stratasync` construct (drop it into your app), the
+:class:`StratasyncStack` that wraps it with CloudFormation parameters (infra/app.py), and the SAM
+template made from the same stack (:mod:`stratasync_infra.sam`, ../template.yaml)."""
 
 from stratasync_infra.bundling import PipLayerBundling, dependencies_code
-from stratasync_infra.stack import FUNCTIONS_DIR, StratasyncStack
+from stratasync_infra.construct import (
+    ALIAS,
+    FUNCTIONS_DIR,
+    CdkPackaging,
+    DeployedFunction,
+    FunctionSpec,
+    Packaging,
+    SamPackaging,
+    Stratasync,
+    StratasyncProps,
+)
+from stratasync_infra.stack import StratasyncStack
 
-__all__ = ["FUNCTIONS_DIR", "PipLayerBundling", "StratasyncStack", "dependencies_code"]
+__all__ = [
+    "ALIAS",
+    "FUNCTIONS_DIR",
+    "CdkPackaging",
+    "DeployedFunction",
+    "FunctionSpec",
+    "Packaging",
+    "PipLayerBundling",
+    "SamPackaging",
+    "Stratasync",
+    "StratasyncProps",
+    "StratasyncStack",
+    "dependencies_code",
+]

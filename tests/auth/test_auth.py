@@ -302,6 +302,7 @@ def test_deployed_default_requires_auth_configuration() -> None:
     assert off.access_control().verifier is None
 
 
+@pytest.mark.slow
 def test_dev_server_with_auth_secret(tmp_path: Any) -> None:
     from stratasync.client import Store
     from stratasync.client.todos import schema, todo_created

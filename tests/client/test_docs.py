@@ -9,6 +9,7 @@ import io
 import os
 import re
 import sys
+import textwrap
 import types
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from stratasync.devserver import DevServer
 
 ROOT = Path(__file__).parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-BLOCK = re.compile(r"(<!--\s*not runnable:(?P<reason>[^>]*)-->\s*\n)?```python\n(?P<code>.*?)```", re.S)
+BLOCK = re.compile(r"(<!--\s*not runnable:(?P<reason>[^>]*)-->\s*\n)?[ \t]*```python\n(?P<code>.*?)```", re.S)
 PLACEHOLDER_URL = "http://127.0.0.1:8787/"
 
 
@@ -29,7 +30,7 @@ def python_blocks(path: Path) -> list[str]:
         if match.group("reason") is not None:
             assert match.group("reason").strip(), f"{path.name}: say why a block is not runnable"
             continue
-        blocks.append(match.group("code"))
+        blocks.append(textwrap.dedent(match.group("code")))  # a block inside a list item is indented
     return blocks
 
 

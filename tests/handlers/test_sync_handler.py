@@ -194,3 +194,22 @@ def test_a_body_that_is_not_utf8_is_a_400_not_a_500(handler: ModuleType) -> None
     result = invoke(handler, b"\x80\xff{not text")
     assert result["statusCode"] == 400
     assert json.loads(result["body"])[0]["_tag"] == "Defect"
+
+
+def test_after_a_snapshot_restore_the_auth_secret_is_read_again(
+    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stratasync.handlers import wiring
+
+    monkeypatch.setenv("STRATASYNC_TABLE_NAME", TABLE)
+    monkeypatch.setenv("STRATASYNC_DYNAMODB_ENDPOINT", moto_endpoint)
+    monkeypatch.setenv("STRATASYNC_AUTH_HS256_SECRET", "the-secret-at-snapshot-time-0123456789")
+    get_backend.cache_clear()
+    try:
+        before = get_backend().service.access
+        wiring.after_snapshot_restore()
+        after = get_backend().service.access
+        assert after is not before
+        assert after.verifier is not None
+    finally:
+        get_backend.cache_clear()

@@ -1,10 +1,10 @@
 """CDK-only checks with aws_cdk.assertions: packaging (code asset plus a dependency layer, both
-arm64), and nothing that the SAM template does not have (no helper Lambdas, no wildcard grants)."""
+arm64), and nothing that the SAM template does not have (no helper Lambdas, no wildcard grants); the
+construct on its own, as a user's app would use it."""
 
 from __future__ import annotations
 
 import contextlib
-import re
 from pathlib import Path
 from typing import Any
 
@@ -35,20 +35,31 @@ def test_exactly_two_functions_and_one_dependency_layer(template: Any) -> None:
     )
 
 
-def test_function_code_is_the_functions_folder_without_the_client(cdk_synth: Synthesized) -> None:
-    """The code asset holds the stratasync package (handlers included) and not the client symlink."""
+def test_function_code_is_the_backend_packages_only(cdk_synth: Synthesized) -> None:
+    """The code asset is functions/: the backend's portions of the stratasync namespace package."""
     assets = [path for path in cdk_synth.template_path.parent.glob("asset.*") if path.is_dir()]
     code = [path for path in assets if (path / "stratasync" / "handlers" / "sync.py").exists()]
     assert len(code) == 1, assets
-    assert (code[0] / "stratasync" / "handlers" / "archive.py").exists()
-    assert not (code[0] / "stratasync" / "client").exists()
+    assert (code[0] / "stratasync" / "handlers" / "archiver.py").exists()
+    packages = {path.name for path in (code[0] / "stratasync").iterdir()}
+    assert packages == {"auth", "core", "handlers", "protocol", "storage"}  # no client, devserver, cli
     assert not list(code[0].glob("*.egg-info"))
     assert not list(code[0].rglob("__pycache__"))
+    assert not (code[0] / "requirements.txt").exists()  # the layer's input, not code
 
 
 def test_no_resource_wildcards_outside_xray(template: Any) -> None:
-    for policy in template.find_resources("AWS::IAM::Policy").values():
-        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+    documents = [
+        p["Properties"]["PolicyDocument"] for p in template.find_resources("AWS::IAM::Policy").values()
+    ]
+    for role in template.find_resources("AWS::IAM::Role").values():
+        assert "ManagedPolicyArns" not in role["Properties"]  # no AWS-managed grants on `*`
+        documents += [policy["PolicyDocument"] for policy in role["Properties"].get("Policies", [])]
+    assert documents
+    for document in documents:
+        for statement in document["Statement"]:
+            if "Fn::If" in statement:
+                continue
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             if statement["Resource"] == "*":
                 assert all(action.startswith("xray:") for action in actions), statement
@@ -69,28 +80,36 @@ def test_the_dependency_layer_is_built_by_pip_for_arm64(tmp_path: Path) -> None:
     assert all(platform.endswith("_aarch64") for platform in platforms)
 
 
-#: Runtime dependencies of the Python client only (client/, not in the Lambda bundle).
-CLIENT_ONLY = ("httpx", "tqdm")
-
-
-def test_requirements_cover_the_runtime_dependencies() -> None:
-    """functions/requirements.txt names the server extra and the protocol's pydantic, and the Lambda
-    code (functions/, which holds nothing else since the client moved to client/) imports none
-    of the client's dependencies."""
-    import tomllib
-
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    declared = [d for d in project["dependencies"] if not d.startswith(CLIENT_ONLY)]
-    declared += project["optional-dependencies"]["server"]
-    required = [line.strip() for line in (ROOT / "functions/requirements.txt").read_text().splitlines()]
-    required = [line for line in required if line and not line.startswith("#")]
-    assert sorted(required) == sorted(declared)
-    for source in (ROOT / "functions").rglob("*.py"):
-        for name in CLIENT_ONLY:
-            assert not re.search(rf"^\s*(import|from) {name}\b", source.read_text(), re.MULTILINE), (
-                source,
-                name,
-            )
+def test_the_construct_in_an_app_of_ones_own() -> None:
+    """Stratasync dropped into another stack: CDK's own ids (two instances do not collide), props
+    given as plain values, SnapStart and the alias as in the standalone stack."""
+    try:
+        import aws_cdk as cdk
+        from stratasync_infra import Stratasync, StratasyncProps
+    except ImportError:
+        emulators.missing("aws-cdk-lib is not installed (bash scripts/install-infra-tools.sh)")
+    app = cdk.App(context={"aws:cdk:bundling-stacks": []})
+    stack = cdk.Stack(app, "MyApp")
+    Stratasync(
+        stack, "Sync", StratasyncProps(auth_required="false", segment_events=500, alarm_email="ops@x.y")
+    )
+    Stratasync(stack, "Staging")
+    template = Template.from_stack(stack)
+    template.resource_count_is("AWS::Lambda::Function", 4)
+    template.resource_count_is("AWS::Lambda::Alias", 4)
+    template.resource_count_is("AWS::DynamoDB::Table", 2)
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "SnapStart": {"ApplyOn": "PublishedVersions"},
+            "Environment": {
+                "Variables": Match.object_like(
+                    {"STRATASYNC_SEGMENT_EVENTS": "500", "STRATASYNC_AUTH_REQUIRED": "false"}
+                )
+            },
+        },
+    )
+    assert not template.find_parameters("*", {"Type": "Number"})  # the construct makes no parameters
 
 
 def _tiny_wheel(folder: Path) -> Path:

@@ -96,11 +96,20 @@ def get_archiver() -> Archiver:
 
 
 def after_snapshot_restore() -> None:
-    """What must not be shared by execution environments restored from one SnapStart snapshot:
-    the ``random`` state (retry jitter would be the same in all of them). Connections need no
-    care: botocore opens new ones when a pooled one turns out dead, and the storage adapters
-    retry that. ``uuid4`` and ``secrets`` read the OS's randomness, which Lambda re-seeds."""
+    """What must not be shared by execution environments restored from one SnapStart snapshot
+    (a snapshot can live far longer than a warm container):
+
+    * the ``random`` state (retry jitter would be the same in all of them): reseeded;
+    * the auth secret and the JWKS keys read at init (rotated since): the sync function's access
+      control is built again, which reads them again.
+
+    Connections need no care: botocore opens new ones when a pooled one turns out dead, and the
+    storage adapters retry that. ``uuid4`` and ``secrets`` read the OS's randomness.
+    """
     random.seed()
+    if get_backend.cache_info().currsize:
+        backend = get_backend()
+        backend.service.access = backend.settings.access_control()
 
 
 def register_snapshot_hooks() -> None:
