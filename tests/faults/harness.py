@@ -202,7 +202,8 @@ class RunReport:
             f"; --segment-events {self.segment_events}: {self.segments_sealed} segments sealed, "
             f"{sum(self.archiver_failures.values())} archiver runs failed, batches retired "
             f"{self.archiver_lag.get('median_s', '-')} s (p90 {self.archiver_lag.get('p90_s', '-')} s) "
-            "after their commit"
+            f"after their commit, {self.archiver_lag.get('late_puts_on_retired', 0)} commit puts "
+            "refused by a retired batch's tombstone"
             if self.segment_events
             else ""
         )
@@ -837,6 +838,7 @@ def _add_up(totals: Counter[str], report: RunReport) -> None:
     )
     totals.update({"segments_sealed": report.segments_sealed})
     totals.update({"archiver_runs_failed": sum(report.archiver_failures.values())})
+    totals.update({"late_puts_on_retired": int(report.archiver_lag.get("late_puts_on_retired", 0))})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -939,6 +941,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.json:
                 print("  " + json.dumps(asdict(report)), flush=True)
             _add_up(totals, report)
+            if storage is not None and report.segments_sealed == 0:
+                # It converged, but the archiver never sealed: the push/archiver races went untried.
+                print(f"WARNING seed {seed}: no segment was sealed (see archiver failures)", flush=True)
+                totals["runs_without_a_sealed_segment"] += 1
     print(f"{ran - len(failed)} of {ran} seeds converged" + (f"; failed seeds: {failed}" if failed else ""))
     if totals:
         print("totals over all seeds run: " + ", ".join(f"{k} {v}" for k, v in sorted(totals.items())))
