@@ -7,43 +7,77 @@ conditional writes, throttling, archiver crashes at each step boundary; with the
 SeaweedFS (``--segment-events`` 1..5), multi-part batches, unicode payloads, raw-HTTP clients that
 re-send a push whose answer was lost, and first pulls racing first pushes on fresh stores. Each run
 ends with the history checker (:mod:`tests.faults.history`) as well as the convergence checks.
+
+The three seeds run at once, each with its own dev server, proxies, stores and client process (on
+the session's DynamoDB Local and SeaweedFS): a run spends most of its time waiting out the faults'
+delays, so three together take little longer than one.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
-from tests.faults.harness import RunReport, StorageOptions, run_seed
+from tests.faults.harness import ConvergenceError, FaultPlan, RunReport, StorageOptions, run_seed
 
 pytestmark = [pytest.mark.faults, pytest.mark.dynamodb_local, pytest.mark.seaweedfs]
 
-
-def _count(report: RunReport, prefix: str) -> int:
-    return sum(value for key, value in report.faults().items() if key.startswith(prefix))
+SEEDS = (1, 2, 3)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_clients_converge_and_the_history_checks_out_under_storage_faults(
-    seed: int, dynamodb_local_endpoint: str, seaweedfs_endpoint: str
-) -> None:
-    # Smaller than the harness's defaults, to keep the tier near a minute a seed.
-    storage = StorageOptions(seaweedfs_endpoint, raw_clients=3, raw_events=12, probes=5)
-    report = run_seed(
-        seed, dynamodb_local_endpoint, clients=5, events=5, storage=storage, deadline_seconds=150
+def _count(reports: list[RunReport], prefix: str) -> int:
+    return sum(
+        value for report in reports for key, value in report.faults().items() if key.startswith(prefix)
     )
-    print(report.line())
+
+
+def test_clients_converge_and_the_history_checks_out_under_storage_faults(
+    dynamodb_local_endpoint: str, seaweedfs_endpoint: str
+) -> None:
+    # Smaller than the harness's defaults (6 clients x 6 commits, 4 raw clients x 16 events, 6
+    # probes, 1..2 kills of the client process), to keep the tier short.
+    storage = StorageOptions(seaweedfs_endpoint, raw_clients=2, raw_events=10, probes=3)
+    plan = FaultPlan(kills=(1, 1))
+    with ThreadPoolExecutor(len(SEEDS)) as pool:
+        runs = {
+            seed: pool.submit(
+                run_seed,
+                seed,
+                dynamodb_local_endpoint,
+                clients=4,
+                events=4,
+                plan=plan,
+                storage=storage,
+                deadline_seconds=150,
+            )
+            for seed in SEEDS
+        }
     # run_seed raises ConvergenceError unless the history checks out (no acked event lost or
     # doubled, no fork at any cursor, no gap, no refused retry of an acked push, no UnknownError)
     # and every client holds the backend's exact log.
-    history = report.history
-    assert history["acked_events"] >= 80
-    assert history["lost"] == history["forks"] == history["server_errors"] == 0
-    assert report.segments_sealed > 0
-    # The run really went through the storage leg's faults (else it proved less than it claims).
-    assert _count(report, "dynamodb_lost_response_put_") > 0  # applied writes whose answer was lost
-    assert _count(report, "dynamodb_delayed_conditional_put_commit") > 0  # head read, then a slow put
-    assert _count(report, "dynamodb_throttled") > 0
-    assert _count(report, "dynamodb_archiver_crash_") + _count(report, "s3_archiver_crash_") >= 3
-    assert _count(report, "dynamodb_delayed_probe_query") > 0
-    assert report.raw_clients
-    assert all(stats["acked"] > 0 for stats in report.raw_clients.values())
+    failed: dict[int, str] = {}
+    reports: list[RunReport] = []
+    for seed, run in runs.items():
+        try:
+            reports.append(run.result())
+        except ConvergenceError as failure:
+            failed[seed] = str(failure)
+    for report in reports:
+        print(report.line(), report.phases)
+    assert not failed, "\n\n".join(f"seed {seed}: {message}" for seed, message in failed.items())
+    for report in reports:
+        history = report.history
+        assert history["acked_events"] >= 50, report.line()
+        assert history["lost"] == history["duplicated"] == history["forks"] == 0, report.line()
+        # Each run's archiver sealed (else the push/archiver races went untried).
+        assert report.segments_sealed > 0, report.line()
+        assert report.raw_clients, report.line()
+        assert all(stats["acked"] > 0 for stats in report.raw_clients.values()), report.line()
+    # The runs really went through the storage leg's faults (else they proved less than they claim).
+    assert _count(reports, "dynamodb_lost_response_put_") > 0  # applied writes whose answer was lost
+    assert _count(reports, "dynamodb_delayed_conditional_put_commit") > 0  # head read, then a slow put
+    assert _count(reports, "dynamodb_throttled") > 0
+    assert _count(reports, "s3_lost_response_put_object") > 0
+    assert _count(reports, "dynamodb_archiver_crash_") + _count(reports, "s3_archiver_crash_") >= 3 * 3
+    assert _count(reports, "dynamodb_delayed_probe_query") > 0
