@@ -37,6 +37,7 @@ from tests.faults.raw_client import (
 from tests.faults.storage import (
     BOUNDARIES,
     ArchiverCrashes,
+    ArchiverLag,
     DynamoDBStorageFaults,
     S3StorageFaults,
     StorageFaultPlan,
@@ -73,7 +74,10 @@ class Rig:
         self.dynamodb_policy: Any = _forward
         self.s3_policy: Any = _forward
         self.client_policy: Any = _forward
-        dynamodb = stack.enter_context(FaultProxy(dynamodb_endpoint, lambda r: self.dynamodb_policy(r)))
+        self.lag = ArchiverLag()
+        dynamodb = stack.enter_context(
+            FaultProxy(dynamodb_endpoint, lambda r: self.dynamodb_policy(r), observer=self._observe_dynamodb)
+        )
         s3 = stack.enter_context(FaultProxy(s3_endpoint, lambda r: self.s3_policy(r), preserve_host=True))
         extra = ("--s3-endpoint", s3.url.rstrip("/"), "--bucket", BUCKET, "--segment-events", "2")
         self.server = DevServerProcess(dynamodb.url.rstrip("/"), free_port(), extra)
@@ -86,8 +90,12 @@ class Rig:
     def _observe(self, exchange: Exchange) -> None:
         self.history.observe(exchange)
 
+    def _observe_dynamodb(self, exchange: Exchange) -> None:
+        self.lag.observe(exchange)
+
     def reset(self) -> None:
         self.history = History()
+        self.lag = ArchiverLag()
         self.dynamodb_policy = self.s3_policy = self.client_policy = _forward
 
     def client(self, store_id: str, name: str) -> RawClient:
@@ -202,6 +210,8 @@ def test_a_delayed_commit_put_does_not_land_on_an_archived_parent(quiet_rig: Rig
     gate.set()  # a's delayed put arrives
     pusher.join(30)
     assert_clean(rig.check(store))
+    # It arrived after b's batch was retired, and the tombstone refused it (the race was reached).
+    assert rig.lag.late_puts_on_retired == 1, rig.lag.summary()
 
 
 def test_a_lost_answer_to_a_multi_part_commit_put_keeps_the_batch_readable(quiet_rig: Rig) -> None:
