@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The CDK app: ``cdk deploy`` from this folder (see docs/deploy.md).
 
-The stack's name is ``stratasync`` unless the context says otherwise (``-c stackName=...``). It is
+The stack's name is ``stratasync`` unless the context says otherwise (``-c stackName=...``);
+``-c stratasync:websocket=false`` leaves live sync over WebSocket out. It is
 the same StratasyncStack that ../template.yaml is made from; in an app of your own, use the
 ``Stratasync`` construct it wraps.
 """
@@ -15,6 +16,8 @@ app = cdk.App()
 StratasyncStack(
     app,
     app.node.try_get_context("stackName") or "stratasync",
-    description="stratasync: a LiveStore-compatible sync backend (HTTP API, Lambda, DynamoDB, S3 archive)",
+    description="stratasync: a LiveStore-compatible sync backend (HTTP and WebSocket APIs, Lambda,"
+    " DynamoDB, S3 archive)",
+    websocket=str(app.node.try_get_context("stratasync:websocket") or "true").lower() != "false",
 )
 app.synth()

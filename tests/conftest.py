@@ -66,6 +66,11 @@ _SLOW_MODULES = (
 #: The archive conformance suite on moto's S3 and DynamoDB (about 5 minutes on 2 cores): the same
 #: suite runs fast in memory and for real on DynamoDB Local and SeaweedFS.
 _SLOW_CLASSES = ("TestArchiveOnDynamoDBAndS3Moto",)
+#: Long runs on moto whose in-memory variant stays in the fast lane (issue 10: live sync).
+_SLOW_ON_MOTO = (
+    "tests/ws/test_live_rules.py::test_exactly_once_under_a_crash_at_every_step_of_a_fan_out[moto]",
+    "tests/ws/test_live_rules.py::test_a_catch_up_racing_pushes_delivers_each_event_once[moto]",
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -82,5 +87,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             or path.startswith("tests/infra/")
             or path in _SLOW_MODULES
             or any(f"::{name}::" in item.nodeid for name in _SLOW_CLASSES)
+            or item.nodeid in _SLOW_ON_MOTO
         ):
             item.add_marker(slow)

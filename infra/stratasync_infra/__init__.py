@@ -3,7 +3,8 @@
 template made from the same stack (:mod:`stratasync_infra.sam`, ../template.yaml)."""
 
 from stratasync_infra.bundling import PipLayerBundling, dependencies_code
-from stratasync_infra.construct import (
+from stratasync_infra.construct import Stratasync
+from stratasync_infra.packaging import (
     ALIAS,
     FUNCTIONS_DIR,
     CdkPackaging,
@@ -11,15 +12,16 @@ from stratasync_infra.construct import (
     FunctionSpec,
     Packaging,
     SamPackaging,
-    Stratasync,
-    StratasyncProps,
 )
+from stratasync_infra.parts import Concern
+from stratasync_infra.props import StratasyncProps
 from stratasync_infra.stack import StratasyncStack
 
 __all__ = [
     "ALIAS",
     "FUNCTIONS_DIR",
     "CdkPackaging",
+    "Concern",
     "DeployedFunction",
     "FunctionSpec",
     "Packaging",

@@ -22,14 +22,15 @@ if __package__ in (None, ""):  # run as a script
 import aws_cdk as cdk
 import yaml  # type: ignore[import-untyped, unused-ignore]
 
-from stratasync_infra.construct import ROOT, SamPackaging
+from stratasync_infra.packaging import ROOT, SamPackaging
 from stratasync_infra.stack import StratasyncStack
 
 TEMPLATE = ROOT / "template.yaml"
 STACK_NAME = "stratasync"
 DESCRIPTION = (
-    "stratasync: a LiveStore-compatible sync backend (API Gateway HTTP API, Lambda on arm64 with"
-    " SnapStart, DynamoDB, an S3 eventlog archive), with alarms and a dashboard."
+    "stratasync: a LiveStore-compatible sync backend (API Gateway HTTP and WebSocket APIs, Lambda on"
+    " arm64 with SnapStart, DynamoDB with a Streams fan-out, an S3 eventlog archive), with alarms and"
+    " a dashboard."
 )
 HEADER = """\
 # Generated from the CDK stack in infra/stratasync_infra (the one description of both deployments):
@@ -96,7 +97,8 @@ def _short(value: Any) -> Any:
 def _sub_part(part: Any) -> str | None:
     if isinstance(part, str):
         return part.replace("${", "${!")
-    if isinstance(part, dict) and set(part) == {"Ref"}:
+    # Not SAM's `Ref: <function>.Alias`: inside !Sub, ${X.Alias} would read as the attribute Alias.
+    if isinstance(part, dict) and set(part) == {"Ref"} and "." not in str(part["Ref"]):
         return "${" + str(part["Ref"]) + "}"
     if isinstance(part, dict) and set(part) == {"Fn::GetAtt"}:
         return "${" + ".".join(map(str, part["Fn::GetAtt"])) + "}"

@@ -19,6 +19,7 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from stratasync_infra.construct import Packaging, Stratasync, StratasyncProps
+from stratasync_infra.parts import Concern
 
 LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192]
 LOG_RETENTION_DAYS += [2557, 2922, 3288, 3653]
@@ -148,10 +149,17 @@ DEFAULTS = {field.name: field.default for field in dataclasses.fields(Stratasync
 
 
 class StratasyncStack(cdk.Stack):
-    """The parameters, the construct, and the outputs (``SyncUrl``, ``TableName``, ...)."""
+    """The parameters, the construct, and the outputs (``SyncUrl``, ``WebSocketUrl``, ``TableName``,
+    ...); ``websocket=False``: the construct without live sync (and without its outputs)."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, packaging: Packaging | None = None, **kwargs: Any
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        packaging: Packaging | None = None,
+        websocket: bool = True,
+        **kwargs: Any,
     ) -> None:
         self._logical_ids: dict[str, str] = {}
         super().__init__(scope, construct_id, **kwargs)
@@ -179,7 +187,9 @@ class StratasyncStack(cdk.Stack):
             }
         }
 
-        self.backend = Stratasync(self, CONSTRUCT_ID, StratasyncProps(**values), packaging=packaging)
+        self.backend = Stratasync(
+            self, CONSTRUCT_ID, StratasyncProps(**values), packaging=packaging, websocket=websocket
+        )
         backend = self.backend
         cdk.CfnOutput(
             self,
@@ -187,7 +197,17 @@ class StratasyncStack(cdk.Stack):
             description="The backend URL for makeHttpSync({ url }) and the Python client's backend_url.",
             value=backend.url,
         )
+        if backend.websocket_url is not None and backend.connections is not None:
+            cdk.CfnOutput(
+                self,
+                "WebSocketUrl",
+                description="The WebSocket URL for makeWsSync({ url }) (live pull; push large batches"
+                " over SyncUrl, see docs/deploy.md).",
+                value=backend.websocket_url,
+            )
         cdk.CfnOutput(self, "TableName", value=backend.table.table_name)
+        if backend.connections is not None:
+            cdk.CfnOutput(self, "ConnectionsTableName", value=backend.connections.table_name)
         cdk.CfnOutput(self, "ArchiveBucketName", value=backend.bucket.bucket_name)
         cdk.CfnOutput(
             self,
@@ -217,10 +237,12 @@ class StratasyncStack(cdk.Stack):
         )
 
     def _allocate_logical_id(self, cfn_element: cdk.CfnElement) -> str:
-        """The construct path below the stack, without the construct's own id, ``Resource`` or
-        ``Default``, and without CDK's hash: ``Stratasync/ArchiveBucket/Policy/Resource`` is
-        ``ArchiveBucketPolicy``. Two paths that would give the same id are an error."""
-        parts = cfn_element.node.path.split("/")[len(self.node.path.split("/")) :]
+        """The construct path below the stack, without the construct's own id, its concerns' ids,
+        ``Resource`` or ``Default``, and without CDK's hash: ``Stratasync/Storage/ArchiveBucket/Policy/
+        Resource`` is ``ArchiveBucketPolicy``. Two paths that would give the same id are an error."""
+        scopes = cfn_element.node.scopes[len(self.node.scopes) :]
+        # The concerns (Storage, Functions, ...) group resources; they are not part of the names.
+        parts = [scope.node.id for scope in scopes if not isinstance(scope, Concern)]
         if parts and parts[0] == CONSTRUCT_ID:
             parts = parts[1:]
         logical_id = "".join(

@@ -62,7 +62,7 @@ def test_page_boots_on_a_fresh_store_without_errors(chromium: Chromium, page_a: 
     assert re.fullmatch(r"web-[0-9a-f]{8}", str(page_a["storeId"]))
     assert f"storeId={page_a['storeId']}" in str(page_a["href"])  # written back into the URL
     assert page_a["persisted"] is True  # OPFS: 127.0.0.1 is a secure context
-    assert page_a["transport"] == "http"
+    assert page_a["transport"] == "ws"  # the dev server takes WebSocket: makeWsSync, live
     connected = "document.querySelector('.sync-status').dataset.connected ?? null"
     wait_until(
         lambda: chromium.call("evaluate", page="a", expression=connected)["value"] == "true", timeout=20
@@ -129,9 +129,11 @@ def test_deletions_travel_both_ways_with_an_iso_date(chromium: Chromium, agent: 
 def test_two_browser_contexts_converge(
     web_server: DevServer, chromium: Chromium, page_a: dict[str, object], agent: Store
 ) -> None:
+    """Context b syncs over HTTP (``?transport=http``: polling), beside page a over WebSocket."""
     chromium.call("newContext", context="b")  # its own profile: own OPFS, clientId and leader
     started = time.monotonic()
-    opened = chromium.call("open", page="b", context="b", url=str(page_a["href"]))
+    opened = chromium.call("open", page="b", context="b", url=f"{page_a['href']}&transport=http")
+    assert opened["transport"] == "http"
     record("boot, second context", opened["bootMs"] / 1000)
     chromium.call("waitFor", page="b", text="call the plumber")
     record("second context: boot + the same list", time.monotonic() - started)
@@ -163,11 +165,13 @@ def test_the_data_is_in_the_browser_not_only_on_the_server(web_server: DevServer
     chromium.call("newContext", context="offline")
     dead = "http://127.0.0.1:9/"  # the discard port: nothing listens
     url = f"{web_server.app_url}?storeId=offline-{uuid.uuid4().hex[:8]}&sync={dead}"
-    chromium.call("open", page="offline", context="offline", url=url)
+    opened = chromium.call("open", page="offline", context="offline", url=url)
+    assert opened["transport"] == "http"  # no WebSocket there either: the probe failed, so HTTP
     chromium.call("add", page="offline", text="typed while offline")
     chromium.call("reload", page="offline")
-    # LiveStore's confirmUnsavedChanges: the reload asked first, as the event was not synced.
-    assert chromium.call("problems", page="offline")["dialogs"] == ["beforeunload"]
+    # LiveStore's confirmUnsavedChanges may ask first (the event is not synced), but Chromium shows
+    # a beforeunload dialog only after a user activation it counted, so it is not always there.
+    assert set(chromium.call("problems", page="offline")["dialogs"]) <= {"beforeunload"}
     shown = chromium.call("todos", page="offline")["todos"]
     assert [todo["text"] for todo in shown] == ["typed while offline"]
     connected = "document.querySelector('.sync-status').dataset.connected ?? null"

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from tests import emulators
+from tests.infra.templates import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
 SAM_TEMPLATE = ROOT / "template.yaml"
@@ -238,3 +239,19 @@ def infra_builds(
         builds.start()
     yield builds
     builds.stop()
+
+
+# ---------------------------------------------------------------------- both templates
+
+
+@pytest.fixture(params=["sam", "cdk"])
+def stack(request: pytest.FixtureRequest) -> Stack:
+    if request.param == "sam":
+        return Stack("sam", request.getfixturevalue("sam_transformed"))
+    synthesized: Synthesized = request.getfixturevalue("cdk_synth")
+    return Stack("cdk", synthesized.template)
+
+
+@pytest.fixture
+def both(sam_transformed: dict[str, Any], cdk_synth: Synthesized) -> tuple[Stack, Stack]:
+    return Stack("sam", sam_transformed), Stack("cdk", cdk_synth.template)

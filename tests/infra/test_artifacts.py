@@ -113,7 +113,9 @@ def _size(folder: Path) -> int:
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
 
-@pytest.mark.parametrize("function", ["SyncFunction", "ArchiveFunction"])
+@pytest.mark.parametrize(
+    "function", ["SyncFunction", "ArchiveFunction", "WebSocketFunction", "FanoutFunction"]
+)
 def test_sam_artifact_holds_the_backend_and_its_dependencies_only(
     sam_build: Path, function: str, record_property: Any
 ) -> None:

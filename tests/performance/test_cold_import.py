@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pytest
 
-from bench.coldstart import CANDIDATES, DEPLOYED_ENV, _clean_env, measure
+from bench.coldstart import CANDIDATES, DEPLOYED_ENV, _clean_env, measure, python_command
 
 #: Never in a Lambda artifact's import graph: the client, the dev server and their dependencies.
 NOT_IN_THE_LAMBDA = (
@@ -28,7 +27,7 @@ NOT_IN_THE_LAMBDA = (
 def _modules_after(statement: str, env: dict[str, str]) -> set[str]:
     code = f"import json, sys; {statement}; print(json.dumps(sorted(sys.modules)))"
     output = subprocess.run(
-        [sys.executable, "-c", code], env=_clean_env(env), capture_output=True, text=True, check=True
+        python_command("-c", code), env=_clean_env(env), capture_output=True, text=True, check=True
     ).stdout
     return set(json.loads(output.strip().splitlines()[-1]))
 

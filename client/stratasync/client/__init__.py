@@ -41,8 +41,9 @@ from stratasync.client.schema import (
 from stratasync.client.store import MAX_SEQ_NUM, Store, StoreStatus, open_store
 from stratasync.client.subscriptions import Deliver, Inbox, Subscription
 from stratasync.client.sync import RetryPolicy
-from stratasync.client.transport import PullPage, SyncHttpTransport, SyncTransport
+from stratasync.client.transport import LiveState, PullPage, SyncHttpTransport, SyncTransport
 from stratasync.client.writes import Delete, Insert, Update
+from stratasync.client.wstransport import SyncWsTransport
 
 __all__ = [
     "MAX_SEQ_NUM",
@@ -61,6 +62,7 @@ __all__ = [
     "Insert",
     "InvalidRequestError",
     "IsoDateTime",
+    "LiveState",
     "LoggedEvent",
     "Materializer",
     "MaterializerError",
@@ -82,6 +84,7 @@ __all__ = [
     "SyncError",
     "SyncHttpTransport",
     "SyncTransport",
+    "SyncWsTransport",
     "Table",
     "TableRow",
     "TransportError",

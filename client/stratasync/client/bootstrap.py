@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from stratasync.client import jsoncodec
 from stratasync.client.errors import BackendIdMismatchError, SegmentChecksumError, TransportError
 from stratasync.client.transport import SyncHttpTransport
+from stratasync.client.wstransport import SyncWsTransport
 from stratasync.protocol.segment_format import SEGMENT_FORMAT, iter_segment_lines
 
 if TYPE_CHECKING:
@@ -48,6 +49,8 @@ def bootstrap(
     The caller holds ``engine.lock``.
     """
     transport = engine.transport
+    if isinstance(transport, SyncWsTransport):
+        transport = transport.http  # the archive is served over HTTP
     db = engine.db
     state = BootstrapProgress()
     if not isinstance(transport, SyncHttpTransport):

@@ -29,7 +29,8 @@ from stratasync.client.rebase import BackendResetPolicy, Rebaser, UnknownEventPo
 from stratasync.client.schema import Event, Schema
 from stratasync.client.subscriptions import Deliver, Subscription, Subscriptions
 from stratasync.client.sync import RetryPolicy, SyncEngine
-from stratasync.client.transport import SyncHttpTransport, SyncTransport
+from stratasync.client.transport import LiveState, SyncTransport
+from stratasync.client.wstransport import make_transport
 
 logger = logging.getLogger("stratasync.client")
 
@@ -56,6 +57,8 @@ class StoreStatus:
     syncing: bool
     last_error: Exception | None
     closed: bool
+    live: bool = False
+    """True while the background sync receives upstream events live (its WebSocket pull caught up)."""
 
 
 def _random_id(length: int = 6) -> str:
@@ -74,7 +77,8 @@ class Store:
         backend_url: str | None = None,
         payload: Any = None,
         headers: dict[str, str] | None = None,
-        transport: SyncTransport | None = None,
+        transport: SyncTransport | Literal["http", "ws"] | None = None,
+        live_url: str | None = None,
         unknown_events: UnknownEventPolicy = "warn",
         on_backend_reset: BackendResetPolicy = "reset",
         on_sync_error: Callable[[Exception], None] | None = None,
@@ -103,8 +107,13 @@ class Store:
                 self._db.set_meta("client_id", client_id)
         self.client_id: str = client_id
         self.session_id: str = session_id or _random_id()
-        if transport is None and backend_url is not None:
-            transport = SyncHttpTransport(backend_url, store_id, payload=payload, headers=headers)
+        if transport is None or isinstance(transport, str):
+            if backend_url is not None:
+                transport = make_transport(
+                    backend_url, store_id, kind=transport, live_url=live_url, payload=payload, headers=headers
+                )
+            elif transport is not None or live_url is not None:
+                raise ValueError(f"transport={transport!r} and live_url need backend_url")
         self._transport = transport
         self._subscriptions = Subscriptions(self._db)
         self._rebaser = Rebaser(
@@ -153,7 +162,8 @@ class Store:
         self._db.close()
         if self.on_shutdown is not None:
             try:
-                self.on_shutdown(StoreStatus(**{**final.__dict__, "syncing": False, "closed": True}))
+                closed = {"syncing": False, "closed": True, "live": False}
+                self.on_shutdown(StoreStatus(**{**final.__dict__, **closed}))
             except Exception:
                 logger.exception("on_shutdown callback failed")
 
@@ -238,7 +248,14 @@ class Store:
                 syncing=self._sync is not None and self._sync.running,
                 last_error=self.last_sync_error,
                 closed=False,
+                live=self.live,
             )
+
+    @property
+    def live(self) -> bool:
+        """True while the background sync receives upstream events live (a WebSocket pull caught up)."""
+        live = self._sync.live if self._sync is not None else None
+        return live is not None and live.state is LiveState.LIVE
 
     def pending_events(self) -> list[LoggedEvent]:
         """Events committed here that the backend has not confirmed yet, in order."""

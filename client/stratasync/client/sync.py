@@ -15,6 +15,13 @@ A ``BackendIdMismatchError`` in any phase resets the local store onto the new ba
 :meth:`Rebaser.reset_for_new_backend <stratasync.client.rebase.Rebaser.reset_for_new_backend>`).
 :meth:`SyncEngine.sync` runs rounds until caught up; :meth:`SyncEngine.start` runs them in a
 background thread.
+
+With a :class:`~stratasync.client.transport.LiveTransport` (WebSocket), the background thread
+keeps a live pull open instead of polling: :meth:`SyncEngine.apply_live` is phase 2 for the pages
+it delivers (the same merge, checked to continue the upstream head exactly; a page that does not
+makes the live pull start again from the real cursor), and :meth:`SyncEngine.live_round` pushes
+once the live pull has caught up. While the live pull is down after a failed attempt, the thread
+polls as without one.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from stratasync.client import jsoncodec
 from stratasync.client.errors import (
@@ -39,13 +47,26 @@ from stratasync.client.errors import (
 )
 from stratasync.client.events import LoggedEvent
 from stratasync.client.rebase import BackendResetPolicy, Rebaser
-from stratasync.client.transport import PullPage, SyncTransport
+from stratasync.client.transport import (
+    Cursor,
+    LiveFailure,
+    LiveFeed,
+    LiveState,
+    LiveTransport,
+    PullPage,
+    SyncTransport,
+)
 from stratasync.protocol.limits import MAX_PUSH_EVENTS, MAX_REQUEST_BYTES
 
 logger = logging.getLogger("stratasync.client")
 
 #: Room left in a push body for the envelope around the events.
 PUSH_ENVELOPE_BYTES = 10_000
+#: Live pages are merged in transactions of at most about this many events.
+LIVE_MERGE_EVENTS = 5_000
+#: After a push refused while live: how long the live pull has to bring the newer events before
+#: the next round pulls over HTTP.
+LIVE_AHEAD_WAIT = 2.0
 
 
 @dataclass(frozen=True)
@@ -126,6 +147,7 @@ class SyncEngine:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._live: LiveFeed | None = None
 
     # -- phases ----------------------------------------------------------------------------------
 
@@ -179,9 +201,113 @@ class SyncEngine:
                 continue
             self.rebaser.confirm_pushed(chunk)
 
+    def cursor(self) -> Cursor | None:
+        """Where the next pull starts: ``(backend id, upstream head)``, None before the first pull."""
+        with self.db.lock:
+            backend_id = self.db.backend_id()
+            return (backend_id, self.db.upstream_head()) if backend_id is not None else None
+
+    def apply_live(self, live: LiveFeed) -> int:
+        """Phase 2 for a live pull: merge the pages it delivered so far; returns the events merged.
+
+        The caller holds :attr:`lock`. Pages must continue the upstream head exactly (after
+        skipping events the store has: a reconnected pull starts again from the cursor, and this
+        client's own pushes come back once confirmed); a page that does not makes the live pull
+        drop that connection and pull again from the real cursor. A pull the backend failed
+        raises its error, except ``BackendIdMismatchError``, which resets the store.
+        """
+        merged = 0
+        while True:
+            items = live.take()
+            if not items:
+                return merged
+            dropped: set[int] = set()
+            group: list[PullPage] = []
+            generation = -1
+            for item in items:
+                if item.generation in dropped:
+                    continue
+                if group and (
+                    isinstance(item, LiveFailure)
+                    or item.generation != generation
+                    or sum(len(page.events) for page in group) >= LIVE_MERGE_EVENTS
+                ):
+                    merged += self._merge_live(live, generation, group, dropped)
+                    group = []
+                if isinstance(item, LiveFailure):
+                    self._live_failed(live, item)
+                    continue
+                generation = item.generation
+                group.extend(item.pages)
+            if group:
+                merged += self._merge_live(live, generation, group, dropped)
+
+    def _merge_live(self, live: LiveFeed, generation: int, pages: list[PullPage], dropped: set[int]) -> int:
+        """Merge ``pages`` up to the first event that does not continue the upstream head exactly;
+        from there on, drop ``generation`` (its connection pulls again from the real cursor)."""
+        with self.db.lock:
+            backend_id = self.db.backend_id()
+            upstream = self.db.upstream_head()
+        expected = backend_id if backend_id is not None else pages[0].backend_id
+        problem = None
+        events: list[dict[str, Any]] = []
+        created: list[str | None] = []
+        last = upstream
+        for page in pages:
+            if page.backend_id != expected:
+                problem = f"live pages of backend {page.backend_id!r}, the store is on {expected!r}"
+                break
+            for event, stamp in zip(page.events, page.created_at, strict=True):
+                if not events and event["seqNum"] <= upstream:
+                    continue  # known: a reconnected pull starts again from the cursor, echoes of pushes
+                if event["parentSeqNum"] != last or event["seqNum"] <= last:
+                    problem = f"live event #{event['seqNum']} follows #{event['parentSeqNum']}, not #{last}"
+                    break
+                events.append(event)
+                created.append(stamp)
+                last = event["seqNum"]
+            if problem is not None:
+                break
+        if problem is not None:
+            dropped.add(generation)
+            live.restart(generation, problem)
+        if backend_id is None and (problem is None or events):
+            self.rebaser.remember_backend_id(expected)
+        if events:
+            self.rebaser.apply_pulled(events, created)
+        return len(events)
+
+    def _live_failed(self, live: LiveFeed, failure: LiveFailure) -> None:
+        if isinstance(failure.error, BackendIdMismatchError):
+            try:
+                self.reset(failure.error)
+            finally:
+                live.resume()
+            return
+        live.resume()
+        raise failure.error
+
+    def live_round(self, live: LiveFeed) -> bool:
+        """Merge what the live pull delivered; once it caught up, push. True when caught up."""
+        with self.lock:
+            try:
+                self.apply_live(live)
+                if live.state is not LiveState.LIVE:
+                    return True  # catching up: pending events wait for the pull's last stored page
+                return self.push_pending()
+            except BackendIdMismatchError as error:
+                self.reset(error)
+                return False
+
     def reset(self, error: BackendIdMismatchError) -> None:
-        """The backend's id changed: reset onto the new one (the ``on_backend_reset`` policy)."""
+        """The backend's id changed: reset onto the new one (the ``on_backend_reset`` policy).
+
+        A live pull then starts again (its queued pages are of the old backend).
+        """
         self.rebaser.reset_for_new_backend(error, self.on_backend_reset)
+        live = self._live
+        if live is not None:
+            live.restart(None, "the backend was reset")
 
     def round(self, deadline: float | None = None) -> bool:
         """One round: pull, then push; True when caught up (nothing pending, nothing refused)."""
@@ -245,6 +371,11 @@ class SyncEngine:
         """True while the background sync thread runs."""
         return self._thread is not None and self._thread.is_alive()
 
+    @property
+    def live(self) -> LiveFeed | None:
+        """The live pull of the background thread (None without one, or with a polling transport)."""
+        return self._live
+
     def start(self) -> None:
         """Run rounds in a background thread; see :meth:`stratasync.client.Store.start_sync`."""
         if self.running:
@@ -266,14 +397,37 @@ class SyncEngine:
             self._thread = None
 
     def _forever(self) -> None:
+        live = None
+        if isinstance(self.transport, LiveTransport):
+            live = self.transport.open_live(self.cursor, self.wake)
+            self._live = live
+            live.start()
+        try:
+            self._loop(live)
+        finally:
+            if live is not None:
+                self._live = None
+                live.stop()
+
+    def _loop(self, live: LiveFeed | None) -> None:
         attempt = 0
         refusals = 0
         unexpected = 0
+        poll_once = False  # the live pull did not bring what a refused push said was there
         while not self._stop.is_set():
             self._wake.clear()
+            polling = live is None or live.polling or poll_once
             try:
                 before = self._position()
-                caught_up = self.round()
+                if live is None:
+                    caught_up = self.round()
+                elif polling:
+                    with self.lock:
+                        self.apply_live(live)
+                    caught_up = self.round()
+                    poll_once = False
+                else:
+                    caught_up = self.live_round(live)
                 attempt = unexpected = 0
                 self.last_error = None
             except (*REFUSALS, SyncError) as error:
@@ -298,10 +452,21 @@ class SyncEngine:
                 continue
             if caught_up:
                 refusals = 0
-                self._wake.wait(self.poll_interval)
+                self._wake.wait(self.poll_interval)  # live: a page, a commit or a state change wakes it
+            elif live is not None and not polling:  # live: the pull brings what the backend has
+                refusals = 1 if self._position() != before else refusals + 1
+                if not self._wake.wait(LIVE_AHEAD_WAIT):
+                    poll_once = True
             else:  # the backend was ahead: pull and push again now; back off if nothing new came
                 refusals = 1 if self._position() != before else refusals + 1
                 self._stop.wait(self.retry.contention_delay(refusals))
 
 
-__all__ = ["RetryPolicy", "SyncEngine", "check_deadline", "push_chunk"]
+__all__ = [
+    "LIVE_AHEAD_WAIT",
+    "LIVE_MERGE_EVENTS",
+    "RetryPolicy",
+    "SyncEngine",
+    "check_deadline",
+    "push_chunk",
+]

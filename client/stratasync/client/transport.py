@@ -2,17 +2,20 @@
 
 :class:`SyncTransport` is what the sync engine needs; :class:`SyncHttpTransport` talks to a
 backend over HTTP exactly as LiveStore's ``makeHttpSync`` does. The request and response codec
-functions are shared by every transport.
+functions are shared by every transport. A :class:`LiveTransport` can also keep a live pull open
+(a :class:`LiveFeed`: upstream events as they happen); :mod:`stratasync.client.wstransport` is
+the WebSocket one.
 """
 
 from __future__ import annotations
 
+import enum
 import itertools
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote
 
 import httpx
@@ -56,6 +59,85 @@ class SyncTransport(Protocol):
     def pull(self, cursor: Cursor | None) -> list[PullPage]: ...
 
     def close(self) -> None: ...
+
+
+class LiveState(enum.Enum):
+    """Where a live pull stands (:attr:`LiveFeed.state`)."""
+
+    CONNECTING = "connecting"
+    """The connection (or a reconnection) is being opened."""
+    CATCHING_UP = "catching-up"
+    """The pull is open; the stored pages after the cursor are arriving."""
+    LIVE = "live"
+    """Caught up: every event the backend accepts arrives as it happens."""
+    DOWN = "down"
+    """The connection was lost or refused; the next attempt comes after a backoff."""
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class LivePages:
+    """Pages of one live pull, checked to continue each other exactly (no gap, no duplicate).
+
+    ``generation`` numbers the connection they came on: each reconnection pulls again from the
+    store's cursor, so pages of different generations may overlap (the merge skips known events).
+    """
+
+    generation: int
+    pages: list[PullPage]
+
+
+@dataclass(frozen=True)
+class LiveFailure:
+    """The backend ended a live pull with an error (e.g. ``BackendIdMismatchError``).
+
+    The feed pulls again only after :meth:`LiveFeed.resume`, once the engine dealt with it.
+    """
+
+    generation: int
+    error: ProtocolError
+
+
+LiveItem = LivePages | LiveFailure
+
+
+class LiveFeed(Protocol):
+    """A live pull kept open in the background: what it delivered waits in :meth:`take`.
+
+    ``wake()`` (given to :meth:`LiveTransport.open_live`) is called whenever there is something to
+    take or :attr:`state` changed; ``cursor()`` is read at each (re)connection.
+    """
+
+    @property
+    def state(self) -> LiveState: ...
+
+    @property
+    def polling(self) -> bool:
+        """True while the live pull is down after a failed attempt: poll over HTTP meanwhile."""
+        ...
+
+    def start(self) -> None: ...
+
+    def take(self) -> list[LiveItem]:
+        """What arrived since the last call, in order (without the items of a restarted generation)."""
+        ...
+
+    def restart(self, generation: int | None, reason: str) -> None:
+        """Drop ``generation`` (None: the current one): its queued pages and its connection; pull again."""
+        ...
+
+    def resume(self) -> None:
+        """Pull again after a :class:`LiveFailure`."""
+        ...
+
+    def stop(self, timeout: float = 5.0) -> None: ...
+
+
+@runtime_checkable
+class LiveTransport(SyncTransport, Protocol):
+    """A transport that can also keep a live pull open (the sync engine then does not poll)."""
+
+    def open_live(self, cursor: Callable[[], Cursor | None], wake: Callable[[], None]) -> LiveFeed: ...
 
 
 def request_body(
@@ -240,6 +322,12 @@ class SyncHttpTransport(RpcTransport):
 
 __all__ = [
     "Cursor",
+    "LiveFailure",
+    "LiveFeed",
+    "LiveItem",
+    "LivePages",
+    "LiveState",
+    "LiveTransport",
     "ProtocolError",
     "PullPage",
     "RpcTransport",

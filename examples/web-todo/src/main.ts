@@ -10,7 +10,7 @@ import { Effect, Stream } from 'effect'
 
 import workerUrl from './livestore.worker.ts?worker&url'
 import { events, schema, tables } from './schema.ts'
-import { makeBackend, parseSyncChoice, toParams } from './sync.ts'
+import { makeBackend, parseSyncChoice, resolveSyncChoice, type SyncChoice, type Transport, toParams } from './sync.ts'
 
 type Todo = typeof tables.todos.Type
 type Filter = 'all' | 'active' | 'completed'
@@ -20,7 +20,7 @@ const STORE_ID = /^[A-Za-z0-9_-]+$/
 
 const started = performance.now()
 const params = new URLSearchParams(location.search)
-const sync = parseSyncChoice(params, location.origin)
+const requested = parseSyncChoice(params, location.origin)
 
 const storeIdFromUrl = (): string => {
   const given = params.get('storeId')
@@ -52,7 +52,7 @@ const filterFromHash = (): Filter =>
 // In the order they were created (SQLite's rowid order: ids are random UUIDs).
 const visibleTodos$ = queryDb(tables.todos.where({ deletedAt: null }), { label: 'todos' })
 
-const render = (store: Store<typeof schema>, info: { storeId: string; storage: string }) => {
+const render = (store: Store<typeof schema>, info: { storeId: string; storage: string; sync: SyncChoice<Transport> }) => {
   const app = document.getElementById('app')!
   const input = el('input', { className: 'new-todo', placeholder: 'What needs to be done?', autofocus: true })
   const toggleAll = el('input', { id: 'toggle-all', className: 'toggle-all', type: 'checkbox' })
@@ -143,7 +143,9 @@ const render = (store: Store<typeof schema>, info: { storeId: string; storage: s
   )
   document.getElementById('info')!.replaceChildren(
     el('p', {}, 'store ', el('code', { textContent: info.storeId }), ` · ${info.storage} · `, status),
-    el('p', { textContent: `syncs over ${sync.transport.toUpperCase()} with ${sync.url}` }),
+    el('p', {
+      textContent: `syncs over ${info.sync.transport === 'ws' ? 'WebSocket' : 'HTTP'} with ${info.sync.transport === 'ws' ? info.sync.wsUrl : info.sync.url}`,
+    }),
   )
   input.focus()
 }
@@ -159,6 +161,7 @@ const boot = async () => {
     return
   }
   const persisted = canPersist()
+  const sync = await resolveSyncChoice(requested, storeId)
   const workerSearch = toParams(sync).toString()
   const adapter = persisted
     ? makePersistedAdapter({
@@ -172,7 +175,7 @@ const boot = async () => {
     : 'in memory only: not a secure context, so nothing is kept across reloads'
   try {
     const store = await createStorePromise({ schema, adapter, storeId, disableDevtools: true })
-    render(store, { storeId, storage })
+    render(store, { storeId, storage, sync })
     const app = { store, storeId, persisted, transport: sync.transport, bootMs: performance.now() - started }
     Object.assign(window, { __todoApp: app })
     document.body.dataset.ready = 'true'

@@ -179,6 +179,23 @@ def _store_id(payload_store_id: str, query_store_id: str | None, header_store_id
     return payload_store_id
 
 
+def admit(
+    service: SyncService,
+    payload: PingPayload | PushPayload | PullPayload,
+    store_id: str,
+    headers: Mapping[str, str],
+) -> None:
+    """Authenticate and authorize a request, and run the app's ``on_push`` / ``on_pull`` hooks (any
+    transport); raises the protocol error that refuses it."""
+    action = Action.PUSH if isinstance(payload, PushPayload) else Action.READ
+    claims = service.access.claims_for(payload.payload, headers, store_id, action)
+    hooks = service.access.hooks
+    if isinstance(payload, PushPayload) and hooks.on_push is not None:
+        hooks.on_push(claims, store_id, payload.batch)
+    if isinstance(payload, PullPayload) and hooks.on_pull is not None:
+        hooks.on_pull(claims, store_id, payload.cursor_value)
+
+
 def handle_rpc(
     service: SyncService,
     body: bytes,
@@ -200,13 +217,7 @@ def handle_rpc(
         payload = request.decode_payload()
         store_id = _store_id(payload.storeId, query.get("storeId"), headers.get("x-livestore-store-id"))
         service.limits.check_store_id(store_id)
-        action = Action.PUSH if isinstance(payload, PushPayload) else Action.READ
-        claims = service.access.claims_for(payload.payload, headers, store_id, action)
-        hooks = service.access.hooks
-        if isinstance(payload, PushPayload) and hooks.on_push is not None:
-            hooks.on_push(claims, store_id, payload.batch)
-        if isinstance(payload, PullPayload) and hooks.on_pull is not None:
-            hooks.on_pull(claims, store_id, payload.cursor_value)
+        admit(service, payload, store_id, headers)
         if isinstance(payload, PushPayload):
             pushed = service.push(store_id, payload)
             return RpcResponse(200, encode_success(request.id, {}).encode(), rpc, store_id, push=pushed)

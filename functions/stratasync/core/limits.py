@@ -26,6 +26,9 @@ class Limits:
     max_event_bytes: int = MAX_REQUEST_BYTES
     max_store_id_length: int = 128
     max_event_name_length: int = 128
+    #: With WebSocket live sync on: the largest event a WebSocket client can ever be sent
+    #: (:data:`stratasync.protocol.ws.MAX_WS_EVENT_BYTES`), refused on every transport's push.
+    ws_max_event_bytes: int | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_events_per_push <= MAX_PUSH_EVENTS:
@@ -73,4 +76,10 @@ class Limits:
             if size > self.max_event_bytes:
                 raise InvalidRequestError(
                     f"batch[{index}]: event is {size} bytes encoded; the limit is {self.max_event_bytes}"
+                )
+            if self.ws_max_event_bytes is not None and size > self.ws_max_event_bytes:
+                raise InvalidRequestError(
+                    f"batch[{index}]: event is {size:,} bytes encoded; with WebSocket live sync on, the "
+                    f"limit is {self.ws_max_event_bytes:,} (a WebSocket message of API Gateway, 128 KB, "
+                    "must carry it to every live client)"
                 )

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from aws_lambda_powertools.utilities import parameters
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from stratasync.auth import AccessControl, Hooks, TokenVerifier
 from stratasync.core.limits import Limits
 from stratasync.core.sealing import DEFAULT_SEGMENT_BYTES, DEFAULT_SEGMENT_EVENTS
 from stratasync.core.service import DEFAULT_PULL_RESPONSE_BYTES
+from stratasync.protocol.ws import MAX_WS_EVENT_BYTES
 from stratasync.storage.tiered import DEFAULT_CACHE_BYTES
 
 
@@ -56,6 +58,27 @@ class Settings(BaseModel):
     #: Another Lambda API endpoint for that invoke (the dev server serves one).
     lambda_endpoint: str | None = None
 
+    # Live sync over WebSocket (docs/websocket.md). On every function of a deployment that serves
+    # WebSocket clients: a push (HTTP or WS) then refuses an event too large for one WS message.
+    ws_enabled: bool = False
+    #: The connections table (``pk``/``sk``, TTL ``expiresAt``): the ws and fanout functions.
+    connections_table: str | None = Field(default=None, min_length=3, max_length=255)
+    #: The ``@connections`` endpoint, ``https://{api}.execute-api.{region}.amazonaws.com/{stage}``.
+    ws_endpoint: str | None = None
+
+    @field_validator("ws_endpoint")
+    @classmethod
+    def _check_ws_endpoint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError(
+                "must be the @connections endpoint of the WebSocket API's stage, "
+                "https://{api}.execute-api.{region}.amazonaws.com/{stage} (no query)"
+            )
+        return value.rstrip("/")
+
     def limits(self) -> Limits:
         """The request limits these settings name."""
         return Limits(
@@ -64,6 +87,7 @@ class Settings(BaseModel):
             max_event_bytes=self.max_event_bytes,
             max_store_id_length=self.max_store_id_length,
             max_event_name_length=self.max_event_name_length,
+            ws_max_event_bytes=MAX_WS_EVENT_BYTES if self.ws_enabled else None,
         )
 
     def access_control(self) -> AccessControl:

@@ -12,13 +12,16 @@ import functools
 import random
 from dataclasses import dataclass
 
+from stratasync.core.live import LiveSync
 from stratasync.core.sealing import ArchivePolicy, Archiver
 from stratasync.core.service import SyncService
 from stratasync.handlers.settings import Settings
 from stratasync.handlers.trigger import ArchiveTrigger
 from stratasync.storage.dynamodb import DynamoDBStorage, make_client
+from stratasync.storage.dynamodb_subscriptions import DynamoDBSubscriptionStorage
 from stratasync.storage.s3 import S3SegmentStorage, make_s3_client
 from stratasync.storage.tiered import SegmentCache, TieredEventLog
+from stratasync.storage.websocket_api import ApiGatewayConnections
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,44 @@ def build_backend(settings: Settings) -> Backend:
     return Backend(settings, service, archive, trigger)
 
 
+@dataclass(frozen=True)
+class LiveBackend:
+    """What the ws and fanout functions serve with: the sync backend and live sync over it."""
+
+    backend: Backend
+    live: LiveSync
+
+
+def build_live(settings: Settings) -> LiveBackend:
+    """The ws and fanout functions' objects: the backend, the connections table, ``@connections``."""
+    missing = [
+        name
+        for name, value in (
+            ("STRATASYNC_CONNECTIONS_TABLE", settings.connections_table),
+            ("STRATASYNC_WS_ENDPOINT", settings.ws_endpoint),
+        )
+        if not value
+    ]
+    if missing:
+        raise RuntimeError(f"stratasync is misconfigured: live sync needs {' and '.join(missing)}")
+    if not settings.ws_enabled:
+        raise RuntimeError(
+            "stratasync is misconfigured: the WebSocket functions need STRATASYNC_WS_ENABLED=true"
+            " (on the sync function too, so that no push commits an event too large for WebSocket)"
+        )
+    assert settings.connections_table is not None
+    assert settings.ws_endpoint is not None
+    backend = build_backend(settings)
+    subscriptions = DynamoDBSubscriptionStorage(
+        settings.connections_table,
+        settings.table_name,
+        make_client(settings.dynamodb_endpoint),
+        time_budget_seconds=settings.storage_time_budget_seconds,
+    )
+    live = LiveSync(backend.service, subscriptions, ApiGatewayConnections(settings.ws_endpoint))
+    return LiveBackend(backend, live)
+
+
 def build_archiver(settings: Settings) -> Archiver:
     """The archiver the settings describe (the same for the Lambda, the dev server and the CLI)."""
     if not settings.archive_bucket:
@@ -87,6 +128,13 @@ def build_archiver(settings: Settings) -> Archiver:
 def get_backend() -> Backend:
     """The sync function's backend, built from the environment once per execution environment."""
     return build_backend(Settings.from_env())
+
+
+@functools.cache
+def get_live() -> LiveBackend:
+    """The ws and fanout functions' live sync, built from the environment once per execution
+    environment."""
+    return build_live(Settings.from_env())
 
 
 @functools.cache
@@ -110,6 +158,9 @@ def after_snapshot_restore() -> None:
     if get_backend.cache_info().currsize:
         backend = get_backend()
         backend.service.access = backend.settings.access_control()
+    if get_live.cache_info().currsize:
+        live = get_live().backend
+        live.service.access = live.settings.access_control()
 
 
 def register_snapshot_hooks() -> None:

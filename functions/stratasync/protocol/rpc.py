@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -62,19 +62,26 @@ class RpcRequest:
 
     def decode_payload(self) -> PingPayload | PushPayload | PullPayload:
         """The payload validated against its RPC's model."""
-        model = _PAYLOAD_MODELS[self.rpc]
-        try:
-            decoded = model.model_validate(self.payload)
-        except ValidationError as error:
-            raise InvalidRequestError(
-                f"invalid {self.tag} payload: {describe_validation_error(error)}",
-                details=[
-                    {"loc": ".".join(str(part) for part in item["loc"]), "msg": item["msg"]}
-                    for item in error.errors(include_url=False, include_input=False)[:20]
-                ],
-            ) from None
+        decoded = validate_payload(self.tag, self.payload, _PAYLOAD_MODELS[self.rpc])
         assert isinstance(decoded, PingPayload | PushPayload | PullPayload)
         return decoded
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_payload(tag: str, payload: Any, model: type[M]) -> M:
+    """``payload`` validated against ``model``; :class:`InvalidRequestError` naming what is wrong."""
+    try:
+        return model.model_validate(payload)
+    except ValidationError as error:
+        raise InvalidRequestError(
+            f"invalid {tag} payload: {describe_validation_error(error)}",
+            details=[
+                {"loc": ".".join(str(part) for part in item["loc"]), "msg": item["msg"]}
+                for item in error.errors(include_url=False, include_input=False)[:20]
+            ],
+        ) from None
 
 
 def describe_validation_error(error: ValidationError) -> str:

@@ -32,8 +32,14 @@ def make_client(endpoint_url: str | None = None, region_name: str | None = None)
     )
 
 
-def create_table(client: DynamoDBClient, table_name: str) -> None:
-    """Create the eventlog table (on-demand) if it does not exist, and wait until it is active."""
+def create_table(client: DynamoDBClient, table_name: str, *, stream_view_type: str | None = None) -> None:
+    """Create the eventlog table (on-demand) if it does not exist, and wait until it is active.
+
+    ``stream_view_type`` (``KEYS_ONLY``...): with a DynamoDB stream (live sync's fan-out reads
+    it); an existing table without one gets one."""
+    extra: dict[str, Any] = {}
+    if stream_view_type is not None:
+        extra["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream_view_type}
     try:
         client.create_table(
             TableName=table_name,
@@ -46,11 +52,32 @@ def create_table(client: DynamoDBClient, table_name: str) -> None:
                 {"AttributeName": "sk", "KeyType": "RANGE"},
             ],
             BillingMode="PAY_PER_REQUEST",
+            **extra,
         )
     except ClientError as error:
         if error.response["Error"]["Code"] != "ResourceInUseException":
             raise
     client.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    if stream_view_type is not None:
+        table = client.describe_table(TableName=table_name)["Table"]
+        if not table.get("StreamSpecification", {}).get("StreamEnabled"):
+            client.update_table(TableName=table_name, StreamSpecification=extra["StreamSpecification"])
+            client.get_waiter("table_exists").wait(
+                TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
+            )
+
+
+def create_connections_table(client: DynamoDBClient, table_name: str) -> None:
+    """Create live sync's connections table (``pk``/``sk``, TTL on ``expiresAt``) if it does not
+    exist (the deployment's stacks create it on AWS)."""
+    create_table(client, table_name)
+    try:
+        client.update_time_to_live(
+            TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"}
+        )
+    except ClientError as error:  # already enabled (or an emulator without TTL): items expire on read
+        if error_code(error) not in ("ValidationException", "UnknownOperationException"):
+            raise
 
 
 class DynamoDBTable:
@@ -127,6 +154,22 @@ class DynamoDBTable:
                     remaining -= 1
                     if remaining == 0:
                         return
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def partition(self, pk: str, prefix: str | None = None) -> Iterator[Item]:
+        """Every item of partition ``pk`` (with a sort key starting ``prefix``), strongly consistent,
+        page by page."""
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk" + (" AND begins_with(sk, :prefix)" if prefix else ""),
+            "ExpressionAttributeValues": {":pk": {"S": pk}, **({":prefix": {"S": prefix}} if prefix else {})},
+            "ConsistentRead": True,
+            "Limit": self.page_items,
+        }
+        while True:
+            page = self.call("query", **kwargs)
+            yield from page.get("Items", [])
             if "LastEvaluatedKey" not in page:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -9,7 +9,8 @@ import hmac
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
@@ -28,6 +29,15 @@ from stratasync.storage.base import (
     StoredEvent,
 )
 from stratasync.storage.segments import PresignedUrlRefusedError, SegmentStorage
+from stratasync.storage.subscriptions import (
+    Connection,
+    Handoff,
+    StoreListeners,
+    Subscription,
+    SubscriptionKey,
+    SubscriptionStatus,
+    SubscriptionStorage,
+)
 
 
 @dataclass
@@ -174,6 +184,14 @@ class InMemoryStorage(HotTierStorage):
         with self._lock:
             return state.segments[max(state.segments)] if state.segments else None
 
+    @contextmanager
+    def commit_check(self, store_id: str, parent_seq_num: int) -> Iterator[bool]:
+        """Hold the log's lock (no append can happen meanwhile) and say whether a batch was
+        committed on ``parent_seq_num``: the in-memory form of a ConditionCheck on a commit record."""
+        state = self._state(store_id)
+        with self._lock:
+            yield parent_seq_num in state.records
+
 
 class InMemorySegmentStorage(SegmentStorage):
     """Objects in a dict; presigned URLs ``memory://...`` carry an expiry and an HMAC signature,
@@ -234,3 +252,110 @@ class InMemorySegmentStorage(SegmentStorage):
 
     def _sign(self, key: str, expires: int) -> str:
         return hmac.new(self._secret, f"{key}\n{expires}".encode(), hashlib.sha256).hexdigest()
+
+
+def _now_seconds() -> float:
+    return time.time()
+
+
+class InMemorySubscriptionStorage(SubscriptionStorage):
+    """Connections and subscriptions in dicts guarded by one lock; :meth:`go_live` checks the
+    head of an :class:`InMemoryStorage` under that storage's lock (its transaction)."""
+
+    def __init__(self, eventlog: InMemoryStorage, clock: Callable[[], float] = _now_seconds) -> None:
+        self.eventlog = eventlog
+        self._clock = clock
+        self._connections: dict[str, Connection] = {}
+        self._subscriptions: dict[SubscriptionKey, tuple[Subscription, int]] = {}
+        self._lock = threading.Lock()
+
+    def _alive(self, expires_at: int) -> bool:
+        return expires_at >= self._clock()
+
+    def _get(self, key: SubscriptionKey) -> Subscription | None:
+        found = self._subscriptions.get(key)
+        return found[0] if found is not None and self._alive(found[1]) else None
+
+    def put_connection(self, connection: Connection) -> None:
+        with self._lock:
+            self._connections[connection.connection_id] = connection
+
+    def connection(self, connection_id: str) -> Connection | None:
+        with self._lock:
+            found = self._connections.get(connection_id)
+        return found if found is not None and self._alive(found.expires_at) else None
+
+    def remove_connection(self, connection_id: str, store_id: str) -> None:
+        with self._lock:
+            self._connections.pop(connection_id, None)
+            for key in [key for key in self._subscriptions if key.connection_id == connection_id]:
+                del self._subscriptions[key]
+
+    def listeners(self, store_id: str) -> StoreListeners:
+        with self._lock:
+            connections = [
+                connection
+                for connection in self._connections.values()
+                if connection.store_id == store_id and self._alive(connection.expires_at)
+            ]
+            subscriptions = [
+                subscription
+                for key, (subscription, expires_at) in sorted(self._subscriptions.items())
+                if key.store_id == store_id and self._alive(expires_at)
+            ]
+        return StoreListeners(connections, subscriptions)
+
+    def open_subscription(
+        self, key: SubscriptionKey, sent_seq: int, lease_until_ms: int, expires_at: int
+    ) -> bool:
+        with self._lock:
+            if self._get(key) is not None:
+                return False
+            subscription = Subscription(
+                key, SubscriptionStatus.CATCHUP, sent_seq, lease_until_ms=lease_until_ms
+            )
+            self._subscriptions[key] = (subscription, expires_at)
+            return True
+
+    def go_live(self, key: SubscriptionKey, sent_seq: int) -> Handoff:
+        with self.eventlog.commit_check(key.store_id, sent_seq) as committed, self._lock:
+            current = self._get(key)
+            if current is None or current.status is not SubscriptionStatus.CATCHUP:
+                return Handoff.GONE
+            if committed:
+                return Handoff.HEAD_MOVED
+            live = Subscription(key, SubscriptionStatus.LIVE, sent_seq)
+            self._subscriptions[key] = (live, self._subscriptions[key][1])
+            return Handoff.LIVE
+
+    def claim(self, key: SubscriptionKey, sent_seq: int, target: int) -> bool:
+        with self._lock:
+            current = self._get(key)
+            if (
+                current is None
+                or current.status is not SubscriptionStatus.LIVE
+                or current.sent_seq != sent_seq
+                or current.sending is not None
+            ):
+                return False
+            claimed = Subscription(key, SubscriptionStatus.LIVE, sent_seq, sending=target)
+            self._subscriptions[key] = (claimed, self._subscriptions[key][1])
+            return True
+
+    def release(self, key: SubscriptionKey, target: int) -> bool:
+        with self._lock:
+            current = self._get(key)
+            if current is None or current.sending != target:
+                return False
+            released = Subscription(key, SubscriptionStatus.LIVE, target)
+            self._subscriptions[key] = (released, self._subscriptions[key][1])
+            return True
+
+    def interrupt(self, key: SubscriptionKey, expires_at: int) -> None:
+        with self._lock:
+            tombstone = Subscription(key, SubscriptionStatus.INTERRUPTED, 0)
+            self._subscriptions[key] = (tombstone, expires_at)
+
+    def remove_subscription(self, key: SubscriptionKey) -> None:
+        with self._lock:
+            self._subscriptions.pop(key, None)

@@ -27,6 +27,23 @@ def _add_storage_options(parser: argparse.ArgumentParser) -> None:
         " default: auth off",
     )
     _add_archive_options(parser)
+    parser.add_argument(
+        "--no-websocket",
+        dest="websocket",
+        action="store_false",
+        help="serve HTTP only (makeHttpSync); WebSocket live sync (makeWsSync) is on by default, and"
+        " then pushes refuse events over ~119 KB, which API Gateway's WebSocket could never deliver",
+    )
+    parser.add_argument(
+        "--ws-idle-timeout", type=float, default=600.0, metavar="S", help="WebSocket idle timeout (600 s)"
+    )
+    parser.add_argument(
+        "--ws-max-lifetime",
+        type=float,
+        default=7200.0,
+        metavar="S",
+        help="WebSocket connection lifetime (7200 s)",
+    )
 
 
 def _add_archive_options(parser: argparse.ArgumentParser) -> None:
@@ -96,6 +113,9 @@ def _dev_config(args: argparse.Namespace, port: int) -> object:
         bucket=args.bucket,
         segment_events=args.segment_events,
         segment_bytes=args.segment_bytes,
+        websocket=args.websocket,
+        ws_idle_timeout_seconds=args.ws_idle_timeout,
+        ws_max_lifetime_seconds=args.ws_max_lifetime,
         web_app_dir=_web_app_dir(args),
     )
 

@@ -1,8 +1,9 @@
 """The dev server's HTTP fronts as ASGI apps, served by uvicorn in a background thread.
 
-:class:`GatewayApp` plays API Gateway on the public port: each request becomes a payload-2.0
-event for the sync function. :class:`LambdaApiApp` plays the Lambda ``Invoke`` API on a private
-port, for the archiver function only.
+:class:`GatewayApp` plays API Gateway on the public port: each HTTP request becomes a payload-2.0
+event for the sync function, each WebSocket a connection of the WebSocket API
+(:mod:`.websocket`). :class:`PrivateApp` serves, on a private port, the Lambda ``Invoke`` API
+(:class:`LambdaApiApp`, for the archiver function only) and the WebSocket API's ``@connections``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from stratasync.devserver.gateway import (
     from_lambda_result,
     to_gateway_event,
 )
+from stratasync.devserver.websocket import WebSocketApi, connections_path
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -64,14 +66,22 @@ async def respond(send: Send, status: int, headers: Headers, body: bytes) -> Non
 
 
 class GatewayApp:
-    """API Gateway in front of the sync function (HTTP requests; WebSocket comes later)."""
+    """API Gateway in front of the sync function (HTTP) and the ws function (WebSocket upgrades on
+    the same host and port, as sync-cf's worker serves both)."""
 
-    def __init__(self, invoke_sync: Invoke) -> None:
+    def __init__(self, invoke_sync: Invoke, websocket: WebSocketApi | None = None) -> None:
         self.invoke_sync = invoke_sync
+        self.websocket = websocket
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             await self._http(scope, receive, send)
+        elif scope["type"] == "websocket":
+            if self.websocket is None:
+                await receive()
+                await send({"type": "websocket.close", "code": 1008})  # uvicorn answers the handshake 403
+                return
+            await self.websocket.serve(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = await read_body(receive, MAX_GATEWAY_BODY_BYTES)
@@ -128,12 +138,41 @@ class LambdaApiApp:
         await respond(send, 200, json_headers, json.dumps(answer).encode())
 
 
-class ServerThread:
-    """uvicorn serving an ASGI app on an already bound socket, in a thread with its own loop."""
+class PrivateApp:
+    """The private port: the Lambda ``Invoke`` API and, under a secret stage path, the WebSocket
+    API's ``@connections`` (both reachable by the dev server's own workers only)."""
 
-    def __init__(self, app: Any, sock: socket.socket, name: str) -> None:
+    def __init__(self, lambda_api: LambdaApiApp, websocket: WebSocketApi | None, secret_stage: str) -> None:
+        self.lambda_api = lambda_api
+        self.websocket = websocket
+        self.secret_stage = secret_stage
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        connection_id = connections_path(scope["path"], self.secret_stage)
+        if connection_id is None or self.websocket is None:
+            await self.lambda_api(scope, receive, send)
+            return
+        body = await read_body(receive, MAX_GATEWAY_BODY_BYTES) or b""
+        await respond(send, *await self.websocket.manage(scope["method"], connection_id, body))
+
+
+class ServerThread:
+    """uvicorn serving an ASGI app on an already bound socket, in a thread with its own loop
+    (``ws``: the WebSocket protocol class, or ``"none"``)."""
+
+    def __init__(self, app: Any, sock: socket.socket, name: str, ws: Any = "none") -> None:
         self.sock = sock
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", ws="none")
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            ws=ws,
+            ws_ping_interval=None,  # API Gateway sends no protocol pings (clients ping in JSON)
+            ws_per_message_deflate=False,  # API Gateway negotiates no compression
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, name=name, daemon=True

@@ -21,6 +21,45 @@ _FAKE_CREDENTIALS = {
 }
 
 
+def keep_stream_shards_on_rollback() -> None:
+    """Make a cancelled ``TransactWriteItems`` leave moto's DynamoDB streams readable.
+
+    moto rolls a cancelled transaction back by putting a deep copy of each table in place, and
+    the copy's stream shard is a new object. Every shard iterator already handed out (a stream
+    poller's whole ``NextShardIterator`` chain) still reads the old shard, which gets no record
+    again: the fan-out of the dev server stopped for good at the first cancelled transaction
+    (a live pull's handoff that lost its race with a push, say). After the rollback this puts the
+    old shard back on the restored table, without the records of the cancelled writes (AWS writes
+    none for a cancelled transaction).
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    original = DynamoDBBackend.transact_write_items
+    if getattr(original, "_keeps_stream_shards", False):
+        return
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        shards = {
+            name: table.stream_shard
+            for name, table in self.tables.items()
+            if getattr(table, "stream_shard", None) is not None
+        }
+        lengths = {name: len(shard.items) for name, shard in shards.items()}
+        try:
+            original(self, transact_items)
+        except Exception:
+            for name, shard in shards.items():
+                table = self.tables.get(name)
+                if table is not None and table.stream_shard is not shard:
+                    del shard.items[lengths[name] :]
+                    shard.table = table
+                    table.stream_shard = shard
+            raise
+
+    transact_write_items._keeps_stream_shards = True  # type: ignore[attr-defined]
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
 def ensure_fake_credentials() -> None:
     """Make boto3 usable against local emulators when no AWS credentials are configured."""
     for name, value in _FAKE_CREDENTIALS.items():
@@ -50,6 +89,7 @@ class EmbeddedMoto:
         )
 
         ensure_fake_credentials()
+        keep_stream_shards_on_rollback()
         moto_app = DomainDispatcherApplication(create_backend_app)
 
         def serialized_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -66,6 +106,18 @@ class EmbeddedMoto:
         self._thread = threading.Thread(target=self._server.serve_forever, name="embedded-moto", daemon=True)
         self._thread.start()
         return self
+
+    def prune_stream_iterators(self, keep: int = 64) -> None:
+        """Forget all but the newest ``keep`` DynamoDB Streams shard iterators: moto keeps every
+        iterator it ever handed out (one per GetRecords), which a poller would pile up for ever."""
+        from moto.dynamodbstreams.models import dynamodbstreams_backends
+
+        with self._lock:
+            for account in list(dynamodbstreams_backends.values()):
+                for backend in list(account.values()):
+                    iterators = backend.shard_iterators
+                    for arn in list(iterators)[: max(0, len(iterators) - keep)]:
+                        del iterators[arn]
 
     def stop(self) -> None:
         if self._server is not None:

@@ -1,6 +1,6 @@
-"""What API Gateway (HTTP API, payload 2.0) and Lambda do around a handler, as plain conversions:
-an HTTP request becomes an event, the handler's result becomes an HTTP response, with the
-limits the services apply."""
+"""What API Gateway (HTTP API, payload 2.0; WebSocket API) and Lambda do around a handler, as plain
+conversions: an HTTP request or a WebSocket message becomes an event, the handler's result becomes
+an HTTP response, with the limits the services apply; and the events of a DynamoDB stream."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import json
 import time
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -115,3 +117,112 @@ def error_response(status: int, message: str, detail: str | None = None) -> tupl
     if detail is not None:
         body["detail"] = detail
     return status, [("content-type", "application/json")], json.dumps(body).encode()
+
+
+# -- API Gateway WebSocket API (Lambda proxy integration) and DynamoDB Streams events ----------
+
+
+def _request_time(now: float) -> str:
+    return time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now))
+
+
+@dataclass(frozen=True)
+class WebSocketContext:
+    """What API Gateway knows of one WebSocket connection, for its events' ``requestContext``."""
+
+    connection_id: str
+    connected_at_ms: int
+    domain_name: str
+    stage: str
+    api_id: str
+    source_ip: str
+    user_agent: str
+
+    def request_context(self, route_key: str, event_type: str, **extra: Any) -> dict[str, Any]:
+        now = time.time()
+        return {
+            "routeKey": route_key,
+            "eventType": event_type,
+            "extendedRequestId": uuid.uuid4().hex[:16],
+            "requestTime": _request_time(now),
+            "messageDirection": "IN",
+            "stage": self.stage,
+            "connectedAt": self.connected_at_ms,
+            "requestTimeEpoch": int(now * 1000),
+            "identity": {"sourceIp": self.source_ip, "userAgent": self.user_agent},
+            "requestId": uuid.uuid4().hex[:16],
+            "domainName": self.domain_name,
+            "connectionId": self.connection_id,
+            "apiId": self.api_id,
+            **extra,
+        }
+
+
+def _multi(pairs: Iterable[tuple[str, str]]) -> tuple[dict[str, str], dict[str, list[str]]]:
+    single: dict[str, str] = {}
+    multi: dict[str, list[str]] = {}
+    for name, value in pairs:
+        single[name] = value  # API Gateway keeps the last value of a repeated name
+        multi.setdefault(name, []).append(value)
+    return single, multi
+
+
+def ws_connect_event(
+    context: WebSocketContext, headers: Iterable[tuple[str, str]], query: str
+) -> dict[str, Any]:
+    """The ``$connect`` event: headers, and the query decoded once (as API Gateway does)."""
+    header_map, multi_headers = _multi(headers)
+    params, multi_params = _multi(parse_qsl(query, keep_blank_values=True))
+    event: dict[str, Any] = {
+        "headers": header_map,
+        "multiValueHeaders": multi_headers,
+        "requestContext": context.request_context("$connect", "CONNECT"),
+        "isBase64Encoded": False,
+    }
+    if params:
+        event["queryStringParameters"] = params
+        event["multiValueQueryStringParameters"] = multi_params
+    return event
+
+
+def ws_message_event(context: WebSocketContext, route_key: str, data: str | bytes) -> dict[str, Any]:
+    """A message's event on its route; binary frames travel base64-encoded."""
+    is_binary = isinstance(data, bytes)
+    body = base64.b64encode(data).decode() if isinstance(data, bytes) else data
+    return {
+        "requestContext": context.request_context(route_key, "MESSAGE", messageId=uuid.uuid4().hex[:16]),
+        "body": body,
+        "isBase64Encoded": is_binary,
+    }
+
+
+def ws_disconnect_event(context: WebSocketContext, status_code: int, reason: str) -> dict[str, Any]:
+    """The ``$disconnect`` event (best effort on AWS too)."""
+    return {
+        "headers": {},
+        "multiValueHeaders": {},
+        "requestContext": context.request_context(
+            "$disconnect", "DISCONNECT", disconnectStatusCode=status_code, disconnectReason=reason
+        ),
+        "isBase64Encoded": False,
+    }
+
+
+def stream_event(records: Iterable[dict[str, Any]], stream_arn: str, region: str) -> dict[str, Any]:
+    """The event a DynamoDB Streams event source mapping hands a Lambda: GetRecords' records with
+    the stream's ARN and the creation time as epoch seconds."""
+    converted = []
+    for record in records:
+        dynamodb = dict(record.get("dynamodb", {}))
+        created = dynamodb.get("ApproximateCreationDateTime")
+        if isinstance(created, datetime):
+            dynamodb["ApproximateCreationDateTime"] = int(created.timestamp())
+        converted.append(
+            {
+                **record,
+                "dynamodb": dynamodb,
+                "awsRegion": record.get("awsRegion", region),
+                "eventSourceARN": stream_arn,
+            }
+        )
+    return {"Records": converted}

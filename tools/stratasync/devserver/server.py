@@ -9,6 +9,12 @@ Local, SeaweedFS, AWS).
 The push path triggers the archiver through the Lambda ``Invoke`` API. The dev server serves
 that API on a second, private port on 127.0.0.1 (never on the public sync port), for a function
 whose name carries a secret made for this run: only the dev server's own workers know it.
+
+Live sync over WebSocket (on unless ``websocket=False``): WebSocket upgrades on the public port
+go to an emulated API Gateway WebSocket API (:mod:`.websocket`) in front of the real ws function;
+its ``@connections`` API is served on the private port under a secret stage path; a poller reads
+the eventlog table's DynamoDB stream into the real fanout function (:mod:`.streams`), as an
+event source mapping does on AWS.
 """
 
 from __future__ import annotations
@@ -21,10 +27,12 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from stratasync.devserver.asgi import GatewayApp, LambdaApiApp, ServerThread, bind
+from stratasync.devserver.asgi import GatewayApp, LambdaApiApp, PrivateApp, ServerThread, bind
 from stratasync.devserver.embedded_moto import EmbeddedMoto, ensure_fake_credentials
 from stratasync.devserver.functions import FunctionSpec, LocalFunction
+from stratasync.devserver.streams import StreamPoller
 from stratasync.devserver.webapp import WebAppMount
+from stratasync.devserver.websocket import WebSocketApi, WebSocketLimits, websocket_protocol
 
 
 @dataclass
@@ -49,9 +57,20 @@ class DevServerConfig:
     #: Seal a segment at this many events or bytes of event JSON (small values: segments at once).
     segment_events: int = 10_000
     segment_bytes: int = 4_000_000
+    #: Serve LiveStore's makeWsSync too (pushes then refuse events too large for WebSocket).
+    websocket: bool = True
+    #: The WebSocket API's idle timeout and connection lifetime (API Gateway: 10 min and 2 h).
+    ws_idle_timeout_seconds: float = 600.0
+    ws_max_lifetime_seconds: float = 7200.0
+    #: How often the stream poller reads the eventlog's stream while WebSocket clients are connected.
+    stream_poll_interval: float = 0.01
     extra_env: dict[str, str] = field(default_factory=dict)
     #: A built web app served at /app/ (the dev server's extra, see :mod:`.webapp`); None: not built.
     web_app_dir: str | None = None
+
+    @property
+    def connections_table(self) -> str:
+        return f"{self.table_name}-connections"
 
 
 #: The archiver function's name (a per-run secret is appended).
@@ -70,6 +89,13 @@ class DevServer:
         self._private: ServerThread | None = None
         self._sync: LocalFunction | None = None
         self._archiver: LocalFunction | None = None
+        self._ws: LocalFunction | None = None
+        self._fanout: LocalFunction | None = None
+        self._poller: StreamPoller | None = None
+        #: The emulated WebSocket API (None with websocket=False).
+        self.websocket: WebSocketApi | None = None
+        #: The secret stage path of the private ``@connections`` endpoint.
+        self._ws_stage = f"ws-{secrets.token_hex(12)}"
         self.dynamodb_endpoint: str | None = None
         self.s3_endpoint: str | None = None
         #: The archiver's function name for this run (its suffix is a secret).
@@ -91,17 +117,35 @@ class DevServer:
         assert self._private is not None, "start() first"
         return f"http://127.0.0.1:{self._private.port}"
 
+    @property
+    def ws_endpoint(self) -> str:
+        """The private ``@connections`` endpoint (``STRATASYNC_WS_ENDPOINT`` of the functions)."""
+        return f"{self.lambda_api_url}/{self._ws_stage}"
+
     def start(self) -> DevServer:
         from stratasync.storage.dynamodb import create_table, make_client
+        from stratasync.storage.dynamodb_table import create_connections_table
         from stratasync.storage.s3 import ensure_bucket, make_s3_client
 
         config = self.config
         # Bind first: a busy port is reported before anything slow starts.
         public_socket = bind(config.host, config.port)
-        gateway = WebAppMount(GatewayApp(self.invoke_async), config.web_app_dir)
-        self._public = ServerThread(gateway, public_socket, "devserver-http")
+        limits = WebSocketLimits(
+            idle_timeout_seconds=config.ws_idle_timeout_seconds,
+            max_lifetime_seconds=config.ws_max_lifetime_seconds,
+        )
+        if config.websocket:
+            self.websocket = WebSocketApi(self.invoke_ws, limits=limits)
+        self._public = ServerThread(
+            WebAppMount(GatewayApp(self.invoke_async, self.websocket), config.web_app_dir),
+            public_socket,
+            "devserver-http",
+            ws=websocket_protocol(limits) if config.websocket else "none",
+        )
         self._private = ServerThread(
-            LambdaApiApp(self.archive_function, self.invoke_archive),
+            PrivateApp(
+                LambdaApiApp(self.archive_function, self.invoke_archive), self.websocket, self._ws_stage
+            ),
             bind("127.0.0.1", 0),
             "devserver-lambda-api",
         )
@@ -119,7 +163,10 @@ class DevServer:
             storage_text = f"DynamoDB at {self.dynamodb_endpoint}"
         if self.dynamodb_endpoint.startswith("http://"):
             ensure_fake_credentials()  # local emulators accept any credentials
-        create_table(make_client(self.dynamodb_endpoint), config.table_name)
+        dynamodb = make_client(self.dynamodb_endpoint)
+        create_table(dynamodb, config.table_name, stream_view_type="KEYS_ONLY" if config.websocket else None)
+        if config.websocket:
+            create_connections_table(dynamodb, config.connections_table)
         if config.s3_endpoint is None:
             assert self._moto is not None
             self.s3_endpoint = self._moto.endpoint
@@ -149,6 +196,15 @@ class DevServer:
             "STRATASYNC_LAMBDA_ENDPOINT": self.lambda_api_url,
             "STRATASYNC_AUTH_REQUIRED": "true" if config.auth_secret else "false",
             **({"STRATASYNC_AUTH_HS256_SECRET": config.auth_secret} if config.auth_secret else {}),
+            **(
+                {
+                    "STRATASYNC_WS_ENABLED": "true",
+                    "STRATASYNC_CONNECTIONS_TABLE": config.connections_table,
+                    "STRATASYNC_WS_ENDPOINT": self.ws_endpoint,
+                }
+                if config.websocket
+                else {}
+            ),
             **{
                 name: os.environ[name]
                 for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
@@ -177,8 +233,34 @@ class DevServer:
             ),
             env,
         )
-        for function in (self._sync, self._archiver):
+        functions = [self._sync, self._archiver]
+        if config.websocket:
+            self._ws = LocalFunction(
+                FunctionSpec(
+                    "stratasync-ws-dev",
+                    "stratasync.handlers.ws:lambda_handler",
+                    "stratasync.handlers.wiring:get_live",
+                    timeout_seconds=120,
+                    concurrency=config.workers,
+                ),
+                env,
+            )
+            # The stream consumer: one invocation at a time (ParallelizationFactor 1).
+            self._fanout = LocalFunction(
+                FunctionSpec(
+                    "stratasync-fanout-dev",
+                    "stratasync.handlers.fanout:lambda_handler",
+                    "stratasync.handlers.wiring:get_live",
+                    timeout_seconds=120,
+                    concurrency=1,
+                ),
+                env,
+            )
+            functions += [self._ws, self._fanout]
+        for function in functions:
             function.warm()
+        if config.websocket:
+            self._start_poller()
         self._public.start()
         print(f"stratasync dev server listening on {self.url}", file=self._out)
         print(f"  storage: {storage_text}, table {config.table_name!r}", file=self._out)
@@ -189,6 +271,12 @@ class DevServer:
             f" or {config.segment_bytes} bytes, sealed by the archiver function (invoked from the push path)",
             file=self._out,
         )
+        if config.websocket:
+            print(
+                f"  websocket: LiveStore makeWsSync({{ url: '{self.url}' }}) on the same port; live events"
+                " fanned out from the eventlog's DynamoDB stream",
+                file=self._out,
+            )
         print(
             f"  {config.workers} Lambda worker process(es); LiveStore: makeHttpSync({{ url: '{self.url}' }})",
             file=self._out,
@@ -198,15 +286,39 @@ class DevServer:
             print(f"  web app: {self.app_url} (from {config.web_app_dir})", file=self._out, flush=True)
         return self
 
+    def _start_poller(self) -> None:
+        assert self.dynamodb_endpoint is not None
+        moto = self._moto if self.config.dynamodb_endpoint is None else None
+        polls = 0
+
+        def after_poll() -> None:
+            nonlocal polls
+            polls += 1
+            if moto is not None and polls % 500 == 0:
+                moto.prune_stream_iterators()
+
+        websocket = self.websocket
+        self._poller = StreamPoller(
+            self.dynamodb_endpoint,
+            self.config.table_name,
+            self.invoke_fanout,
+            busy=lambda: websocket is not None and websocket.open_connections > 0,
+            poll_interval=self.config.stream_poll_interval,
+            after_poll=after_poll,
+        ).start()
+
     def stop(self) -> None:
+        if self._poller is not None:
+            self._poller.stop()
+            self._poller = None
         for server in (self._public, self._private):
             if server is not None:
                 server.stop()
         self._public = self._private = None
-        for function in (self._sync, self._archiver):
+        for function in (self._sync, self._archiver, self._ws, self._fanout):
             if function is not None:
                 function.close()
-        self._sync = self._archiver = None
+        self._sync = self._archiver = self._ws = self._fanout = None
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
@@ -221,6 +333,16 @@ class DevServer:
         """Run one API Gateway event through the sync function (an execution environment)."""
         assert self._sync is not None, "start() first"
         return self._sync.invoke(event)
+
+    def invoke_ws(self, event: dict[str, Any]) -> Future[Any]:
+        """Run one API Gateway WebSocket event through the ws function."""
+        assert self._ws is not None, "start() first"
+        return self._ws.invoke(event)
+
+    def invoke_fanout(self, event: dict[str, Any]) -> Future[Any]:
+        """Run one batch of stream records through the fanout function."""
+        assert self._fanout is not None, "start() first"
+        return self._fanout.invoke(event)
 
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
         """:meth:`invoke_async`, waited for."""

@@ -1,0 +1,144 @@
+"""Commit-to-visible latency Python → Python through ``stratasync dev``: WebSocket vs HTTP polling.
+
+A writer store commits one event at a time (its background sync pushes it at once); a reader store
+has a subscription on the table; a sample is the time from ``commit()`` until the reader's
+callback runs (in the reader's sync thread). The reader syncs once over WebSocket
+(``transport="ws"``, pushes over HTTP) and once by polling over HTTP every ``poll_interval``.
+
+    .venv/bin/python -m bench.live_latency [--url http://127.0.0.1:8787/] [--samples 200]
+
+writes bench/results/live_latency.{json,md}; without ``--url`` it starts ``stratasync dev``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Literal
+
+from stratasync.client import RetryPolicy, Store
+from stratasync.client.todos import schema, todo_created, todos
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def _summary(samples: list[float]) -> dict[str, Any]:
+    ordered = sorted(samples)
+    return {
+        "n": len(ordered),
+        "p50_ms": round(statistics.median(ordered) * 1000, 1),
+        "p90_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.9))] * 1000, 1),
+        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 1),
+        "max_ms": round(ordered[-1] * 1000, 1),
+        "mean_ms": round(statistics.fmean(ordered) * 1000, 1),
+    }
+
+
+def measure(
+    url: str, reader_transport: Literal["ws", "http"], samples: int, poll_interval: float = 5.0
+) -> dict[str, Any]:
+    """``samples`` commits on a live writer, each timed until the reader's subscription saw it."""
+    store_id = f"live-latency-{uuid.uuid4().hex[:8]}"
+    retry = RetryPolicy(initial_seconds=0.01, max_seconds=0.5)
+    writer = Store(schema, store_id, backend_url=url, transport="ws", retry=retry)
+    options: dict[str, Any] = {"retry": retry, "poll_interval": poll_interval}
+    reader = Store(schema, store_id, backend_url=url, transport=reader_transport, **options)
+    arrived = threading.Event()
+    seen_at: list[float] = []
+    expected = 0
+
+    def changed(count: int) -> None:
+        if count >= expected:
+            seen_at.append(time.perf_counter())
+            arrived.set()
+
+    try:
+        writer.start_sync()
+        reader.start_sync()
+        deadline = time.monotonic() + 30
+        while not (writer.live and (reader.live or reader_transport == "http")):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the stores did not go live (does the server accept WebSocket upgrades?)")
+            time.sleep(0.01)
+        reader.subscribe(todos.count(), changed)
+        latencies = []
+        for number in range(1, samples + 1):
+            expected = number
+            arrived.clear()
+            started = time.perf_counter()
+            writer.commit(todo_created(id=f"lat-{number}", text="x" * 100))
+            if not arrived.wait(poll_interval * 3 + 10):
+                raise RuntimeError(f"commit {number} never reached the reader")
+            latencies.append(seen_at[-1] - started)
+            time.sleep(0.02)
+        return {"reader": reader_transport, "poll_interval_s": poll_interval, **_summary(latencies)}
+    finally:
+        reader.close()
+        writer.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", help="a running stratasync dev (default: start one)")
+    parser.add_argument("--samples", type=int, default=200, help="samples over WebSocket")
+    parser.add_argument("--poll-samples", type=int, default=20, help="samples with HTTP polling")
+    parser.add_argument("--poll-interval", type=float, default=5.0)
+    parser.add_argument("--label", help="what the server is, for the report (default: its URL)")
+    args = parser.parse_args()
+    server = None
+    url = args.url
+    if url is None:
+        from stratasync.devserver import DevServer, DevServerConfig
+        from stratasync.devserver.embedded_moto import ensure_fake_credentials
+
+        ensure_fake_credentials()
+        server = DevServer(DevServerConfig(port=0, workers=2), out=open(os.devnull, "w"))  # noqa: SIM115
+        url = server.start().url
+    try:
+        load_start = os.getloadavg()[0]
+        ws = measure(url, "ws", args.samples)
+        polling = measure(url, "http", args.poll_samples, args.poll_interval)
+        load_end = os.getloadavg()[0]
+    finally:
+        if server is not None:
+            server.stop()
+    report = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, CPython {platform.python_version()}, {os.cpu_count()} CPUs",
+        "load_average": {"start": round(load_start, 2), "end": round(load_end, 2)},
+        "server": args.label or ("stratasync dev (embedded moto, 2 workers)" if server is not None else url),
+        "results": [ws, polling],
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "live_latency.json").write_text(json.dumps(report, indent=2) + "\n")
+    lines = [
+        f"# Commit-to-visible latency, Python to Python ({report['date']}, {report['machine']})",
+        "",
+        f"Through {report['server']}; 1-minute load average {report['load_average']['start']} at the "
+        f"start, {report['load_average']['end']} at the end. A sample: `commit()` on a writer store "
+        "(live, pushing over HTTP at once) until a subscription callback on a reader store ran.",
+        "",
+        "| reader | n | p50 | p90 | p99 | max | mean |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in report["results"]:
+        name = f"HTTP polling every {row['poll_interval_s']} s"
+        if row["reader"] == "ws":
+            name = "live pull over WebSocket"
+        lines.append(
+            f"| {name} | {row['n']} | {row['p50_ms']} ms | {row['p90_ms']} ms | {row['p99_ms']} ms "
+            f"| {row['max_ms']} ms | {row['mean_ms']} ms |"
+        )
+    (RESULTS / "live_latency.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
