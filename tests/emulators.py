@@ -121,7 +121,11 @@ def seaweedfs(access_key: str = "testing", secret_key: str = "testing") -> Itera
                 f"-master.port.grpc={ports['master.grpc']}",
                 f"-volume.port={ports['volume']}",
                 f"-volume.port.grpc={ports['volume.grpc']}",
-                "-volume.max=5",
+                # Room for many buckets: each bucket is a collection, and the first write to one
+                # grows it by up to 7 volumes. With 5 slots, the first collection to write (a
+                # bucket, or the filer's own log about a minute after the start) took them all,
+                # and every later bucket's PutObject failed with InternalError.
+                "-volume.max=100",
                 "-filer",
                 f"-filer.port={ports['filer']}",
                 f"-filer.port.grpc={ports['filer.grpc']}",

@@ -10,7 +10,13 @@ and asks a *policy* what to do with each request:
   two responses;
 * ``REFUSE`` - close the connection without passing the request on (the client is offline);
 * a :class:`Reply` - answer with that response without passing the request on (an injected
-  service error such as DynamoDB throttling).
+  service error such as DynamoDB throttling);
+* a :class:`Fault` - the storage leg's faults: hold the request for a while (or until a test
+  releases it) before acting, and/or pass it on and then answer with a :class:`Reply` instead of
+  the real answer (the write took effect, but its writer "crashed" right after it).
+
+An ``observer`` sees every exchange with the upstream (the request, the upstream's answer, and
+whether that answer reached the client): the history checker records acknowledgements there.
 
 When the upstream cannot be reached (the dev server is restarting) the client's connection is
 closed without an answer, which is what a client sees when a server process dies.
@@ -21,6 +27,7 @@ from __future__ import annotations
 import enum
 import http.client
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,9 +61,48 @@ class ProxiedRequest:
     body: bytes
 
 
-Policy = Callable[[ProxiedRequest], "Action | Reply"]
+@dataclass(frozen=True)
+class Fault:
+    """Wait ``delay`` seconds (or until ``until`` is set, at most ``hold_limit``), then do ``then``.
 
-_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "proxy-connection"}
+    With a :class:`Reply` and ``forward_first``, the request is passed on first (it takes effect
+    upstream) and the reply replaces the upstream's answer. Counted under each of ``kinds``.
+    """
+
+    kinds: tuple[str, ...]
+    then: Action | Reply = Action.FORWARD
+    delay: float = 0.0
+    until: threading.Event | None = None
+    hold_limit: float = 60.0
+    forward_first: bool = False
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One request passed upstream and the upstream's answer."""
+
+    request: ProxiedRequest
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    #: Whether this answer was sent on to the client (not lost, not the other copy of a duplicate).
+    delivered: bool
+    started: float  # time.monotonic() before forwarding
+    finished: float  # ... and once the answer was read
+
+
+Policy = Callable[[ProxiedRequest], "Action | Reply | Fault"]
+Observer = Callable[[Exchange], None]
+
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "content-length",
+    "host",
+    "proxy-connection",
+    "expect",
+}
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -73,13 +119,24 @@ class _UpstreamError(Exception):
 class FaultProxy:
     """A threaded HTTP proxy on 127.0.0.1 that applies ``policy`` to every request."""
 
-    def __init__(self, upstream: str, policy: Policy, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        policy: Policy,
+        *,
+        timeout: float = 30.0,
+        observer: Observer | None = None,
+        preserve_host: bool = False,
+    ) -> None:
+        """``preserve_host``: pass the client's ``Host`` header on (S3 signatures cover it)."""
         parts = urlsplit(upstream)
         assert parts.hostname is not None, upstream
         assert parts.port is not None, upstream
         self._upstream = (parts.hostname, parts.port)
         self.policy = policy
         self.timeout = timeout
+        self.observer = observer
+        self.preserve_host = preserve_host
         #: How often each action was taken (``Reply.kind`` for replies) and how often upstream was down.
         self.counts: Counter[str] = Counter()
         self._counts_lock = threading.Lock()
@@ -114,6 +171,8 @@ class FaultProxy:
         connection = http.client.HTTPConnection(*self._upstream, timeout=self.timeout)
         try:
             headers = {name: value for name, value in request.headers.items() if name not in _HOP_BY_HOP}
+            if self.preserve_host and "host" in request.headers:
+                headers["host"] = request.headers["host"]
             connection.request(request.method, request.path, body=request.body, headers=headers)
             response = connection.getresponse()
             return response.status, response.getheaders(), response.read()
@@ -121,6 +180,15 @@ class FaultProxy:
             raise _UpstreamError(str(error)) from error
         finally:
             connection.close()
+
+    def _exchange(
+        self, request: ProxiedRequest, *, delivered: bool
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        started = time.monotonic()
+        status, headers, body = self._forward(request)
+        if self.observer is not None:
+            self.observer(Exchange(request, status, headers, body, delivered, started, time.monotonic()))
+        return status, headers, body
 
     def _make_handler(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
@@ -152,21 +220,45 @@ class FaultProxy:
                     self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body
                 )
                 decision = proxy.policy(request)
+                forward_first = False
+                counted = isinstance(decision, Fault)  # a fault is counted under its own kinds only
+                if isinstance(decision, Fault):
+                    for kind in decision.kinds:
+                        proxy.count(kind)
+                    if decision.until is not None:
+                        decision.until.wait(decision.hold_limit)
+                    elif decision.delay > 0:
+                        time.sleep(decision.delay)
+                    forward_first = decision.forward_first
+                    decision = decision.then
                 if isinstance(decision, Reply):
-                    proxy.count(decision.kind)
+                    if not counted:
+                        proxy.count(decision.kind)
+                    if forward_first:
+                        try:
+                            proxy._exchange(request, delivered=False)
+                        except _UpstreamError:
+                            proxy.count("upstream_down")
+                            self._hang_up()
+                            return
                     self._send(decision.status, list(decision.headers.items()), decision.body)
                     return
-                proxy.count(decision.value)
-                if b'"SyncHttpRpc.Push"' in body:  # pushes separately: a lost push ack is the hard case
-                    proxy.count(f"{decision.value}_push")
+                if not counted:
+                    proxy.count(decision.value)
+                    if b'"SyncHttpRpc.Push"' in body:  # pushes separately: a lost push ack is the hard case
+                        proxy.count(f"{decision.value}_push")
                 if decision is Action.REFUSE:
                     self._hang_up()
                     return
                 try:
-                    answer = proxy._forward(request)
                     if decision is Action.DUPLICATE:
-                        second = proxy._forward(request)
-                        answer = second if len(body) % 2 else answer  # either one may reach the client
+                        # Either copy's answer may reach the client.
+                        first_delivered = not len(body) % 2
+                        answer = proxy._exchange(request, delivered=first_delivered)
+                        second = proxy._exchange(request, delivered=not first_delivered)
+                        answer = answer if first_delivered else second
+                    else:
+                        answer = proxy._exchange(request, delivered=decision is Action.FORWARD)
                 except _UpstreamError:
                     proxy.count("upstream_down")
                     self._hang_up()

@@ -2,7 +2,8 @@
 
 16 clients commit 10 events each into one store through ``stratasync dev`` on DynamoDB Local,
 with lost acks, duplicated requests, offline periods, DynamoDB throttling, a dev server SIGKILL
-and restart, and a client process SIGKILLed and reopened (see :mod:`tests.faults.harness`).
+and restart, and a client process SIGKILLed and reopened (see :mod:`tests.faults.harness`); the
+history checker (:mod:`tests.faults.history`) checks every ack and pull observation of the run.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ pytestmark = [pytest.mark.faults, pytest.mark.dynamodb_local]
 def test_sixteen_clients_converge_under_faults(seed: int, dynamodb_local_endpoint: str) -> None:
     report = run_seed(seed, dynamodb_local_endpoint, clients=16, events=10)
     print(report.line())
-    # run_seed raises ConvergenceError unless every client holds the backend's exact log and the
-    # same tables, and the backend holds 160 events, seqNums 1..160, each client event once.
+    # run_seed raises ConvergenceError unless the history checks out, every client holds the
+    # backend's exact log and the same tables, and the backend holds 160 events, seqNums 1..160,
+    # each client event once.
     assert report.backend_events == 160
+    assert report.history["acked_events"] >= 160
     # The run really went through every kind of fault (else it proved less than it claims).
     assert report.client_faults.get("drop_response_push", 0) > 0  # committed, but the ack was lost
     assert report.client_faults.get("duplicate_push", 0) > 0  # a push delivered twice

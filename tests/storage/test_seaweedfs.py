@@ -94,3 +94,15 @@ def test_fast_bootstrap_urls_work_and_tampered_or_expired_ones_are_refused(
     assert httpx.get(url.split("?")[0], timeout=10).status_code == 403  # the bucket is private
     time.sleep(3)  # let the URL expire (the outcome is asserted, not the time)
     assert httpx.get(url, timeout=10).status_code == 403
+
+
+def test_every_bucket_can_store_objects(seaweedfs_endpoint: str) -> None:
+    """The fixture's SeaweedFS serves many buckets in one session (the fault tiers' and this
+    module's): each bucket is a collection with volumes of its own, and with too few volume slots
+    only the first collection to write could store anything (later PutObjects: InternalError)."""
+    client = make_s3_client(seaweedfs_endpoint)
+    for index in range(3):
+        bucket = f"stratasync-buckets-{index}-{uuid.uuid4().hex[:6]}"
+        ensure_bucket(client, bucket)
+        client.put_object(Bucket=bucket, Key="k", Body=b"x" * 100)
+        assert client.get_object(Bucket=bucket, Key="k")["Body"].read() == b"x" * 100
