@@ -99,3 +99,15 @@ def test_numbers_in_the_prose_are_the_code_s(page: str, pattern: str, value: flo
     found = re.search(pattern, (DOCS / page).read_text())
     assert found is not None, f"docs/{page} no longer says {pattern!r}: update this test with the page"
     assert float(found.group(1).replace(",", "")) == value
+
+
+def test_every_relative_link_in_the_docs_resolves() -> None:
+    """Links and images in README.md and docs/*.md point at files that exist (relative to the page)."""
+    root = Path(__file__).resolve().parent.parent
+    broken = []
+    for page in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            external = target.startswith(("http://", "https://", "mailto:"))
+            if not external and not (page.parent / target).exists():
+                broken.append(f"{page.relative_to(root)}: {target}")
+    assert not broken
