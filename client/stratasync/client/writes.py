@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -29,8 +29,25 @@ class Insert:
         return replace(self, conflict=(column, action, self.table._stored(values)))
 
     def to_sql(self) -> Sql:
-        names = [name for name, _ in self.values]
-        params = [value for _, value in self.values]
+        return Sql(*self._compiled())
+
+    def _compiled(self) -> tuple[str, tuple[Any, ...]]:
+        """(statement, params) of :meth:`to_sql`, the text built once per shape of insert."""
+        names, params = zip(*self.values) if self.values else ((), ())  # noqa: B905 - pairs
+        conflict = self.conflict
+        if conflict is None:
+            key: Any = names
+        else:
+            column, action, updates = conflict
+            update_names, update_params = _split(updates)
+            key = ("insert", names, column, action, update_names)
+            params += update_params
+        statement = self.table._statements.get(key)
+        if statement is None:
+            statement = _remember(self.table, key, self._statement(names))
+        return statement, params
+
+    def _statement(self, names: tuple[str, ...]) -> str:
         statement = (
             f"INSERT INTO {quote(self.table.name)} ({', '.join(map(quote, names))})"
             f" VALUES ({', '.join('?' * len(names))})"
@@ -44,8 +61,7 @@ class Insert:
                 statement += "UPDATE SET " + ", ".join(f"{quote(n)} = excluded.{quote(n)}" for n in names)
             else:
                 statement += "UPDATE SET " + ", ".join(f"{quote(n)} = ?" for n, _ in updates)
-                params.extend(value for _, value in updates)
-        return Sql(statement, tuple(params))
+        return statement
 
 
 @dataclass(frozen=True)
@@ -60,12 +76,23 @@ class Update:
         return replace(self, terms=self.terms + self.table._condition(condition, equal))
 
     def to_sql(self) -> Sql:
-        where, params = where_sql(self.terms)
-        assignments = ", ".join(f"{quote(name)} = ?" for name, _ in self.values)
-        return Sql(
-            f"UPDATE {quote(self.table.name)} SET {assignments}{where}",
-            tuple([value for _, value in self.values] + params),
-        )
+        return Sql(*self._compiled())
+
+    def _compiled(self) -> tuple[str, tuple[Any, ...]]:
+        """(statement, params) of :meth:`to_sql`, the text built once per shape of update."""
+        names, values = _split(self.values)
+        key = ("update", names, _terms_key(self.terms))
+        params = list(values)
+        statement = self.table._statements.get(key)
+        if statement is None:
+            where, where_params = where_sql(self.terms)
+            assignments = ", ".join(f"{quote(name)} = ?" for name, _ in self.values)
+            text = f"UPDATE {quote(self.table.name)} SET {assignments}{where}"
+            statement = _remember(self.table, key, text)
+            params.extend(where_params)
+        else:
+            _extend_where_params(params, self.terms)
+        return statement, tuple(params)
 
 
 @dataclass(frozen=True)
@@ -79,8 +106,58 @@ class Delete:
         return replace(self, terms=self.terms + self.table._condition(condition, equal))
 
     def to_sql(self) -> Sql:
-        where, params = where_sql(self.terms)
-        return Sql(f"DELETE FROM {quote(self.table.name)}{where}", tuple(params))
+        return Sql(*self._compiled())
+
+    def _compiled(self) -> tuple[str, tuple[Any, ...]]:
+        """(statement, params) of :meth:`to_sql`, the text built once per shape of delete."""
+        key = ("delete", _terms_key(self.terms))
+        statement = self.table._statements.get(key)
+        if statement is None:
+            where, params = where_sql(self.terms)
+            text = f"DELETE FROM {quote(self.table.name)}{where}"
+            return _remember(self.table, key, text), tuple(params)
+        params = []
+        _extend_where_params(params, self.terms)
+        return statement, tuple(params)
+
+
+#: At most this many statement texts are remembered per table, by the shape of the write: an
+#: insert's column names (a tuple of str), or a tuple starting with the kind of write.
+MAX_REMEMBERED_STATEMENTS = 512
+
+
+def _remember(table: Table, key: Any, statement: str) -> str:
+    """``statement``, remembered as the text of writes of shape ``key`` on ``table``.
+
+    Each shape of write (table, columns, conflict clause, conditions) always has the same text, so
+    it is built once; and one text per shape lets SQLite's statement cache and the batched
+    executions of a catch-up (``executemany``) reuse one prepared statement.
+    """
+    if len(table._statements) < MAX_REMEMBERED_STATEMENTS:
+        table._statements[key] = statement
+    return statement
+
+
+def _split(pairs: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+    """``((name, value), ...)`` as ``((name, ...), (value, ...))``."""
+    if not pairs:
+        return (), ()
+    names, values = zip(*pairs, strict=True)
+    return names, values
+
+
+def _terms_key(terms: tuple[tuple[str, str, Any], ...]) -> tuple[Any, ...]:
+    """What of a WHERE clause decides its text: columns, operators, and the size of each IN list."""
+    return tuple([(name, op, len(value) if op in ("IN", "NOT IN") else 0) for name, op, value in terms])
+
+
+def _extend_where_params(params: list[Any], terms: tuple[tuple[str, str, Any], ...]) -> None:
+    """The parameters of a WHERE clause, as :func:`~stratasync.client.query.where_sql` binds them."""
+    for _, operator, value in terms:
+        if operator in ("IN", "NOT IN"):
+            params.extend(value)
+        else:
+            params.append(value)
 
 
 WriteLike = Sql | Insert | Update | Delete
@@ -89,6 +166,9 @@ WriteLike = Sql | Insert | Update | Delete
 
 def compile_writes(result: Any) -> list[Sql]:
     """A materializer's result as a list of :class:`Sql` statements."""
+    kind = type(result)
+    if kind is Insert or kind is Update or kind is Delete:  # the common case first
+        return [result.to_sql()]
     if result is None:
         return []
     if isinstance(result, Sql):
@@ -98,6 +178,15 @@ def compile_writes(result: Any) -> list[Sql]:
     if isinstance(result, Iterable) and not isinstance(result, str | bytes):
         return [write for item in result for write in compile_writes(item)]
     raise TypeError(f"a materializer returned {result!r}: return sql(...), table writes, a list, or None")
+
+
+def compile_rows(result: Any) -> list[tuple[str, Sequence[Any]]]:
+    """A materializer's result as ``(statement, params)`` pairs: :func:`compile_writes` without
+    building an :class:`Sql` for each table write (the hot path of catching up)."""
+    kind = type(result)
+    if kind is Insert or kind is Update or kind is Delete:
+        return [result._compiled()]
+    return list(compile_writes(result))
 
 
 __all__ = ["Delete", "Insert", "Update", "WriteLike", "compile_writes"]
