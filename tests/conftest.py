@@ -51,7 +51,7 @@ def dev_server() -> Iterator[DevServer]:
 
 
 #: Markers whose tests start an emulator, a node process or long runs: never in the fast lane.
-_SLOW_MARKERS = {"interop", "dynamodb_local", "seaweedfs", "faults", "fuzz", "slow"}
+_SLOW_MARKERS = {"interop", "dynamodb_local", "seaweedfs", "faults", "fuzz", "browser", "slow"}
 #: Fixtures that start a dev server (worker processes) for the test.
 _SLOW_FIXTURES = {"dev_server"}
 #: Modules whose tests start ``stratasync dev`` or other processes themselves.

@@ -12,13 +12,13 @@ from stratasync.client.store import Store
 from stratasync.client.todos import schema, todo_completed, todo_created, todos
 
 
-def run_demo(url: str, out: TextIO = sys.stdout) -> bool:
+def run_demo(url: str, out: TextIO = sys.stdout, store_id: str | None = None) -> bool:
     """Run the demo against a sync-cf backend at ``url``; True if both stores converged."""
 
     def say(text: str) -> None:
         print(text, file=out, flush=True)
 
-    store_id = f"todo-demo-{secrets.token_hex(3)}"
+    store_id = store_id or new_demo_store_id()
     say(f"\nTodo demo: store {store_id!r} at {url}")
     with tempfile.TemporaryDirectory(prefix="stratasync-demo-") as folder:
         alice = Store(schema, store_id, str(Path(folder) / "alice.db"), backend_url=url)
@@ -53,6 +53,11 @@ def run_demo(url: str, out: TextIO = sys.stdout) -> bool:
             same = rows_alice == rows_bob and _log(alice) == _log(bob) and not alice.pending_events()
             say("  both stores hold the same eventlog and tables: " + ("yes" if same else "NO"))
             return same
+
+
+def new_demo_store_id() -> str:
+    """A fresh store id (letters, digits and ``-``: one the LiveStore web app can open too)."""
+    return f"todo-demo-{secrets.token_hex(3)}"
 
 
 def _describe(events: list[Any]) -> str:

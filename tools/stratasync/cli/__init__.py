@@ -96,7 +96,25 @@ def _dev_config(args: argparse.Namespace, port: int) -> object:
         bucket=args.bucket,
         segment_events=args.segment_events,
         segment_bytes=args.segment_bytes,
+        web_app_dir=_web_app_dir(args),
     )
+
+
+def _web_app_dir(args: argparse.Namespace) -> str | None:
+    """``--web-app``: a folder, ``auto`` (this checkout's built example app, if built) or ``none``."""
+    from stratasync.devserver.webapp import default_web_app_dir
+
+    choice: str | None = getattr(args, "web_app", None)
+    if choice is None or choice == "none":
+        return None
+    if choice == "auto":
+        found = default_web_app_dir()
+        return str(found) if found is not None else None
+    from pathlib import Path
+
+    if not (Path(choice) / "index.html").is_file():
+        raise SystemExit(f"stratasync: --web-app {choice}: no index.html there (build the app first)")
+    return choice
 
 
 def _run_dev(args: argparse.Namespace) -> int:
@@ -118,13 +136,25 @@ def _run_dev(args: argparse.Namespace) -> int:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from stratasync.client.demo import run_demo
+    from stratasync.client.demo import new_demo_store_id, run_demo
     from stratasync.devserver import DevServer, DevServerConfig
 
     config = _dev_config(args, args.port)
     assert isinstance(config, DevServerConfig)
+    store_id = new_demo_store_id()
     with DevServer(config) as server:
-        converged = run_demo(server.url)
+        converged = run_demo(server.url, store_id=store_id)
+        if config.web_app_dir is not None:
+            from stratasync.cli.web_demo import run_web_agent
+
+            with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends the agent, then the server
+                run_web_agent(
+                    server.url,
+                    server.app_url,
+                    store_id,
+                    seconds=args.agent_seconds,
+                    interval=args.agent_interval,
+                )
     return 0 if converged else 1
 
 
@@ -138,12 +168,34 @@ def build_parser() -> argparse.ArgumentParser:
     dev = commands.add_parser("dev", help="serve the sync Lambda on localhost")
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=8787)
+    dev.add_argument(
+        "--web-app",
+        default="auto",
+        metavar="DIR",
+        help="serve a built web app at /app/ (default 'auto': examples/web-todo/dist of this checkout,"
+        " if built; 'none': off)",
+    )
     _add_storage_options(dev)
     dev.set_defaults(run=_run_dev)
 
     demo = commands.add_parser("demo", help="start a dev server and run a short two-client demo sync")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=0, help="default: a free port")
+    demo.add_argument(
+        "--web-app",
+        metavar="DIR",
+        help="also serve this built web app at /app/ and run a Python agent in the demo's store,"
+        " for a person to watch in a browser (scripts/demo.sh passes examples/web-todo/dist)",
+    )
+    demo.add_argument(
+        "--agent-seconds",
+        type=float,
+        metavar="S",
+        help="with --web-app: stop after S seconds (default: Ctrl-C)",
+    )
+    demo.add_argument(
+        "--agent-interval", type=float, default=5.0, metavar="S", help="seconds between the agent's todos"
+    )
     _add_storage_options(demo)
     demo.set_defaults(run=_run_demo)
 

@@ -24,6 +24,7 @@ from typing import Any, TextIO
 from stratasync.devserver.asgi import GatewayApp, LambdaApiApp, ServerThread, bind
 from stratasync.devserver.embedded_moto import EmbeddedMoto, ensure_fake_credentials
 from stratasync.devserver.functions import FunctionSpec, LocalFunction
+from stratasync.devserver.webapp import WebAppMount
 
 
 @dataclass
@@ -49,6 +50,8 @@ class DevServerConfig:
     segment_events: int = 10_000
     segment_bytes: int = 4_000_000
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: A built web app served at /app/ (the dev server's extra, see :mod:`.webapp`); None: not built.
+    web_app_dir: str | None = None
 
 
 #: The archiver function's name (a per-run secret is appended).
@@ -78,6 +81,11 @@ class DevServer:
         return f"http://{self.config.host}:{self._public.port}/"
 
     @property
+    def app_url(self) -> str:
+        """The web app's address (served when ``config.web_app_dir`` is set)."""
+        return self.url + "app/"
+
+    @property
     def lambda_api_url(self) -> str:
         """The private endpoint of the Lambda Invoke API (the archive trigger's)."""
         assert self._private is not None, "start() first"
@@ -90,7 +98,8 @@ class DevServer:
         config = self.config
         # Bind first: a busy port is reported before anything slow starts.
         public_socket = bind(config.host, config.port)
-        self._public = ServerThread(GatewayApp(self.invoke_async), public_socket, "devserver-http")
+        gateway = WebAppMount(GatewayApp(self.invoke_async), config.web_app_dir)
+        self._public = ServerThread(gateway, public_socket, "devserver-http")
         self._private = ServerThread(
             LambdaApiApp(self.archive_function, self.invoke_archive),
             bind("127.0.0.1", 0),
@@ -185,6 +194,8 @@ class DevServer:
             file=self._out,
             flush=True,
         )
+        if config.web_app_dir is not None:
+            print(f"  web app: {self.app_url} (from {config.web_app_dir})", file=self._out, flush=True)
         return self
 
     def stop(self) -> None:
