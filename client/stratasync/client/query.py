@@ -131,7 +131,6 @@ class Table:
         self._required = tuple(
             name for name, column in self.columns.items() if not (column.nullable or column.has_default)
         )
-        self._required_set = frozenset(self._required)
         #: Each column's ``to_sql``, or None where values are stored as they are.
         self._converters: dict[str, Callable[[Any], Any] | None] = {
             name: None if column.stores_as_is else column.to_sql for name, column in self.columns.items()
@@ -140,6 +139,10 @@ class Table:
         self._converted = frozenset(name for name, convert in self._converters.items() if convert is not None)
         #: The SQL text of each shape of write built on this table (see :mod:`stratasync.client.writes`).
         self._statements: dict[Any, str] = {}
+        #: What inserts of each tuple of column names share (see :meth:`_insert_shape`).
+        self._insert_shapes: dict[
+            tuple[str, ...], tuple[str, tuple[Callable[[Any], Any] | None, ...] | None]
+        ] = {}
 
     def __repr__(self) -> str:
         return f"Table({self.name!r})"
@@ -198,11 +201,39 @@ class Table:
 
     def insert(self, **values: Any) -> Insert:
         """``INSERT`` one row; columns left out take their defaults (``NOT NULL`` ones must be given)."""
-        if not self._required_set.issubset(values):
-            for name in self._required:
-                if name not in values:
-                    raise ValueError(f"insert into {self.name}: column {name!r} is required")
-        return _writes.Insert(self, self._stored(values))
+        names = tuple(values)
+        shape = self._insert_shapes.get(names)
+        if shape is None:
+            shape = self._insert_shape(names)
+        statement, converters = shape
+        if converters is None:  # each value stored as it is
+            return _writes.new_insert(self, names, tuple(values.values()), statement)
+        params = tuple(
+            [
+                value if value is None or convert is None else convert(value)
+                for value, convert in zip(values.values(), converters, strict=True)
+            ]
+        )
+        return _writes.new_insert(self, names, params, statement)
+
+    def _insert_shape(
+        self, names: tuple[str, ...]
+    ) -> tuple[str, tuple[Callable[[Any], Any] | None, ...] | None]:
+        """What every insert of columns ``names`` shares, checked once: (its statement's text, each
+        column's ``to_sql`` or None where no column converts); raises for a wrong set of columns."""
+        for name in self._required:
+            if name not in names:
+                raise ValueError(f"insert into {self.name}: column {name!r} is required")
+        for name in names:
+            self.column(name)  # raises what an unknown column (or a raw table) raises
+        converters = tuple(self._converters[name] for name in names)
+        shape = (
+            _writes.insert_statement(self, names, None),
+            None if all(convert is None for convert in converters) else converters,
+        )
+        if len(self._insert_shapes) < _writes.MAX_REMEMBERED_STATEMENTS:
+            self._insert_shapes[names] = shape
+        return shape
 
     def update(self, **values: Any) -> Update:
         """``UPDATE`` the given columns (of every row, unless narrowed with ``.where(...)``)."""

@@ -33,7 +33,7 @@ from stratasync.client.events import LoggedEvent
 from stratasync.client.localdb import LocalDatabase
 from stratasync.client.merge import plan_merge
 from stratasync.client.schema import EventDef, Materializer, Schema
-from stratasync.client.writes import compile_rows
+from stratasync.client.writes import Insert, compile_rows
 
 logger = logging.getLogger("stratasync.client")
 
@@ -172,7 +172,14 @@ class Rebaser:
                 if not definition.client_only:
                     decode(event.get("args"))  # validated all the same
                 continue
-            for write, params in compile_rows(materializer(decode(event.get("args")))):
+            result = materializer(decode(event.get("args")))
+            if type(result) is Insert and result._statement is not None:  # the common case, inlined
+                if result._statement != statement:
+                    statement, rows = result._statement, []
+                    runs.append((statement, rows))
+                rows.append(result._params)
+                continue
+            for write, params in compile_rows(result):
                 if write != statement:
                     statement, rows = write, []
                     runs.append((write, rows))

@@ -3,19 +3,64 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import FrozenInstanceError, dataclass, field, replace
 from typing import Any, Literal
 
 from stratasync.client.query import Sql, Table, quote, where_sql
 
 
-@dataclass(frozen=True)
 class Insert:
-    """``INSERT`` of one row; ``.on_conflict(column, "ignore" | "replace" | "update", **values)``."""
+    """``INSERT`` of one row; ``.on_conflict(column, "ignore" | "replace" | "update", **values)``.
+
+    Immutable, compared by ``(table, values, conflict)`` as a frozen dataclass would be; built
+    without per-call overhead by :meth:`Table.insert <stratasync.client.query.Table.insert>`
+    (materializers build one an event, so this is on the hot path of catching up).
+    """
+
+    __slots__ = ("_names", "_params", "_statement", "conflict", "table")
 
     table: Table
-    values: tuple[tuple[str, Any], ...]
-    conflict: tuple[str, str, tuple[tuple[str, Any], ...]] | None = None
+    conflict: tuple[str, str, tuple[tuple[str, Any], ...]] | None
+    _names: tuple[str, ...]
+    _params: tuple[Any, ...]
+    #: The statement's text (None until known: with a conflict clause, built on first use).
+    _statement: str | None
+
+    def __init__(
+        self,
+        table: Table,
+        values: tuple[tuple[str, Any], ...],
+        conflict: tuple[str, str, tuple[tuple[str, Any], ...]] | None = None,
+    ) -> None:
+        names, params = _split(tuple(values))
+        _init_insert(self, table, names, params, conflict, None)
+
+    @property
+    def values(self) -> tuple[tuple[str, Any], ...]:
+        """``(column, value as stored)`` pairs."""
+        return tuple(zip(self._names, self._params, strict=True))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Insert:
+            return NotImplemented
+        return (self.table, self._names, self._params, self.conflict) == (
+            other.table,
+            other._names,
+            other._params,
+            other.conflict,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.table, self.values, self.conflict))
+
+    def __repr__(self) -> str:
+        return f"Insert(table={self.table!r}, values={self.values!r}, conflict={self.conflict!r})"
 
     def on_conflict(
         self, column: str, action: Literal["ignore", "replace", "update"], **values: Any
@@ -26,14 +71,20 @@ class Insert:
             raise ValueError(f"on_conflict action is 'ignore', 'replace' or 'update', not {action!r}")
         if (action == "update") != bool(values):
             raise ValueError("on_conflict(..., 'update', column=value, ...) and only it takes values")
-        return replace(self, conflict=(column, action, self.table._stored(values)))
+        made = _new_insert(Insert)
+        conflict = (column, action, self.table._stored(values))
+        _init_insert(made, self.table, self._names, self._params, conflict, None)
+        return made
 
     def to_sql(self) -> Sql:
         return Sql(*self._compiled())
 
     def _compiled(self) -> tuple[str, tuple[Any, ...]]:
         """(statement, params) of :meth:`to_sql`, the text built once per shape of insert."""
-        names, params = zip(*self.values) if self.values else ((), ())  # noqa: B905 - pairs
+        statement = self._statement
+        if statement is not None:
+            return statement, self._params
+        names, params = self._names, self._params
         conflict = self.conflict
         if conflict is None:
             key: Any = names
@@ -44,24 +95,63 @@ class Insert:
             params += update_params
         statement = self.table._statements.get(key)
         if statement is None:
-            statement = _remember(self.table, key, self._statement(names))
+            statement = _remember(self.table, key, insert_statement(self.table, names, conflict))
         return statement, params
 
-    def _statement(self, names: tuple[str, ...]) -> str:
-        statement = (
-            f"INSERT INTO {quote(self.table.name)} ({', '.join(map(quote, names))})"
-            f" VALUES ({', '.join('?' * len(names))})"
-        )
-        if self.conflict is not None:
-            column, action, updates = self.conflict
-            statement += f" ON CONFLICT ({quote(column)}) DO "
-            if action == "ignore":
-                statement += "NOTHING"
-            elif action == "replace":
-                statement += "UPDATE SET " + ", ".join(f"{quote(n)} = excluded.{quote(n)}" for n in names)
-            else:
-                statement += "UPDATE SET " + ", ".join(f"{quote(n)} = ?" for n, _ in updates)
-        return statement
+
+def insert_statement(
+    table: Table, names: tuple[str, ...], conflict: tuple[str, str, tuple[tuple[str, Any], ...]] | None
+) -> str:
+    """The text of an ``INSERT`` into ``table`` of columns ``names`` (with its conflict clause)."""
+    statement = (
+        f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, names))})"
+        f" VALUES ({', '.join('?' * len(names))})"
+    )
+    if conflict is not None:
+        column, action, updates = conflict
+        statement += f" ON CONFLICT ({quote(column)}) DO "
+        if action == "ignore":
+            statement += "NOTHING"
+        elif action == "replace":
+            statement += "UPDATE SET " + ", ".join(f"{quote(n)} = excluded.{quote(n)}" for n in names)
+        else:
+            statement += "UPDATE SET " + ", ".join(f"{quote(n)} = ?" for n, _ in updates)
+    return statement
+
+
+_new_insert = object.__new__
+_SET_TABLE = Insert.__dict__["table"].__set__
+_SET_NAMES = Insert.__dict__["_names"].__set__
+_SET_PARAMS = Insert.__dict__["_params"].__set__
+_SET_CONFLICT = Insert.__dict__["conflict"].__set__
+_SET_STATEMENT = Insert.__dict__["_statement"].__set__
+
+
+def _init_insert(
+    insert: Insert,
+    table: Table,
+    names: tuple[str, ...],
+    params: tuple[Any, ...],
+    conflict: tuple[str, str, tuple[tuple[str, Any], ...]] | None,
+    statement: str | None,
+) -> None:
+    # The slots set through their descriptors: an Insert refuses attribute assignment.
+    _SET_TABLE(insert, table)
+    _SET_NAMES(insert, names)
+    _SET_PARAMS(insert, params)
+    _SET_CONFLICT(insert, conflict)
+    _SET_STATEMENT(insert, statement)
+
+
+def new_insert(table: Table, names: tuple[str, ...], params: tuple[Any, ...], statement: str) -> Insert:
+    """An :class:`Insert` without a conflict clause, its text known (for :meth:`Table.insert`)."""
+    insert = _new_insert(Insert)
+    _SET_TABLE(insert, table)
+    _SET_NAMES(insert, names)
+    _SET_PARAMS(insert, params)
+    _SET_CONFLICT(insert, None)
+    _SET_STATEMENT(insert, statement)
+    return insert
 
 
 @dataclass(frozen=True)
