@@ -142,7 +142,7 @@ def test_an_insert_behaves_as_an_immutable_value_and_its_shape_is_checked_once()
     assert Insert(notes, first.values) == first  # the public constructor
     assert "Insert(table=Table('notes')" in repr(first)
     with pytest.raises(dataclasses.FrozenInstanceError):
-        first.table = notes  # type: ignore[misc]
+        first.table = notes
     with pytest.raises(ValueError, match="'body' is required"):
         notes.insert(id="a")  # a refused shape is refused every time
     with pytest.raises(ValueError, match="'body' is required"):
