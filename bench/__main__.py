@@ -1,5 +1,9 @@
 """Run the benchmarks: ``.venv/bin/python -m bench`` writes bench/results/backend.{json,md} and the
-PNG plots bench/results/throughput.png and cold_import.png (shown in the README)."""
+PNG plots bench/results/throughput.png and cold_import.png (shown in the README), then the client
+speed figures (bench/client_speed.py: client_speed.{json,md,png}).
+
+``.venv/bin/python -m bench client-speed [--sizes 10000,100000,1000000] [--baseline CHECKOUT]``
+runs the client speed figures alone."""
 
 from __future__ import annotations
 
@@ -181,8 +185,13 @@ def _archive_bootstrap(report: dict[str, Any]) -> None:
     report["archive_bootstrap_bench_seconds"] = round(time.monotonic() - started, 1)
 
 
-def main() -> int:
-    from bench import capacity, client, coldstart, latency, plots, throughput
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["client-speed"]:
+        from bench import client_speed
+
+        return client_speed.main(argv[1:])
+    from bench import capacity, client, client_speed, coldstart, latency, plots, throughput
     from tests import emulators
 
     ensure_fake_credentials()
@@ -232,7 +241,8 @@ def main() -> int:
     for path in plots.write_all(report, RESULTS):
         print(f"wrote {path}", file=sys.stderr)
     print(_markdown(report))
-    return 0
+    print("measuring the client speed (bench/client_speed.py) ...", file=sys.stderr)
+    return client_speed.main([])
 
 
 if __name__ == "__main__":

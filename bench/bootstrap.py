@@ -8,6 +8,7 @@ S3 request it makes. The client runs in a fresh process, so its own peak memory 
 
 from __future__ import annotations
 
+import base64
 import importlib
 import json
 import os
@@ -45,22 +46,27 @@ def _event_json(seq: int) -> str:
     return json.dumps(event, separators=(",", ":"))
 
 
-def populate(endpoint: str, events: int, segment_events: int) -> dict[str, Any]:
+def populate(
+    endpoint: str, events: int, segment_events: int, *, store_id: str = STORE, archive: bool = True
+) -> dict[str, Any]:
     """An archived store, made the production way: ``events`` events appended in batches of
     ``segment_events`` plus one small newest batch, then sealed by the real Archiver (which
-    leaves only the newest batch hot)."""
-    store = DynamoDBStorage(TABLE, make_client(endpoint))
+    leaves only the newest batch hot); ``archive=False``: left all hot."""
+    storage = DynamoDBStorage(TABLE, make_client(endpoint))
     segments = S3SegmentStorage(BUCKET, make_s3_client(endpoint))
     raw_bytes = 0
     for start in range(1, events + 1, segment_events):
         stop = min(start + segment_events, events + 1)
         batch = [(seq, _event_json(seq)) for seq in range(start, stop)]
         raw_bytes += sum(len(text) for _, text in batch)
-        store.append(STORE, EventBatch(start - 1, batch, CREATED_AT))
+        storage.append(store_id, EventBatch(start - 1, batch, CREATED_AT))
     head = events + 1
-    store.append(STORE, EventBatch(events, [(head, _event_json(head))], CREATED_AT))
-    run = Archiver(store, segments, ArchivePolicy(segment_events, 1 << 40)).archive(STORE)
-    return {"events": head, "average_event_bytes": round(raw_bytes / events), "segments": len(run.sealed)}
+    storage.append(store_id, EventBatch(events, [(head, _event_json(head))], CREATED_AT))
+    sealed = 0
+    if archive:
+        run = Archiver(storage, segments, ArchivePolicy(segment_events, 1 << 40)).archive(store_id)
+        sealed = len(run.sealed)
+    return {"events": head, "average_event_bytes": round(raw_bytes / events), "segments": sealed}
 
 
 class _Backend:
@@ -98,6 +104,8 @@ class _Backend:
                 )
                 result = backend.handler.lambda_handler(event, FakeLambdaContext())
                 payload = (result.get("body") or "").encode()
+                if result.get("isBase64Encoded"):  # a compressed response
+                    payload = base64.b64decode(payload)
                 self.send_response(int(result["statusCode"]))
                 for name, value in (result.get("headers") or {}).items():
                     self.send_header(name, value)

@@ -5,6 +5,7 @@ lifecycle and status, store ids, and one error hierarchy."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import threading
 from pathlib import Path
@@ -17,6 +18,7 @@ import stratasync.client as client
 from stratasync.client import (
     EventArgs,
     Inbox,
+    Insert,
     IsoDateTime,
     RetryPolicy,
     Schema,
@@ -122,6 +124,33 @@ def test_writes_compile_to_bound_sql() -> None:
         'INSERT INTO "notes" ("id", "body") VALUES (?, ?) ON CONFLICT ("id") DO UPDATE SET "body" = ?',
         ("a", "b", "c"),
     )
+
+
+def test_an_insert_behaves_as_an_immutable_value_and_its_shape_is_checked_once() -> None:
+    when = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    first = notes.insert(id="a", body="b", tags=["x"], pinned_at=when)
+    again = notes.insert(id="a", body="b", tags=["x"], pinned_at=when)  # the remembered shape
+    assert first == again
+    assert hash(first) == hash(again)
+    assert first != notes.insert(id="a", body="c", tags=["x"], pinned_at=when)
+    assert first.values == (("id", "a"), ("body", "b"), ("tags", '["x"]'), ("pinned_at", first.values[3][1]))
+    assert isinstance(first.values[3][1], str)  # stored through the column's to_sql
+    assert first.to_sql() == (
+        'INSERT INTO "notes" ("id", "body", "tags", "pinned_at") VALUES (?, ?, ?, ?)',
+        ("a", "b", '["x"]', first.values[3][1]),
+    )
+    assert Insert(notes, first.values) == first  # the public constructor
+    assert "Insert(table=Table('notes')" in repr(first)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.table = notes
+    with pytest.raises(ValueError, match="'body' is required"):
+        notes.insert(id="a")  # a refused shape is refused every time
+    with pytest.raises(ValueError, match="'body' is required"):
+        notes.insert(id="a")
+    with pytest.raises(ValueError, match="no column 'nope'"):
+        notes.insert(id="a", body="b", nope=1)
+    assert first.on_conflict("id", "ignore").to_sql()[0].endswith('ON CONFLICT ("id") DO NOTHING')
+    assert first.conflict is None  # on_conflict made a new Insert
 
 
 def test_the_schema_is_immutable_and_extends_into_a_newer_version(tmp_path: Path) -> None:

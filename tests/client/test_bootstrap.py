@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import random
+import signal
 import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,6 +20,7 @@ from stratasync.client.bootstrap import BootstrapProgress
 from stratasync.client.todos import schema, todo_completed, todo_created
 from stratasync.client.transport import SyncHttpTransport
 from stratasync.devserver import DevServer
+from tests.client.test_crash import replayed_tables
 from tests.devserver_process import STRATASYNC
 
 
@@ -113,4 +119,57 @@ def test_cli_sync_shows_progress_and_catches_up(
     assert f"then synced to seqNum {writer.upstream_head}" in completed.stdout
     with Store(schema, store_id, path) as synced:
         assert table(synced) == table(writer)
+    writer.close()
+
+
+def test_a_bootstrap_killed_mid_way_reopens_consistent_and_resumes(
+    dev_server: DevServer, archived_store: tuple[str, Store], tmp_path: Path
+) -> None:
+    """SIGKILL a process while it bootstraps (its materializers slow, so most kills land inside a
+    page's transaction): each time the store reopens consistent (whole pages only, tables
+    matching the eventlog), the next bootstrap resumes where it stopped, and the end state is
+    that of a clean bootstrap."""
+    store_id, writer = archived_store
+    path = str(tmp_path / "killed.db")
+    rng = random.Random(14)
+    heads = [0]
+    finished = False
+    for _ in range(12):
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "tests.client.bootstrap_crash_worker", dev_server.url, path, store_id],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).parents[2],
+        )
+        assert worker.stdout is not None
+        opened = worker.stdout.readline()  # wait until it runs, however slow the machine is
+        assert opened == f"opened {heads[-1]}\n", opened
+        # Let it apply 0, 1 or 2 pages, then kill it a moment later: a page (a segment of 60
+        # events at 4 ms each) takes at least 240 ms, so the kill lands inside the next page.
+        lines = [worker.stdout.readline() for _ in range(rng.randint(0, 2))]
+        time.sleep(rng.uniform(0.0, 0.2))
+        os.kill(worker.pid, signal.SIGKILL)
+        output, _ = worker.communicate(timeout=10)
+        finished = "done\n" in lines or "done" in output.splitlines()
+        with Store(schema, store_id, path) as reopened:
+            assert reopened.query("PRAGMA integrity_check")[0][0] == "ok"
+            seqs = [event.seq_num for event in reopened.events()]
+            assert seqs == list(range(1, len(seqs) + 1))
+            assert reopened.upstream_head == len(seqs)
+            assert table(reopened) == replayed_tables(reopened)
+            heads.append(reopened.upstream_head)
+        if finished:
+            break
+    print("upstream head after each kill:", heads)
+    assert heads == sorted(heads)
+    assert any(0 < head < heads[-1] for head in heads), heads  # it stopped mid-way, and resumed
+    with Store(schema, store_id, path, backend_url=dev_server.url) as resumed:
+        resumed.bootstrap()
+        resumed.sync()
+        with Store(schema, store_id, str(tmp_path / "clean.db"), backend_url=dev_server.url) as clean:
+            clean.bootstrap()
+            clean.sync()
+            assert [e.encoded() for e in resumed.events()] == [e.encoded() for e in clean.events()]
+            assert table(resumed) == table(clean)
+            assert resumed.upstream_head == clean.upstream_head == writer.upstream_head
     writer.close()

@@ -37,6 +37,10 @@ class _Missing:
 NO_DEFAULT: Any = _Missing()
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
 @dataclass(frozen=True)
 class Column:
     """One column: its SQLite type, Python type and options. Build them with the functions below."""
@@ -46,8 +50,8 @@ class Column:
     primary_key: bool = False
     nullable: bool = False
     default: Any = NO_DEFAULT
-    to_sql: Callable[[Any], Any] = field(default=lambda value: value, repr=False, compare=False)
-    from_sql: Callable[[Any], Any] = field(default=lambda value: value, repr=False, compare=False)
+    to_sql: Callable[[Any], Any] = field(default=_same, repr=False, compare=False)
+    from_sql: Callable[[Any], Any] = field(default=_same, repr=False, compare=False)
 
     @property
     def has_default(self) -> bool:
@@ -56,6 +60,11 @@ class Column:
     def store(self, value: Any) -> Any:
         """``value`` as SQLite stores it in this column (None stays NULL)."""
         return None if value is None else self.to_sql(value)
+
+    @property
+    def stores_as_is(self) -> bool:
+        """True when every value is stored as it is given (no ``to_sql`` conversion)."""
+        return self.to_sql is _same
 
     def load(self, value: Any) -> Any:
         """A stored value as Python reads it back (NULL is None)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from stratasync.client import jsoncodec
@@ -47,6 +47,13 @@ _INSERT_EVENT = (
     "INSERT INTO __ss_eventlog (seq, parent, name, event, client_id, session_id, pending, created_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
+#: From this many writes on, :meth:`LocalDatabase.execute_write_runs` drops the undo triggers while
+#: it runs them (they record nothing then, and cost more than the writes; see
+#: :meth:`UndoLog.suspended <stratasync.client.undolog.UndoLog.suspended>`).
+SUSPEND_UNDO_TRIGGERS_AT = 200
+#: WAL pages between checkpoints while bulk loading (64 MB at 4 KB pages), see
+#: :meth:`LocalDatabase.bulk_loading`.
+BULK_WAL_AUTOCHECKPOINT = 16_384
 _WRITE_ACTIONS = {sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE}
 
 
@@ -133,6 +140,23 @@ class LocalDatabase:
                 raise
 
     @contextmanager
+    def bulk_loading(self) -> Iterator[None]:
+        """Settings for writing many pages of events (a bootstrap), restored after.
+
+        WAL checkpoints every ``BULK_WAL_AUTOCHECKPOINT`` pages rather than SQLite's 1,000: each
+        checkpoint syncs the WAL and the database file, and a bootstrap writing hundreds of MB
+        would otherwise pay that every 4 MB. Crash safety is the same: every committed
+        transaction is in the WAL, however long it grows before the checkpoint.
+        """
+        with self.lock:
+            (previous,) = self.conn.execute("PRAGMA wal_autocheckpoint").fetchone()
+            self.conn.execute(f"PRAGMA wal_autocheckpoint={BULK_WAL_AUTOCHECKPOINT}")
+            try:
+                yield
+            finally:
+                self.conn.execute(f"PRAGMA wal_autocheckpoint={int(previous)}")
+
+    @contextmanager
     def savepoint(self) -> Iterator[None]:
         """A nested part of a transaction: an exception rolls back just this part (and propagates)."""
         self.conn.execute("SAVEPOINT __ss_part")
@@ -140,6 +164,7 @@ class LocalDatabase:
             yield
         except BaseException:
             self.conn.execute("ROLLBACK TO __ss_part")
+            self.undo.resync()
             raise
         finally:
             self.conn.execute("RELEASE __ss_part")
@@ -163,6 +188,32 @@ class LocalDatabase:
             except UnicodeEncodeError:  # raised while binding, before SQLite ran anything
                 written = self._execute_write(statement, bindable_params(params))
             self.changed_tables.update(written)
+
+    def execute_write_runs(self, runs: Iterable[tuple[str, list[Sequence[Any]]]]) -> None:
+        """Run writes without undo rows, each run being one statement executed with each of its
+        parameter rows in turn (``executemany``): what :meth:`execute_writes` does for the same
+        writes one by one, with each statement bound to its prepared form once per run.
+
+        A str with lone surrogates is not rewritten here: the ``UnicodeEncodeError`` propagates
+        (with the runs before it executed), for the caller to roll back and take the one-by-one way.
+        """
+        self.undo.record_as(None)
+        runs = list(runs)
+        many = sum(len(rows) for _, rows in runs) >= SUSPEND_UNDO_TRIGGERS_AT
+        executemany = self.conn.executemany
+        with self.undo.suspended() if many else nullcontext():
+            for statement, rows in runs:
+                written = self._tables_written.get(statement)
+                if written is None:
+                    written = self._analyse(statement, rows[0], _WRITE_ACTIONS)
+                    self._tables_written[statement] = written
+                    if len(rows) > 1:
+                        executemany(statement, rows[1:])
+                elif len(rows) == 1:
+                    self.conn.execute(statement, rows[0])
+                else:
+                    executemany(statement, rows)
+                self.changed_tables.update(written)
 
     def _execute_write(self, statement: str, params: Sequence[Any]) -> frozenset[str]:
         written = self._tables_written.get(statement)

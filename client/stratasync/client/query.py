@@ -99,6 +99,7 @@ class Table:
             self.create_sql = columns
             self._row: type[BaseModel] | None = row_model
             self._derived = False
+            self._init_writes()
             return
         if not columns:
             raise ValueError(f"table {name}: no columns")
@@ -114,6 +115,7 @@ class Table:
             + ")"
         )
         self._derived = row_model is None
+        self._init_writes()
         self._row = row_model or create_model(  # type: ignore[call-overload]
             row_name or _camel(name) + "Row",
             __base__=TableRow,
@@ -122,6 +124,25 @@ class Table:
                 for column_name, column in self.columns.items()
             },
         )
+
+    def _init_writes(self) -> None:
+        """What the write builders need on every call, computed once."""
+        #: The columns an insert must name (no default, not nullable), in column order.
+        self._required = tuple(
+            name for name, column in self.columns.items() if not (column.nullable or column.has_default)
+        )
+        #: Each column's ``to_sql``, or None where values are stored as they are.
+        self._converters: dict[str, Callable[[Any], Any] | None] = {
+            name: None if column.stores_as_is else column.to_sql for name, column in self.columns.items()
+        }
+        self._names = frozenset(self.columns)
+        self._converted = frozenset(name for name, convert in self._converters.items() if convert is not None)
+        #: The SQL text of each shape of write built on this table (see :mod:`stratasync.client.writes`).
+        self._statements: dict[Any, str] = {}
+        #: What inserts of each tuple of column names share (see :meth:`_insert_shape`).
+        self._insert_shapes: dict[
+            tuple[str, ...], tuple[str, tuple[Callable[[Any], Any] | None, ...] | None]
+        ] = {}
 
     def __repr__(self) -> str:
         return f"Table({self.name!r})"
@@ -179,30 +200,67 @@ class Table:
     # -- writes (for materializers) -----------------------------------------------------------
 
     def insert(self, **values: Any) -> Insert:
-        from stratasync.client.writes import Insert
-
         """``INSERT`` one row; columns left out take their defaults (``NOT NULL`` ones must be given)."""
-        for name, column in self.columns.items():
-            if name not in values and not (column.nullable or column.has_default):
+        names = tuple(values)
+        shape = self._insert_shapes.get(names)
+        if shape is None:
+            shape = self._insert_shape(names)
+        statement, converters = shape
+        if converters is None:  # each value stored as it is
+            return _writes.new_insert(self, names, tuple(values.values()), statement)
+        params = tuple(
+            [
+                value if value is None or convert is None else convert(value)
+                for value, convert in zip(values.values(), converters, strict=True)
+            ]
+        )
+        return _writes.new_insert(self, names, params, statement)
+
+    def _insert_shape(
+        self, names: tuple[str, ...]
+    ) -> tuple[str, tuple[Callable[[Any], Any] | None, ...] | None]:
+        """What every insert of columns ``names`` shares, checked once: (its statement's text, each
+        column's ``to_sql`` or None where no column converts); raises for a wrong set of columns."""
+        for name in self._required:
+            if name not in names:
                 raise ValueError(f"insert into {self.name}: column {name!r} is required")
-        return Insert(self, self._stored(values))
+        for name in names:
+            self.column(name)  # raises what an unknown column (or a raw table) raises
+        converters = tuple(self._converters[name] for name in names)
+        shape = (
+            _writes.insert_statement(self, names, None),
+            None if all(convert is None for convert in converters) else converters,
+        )
+        if len(self._insert_shapes) < _writes.MAX_REMEMBERED_STATEMENTS:
+            self._insert_shapes[names] = shape
+        return shape
 
     def update(self, **values: Any) -> Update:
-        from stratasync.client.writes import Update
-
         """``UPDATE`` the given columns (of every row, unless narrowed with ``.where(...)``)."""
         if not values:
             raise ValueError(f"update of {self.name}: no columns to set")
-        return Update(self, self._stored(values))
+        return _writes.Update(self, self._stored(values))
 
     def delete(self) -> Delete:
-        from stratasync.client.writes import Delete
-
         """``DELETE`` rows (every row, unless narrowed with ``.where(...)``)."""
-        return Delete(self)
+        return _writes.Delete(self)
 
     def _stored(self, values: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
-        return tuple((name, self.column(name).store(value)) for name, value in values.items())
+        """``(column, value as stored)`` pairs (each value through its column's ``to_sql``)."""
+        if values.keys() <= self._names and self._converted.isdisjoint(values):
+            return tuple(values.items())  # each value stored as it is
+        converters = self._converters
+        try:
+            return tuple(
+                [
+                    (name, value if value is None or (to_sql := converters[name]) is None else to_sql(value))
+                    for name, value in values.items()
+                ]
+            )
+        except KeyError:
+            for name in values:
+                self.column(name)  # raises what an unknown column (or a raw table) raises
+            raise
 
     def _condition(
         self, condition: Sequence[Any], equal: Mapping[str, Any]
@@ -367,3 +425,7 @@ __all__ = [
     "compile_query",
     "sql",
 ]
+
+# The write builders (``Table.insert`` and friends build them) live in writes.py, which imports this
+# module: bound once both modules exist.
+from stratasync.client import writes as _writes  # noqa: E402

@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pydantic import BaseModel
+
 from stratasync.client.errors import (
     BackendIdMismatchError,
     BackendResetError,
@@ -30,9 +32,12 @@ from stratasync.client.errors import (
 from stratasync.client.events import LoggedEvent
 from stratasync.client.localdb import LocalDatabase
 from stratasync.client.merge import plan_merge
-from stratasync.client.schema import Schema
+from stratasync.client.schema import EventDef, Materializer, Schema
+from stratasync.client.writes import Insert, compile_rows
 
 logger = logging.getLogger("stratasync.client")
+
+_NOT_LOOKED_UP: Any = object()
 
 UnknownEventPolicy = Literal["warn", "ignore", "fail"] | Callable[[dict[str, Any]], None]
 
@@ -119,6 +124,69 @@ class Rebaser:
         except Exception as error:
             raise MaterializerError(logged or LoggedEvent.from_wire(event), error, context) from error
 
+    def materialize_confirmed(self, events: Sequence[dict[str, Any]]) -> None:
+        """Materialize confirmed upstream events (no undo rows), in order: the same effects and
+        errors as :meth:`materialize` on each of them in turn, only faster.
+
+        The writes go in runs: consecutive executions of one statement (events of one type, their
+        materializers building the same shape of write) are one ``executemany``. Anything out of
+        the ordinary (an invalid event, a failing materializer or statement, a lone surrogate to
+        bind) rolls the batched part back and takes the one-by-one way, which raises exactly
+        what it always raised; from an unknown event on (its policy may call back), so do the rest.
+        """
+        done = 0
+        if len(events) > 1:
+            try:
+                with self.db.savepoint():
+                    done = self._materialize_in_runs(events)
+            except Exception:
+                done = 0
+        for event in events[done:] if done else events:
+            self.materialize(event, None)
+
+    def _materialize_in_runs(self, events: Sequence[dict[str, Any]]) -> int:
+        """Materialize ``events`` in runs of one statement, up to the first unknown event; returns
+        how many were done."""
+        schema = self.schema
+        materializers = schema.materializers
+        known: dict[str, tuple[EventDef[Any], Callable[[Any], Any], Materializer | None] | None] = {}
+        runs: list[tuple[str, list[Sequence[Any]]]] = []
+        statement: str | None = None
+        rows: list[Sequence[Any]] = []
+        done = len(events)
+        for index, event in enumerate(events):
+            name = event["name"]
+            entry = known.get(name, _NOT_LOOKED_UP)
+            if entry is _NOT_LOOKED_UP:
+                definition = schema.event(name)
+                entry = known[name] = (
+                    None
+                    if definition is None
+                    else (definition, _args_decoder(definition), materializers.get(definition.name))
+                )
+            if entry is None:
+                done = index
+                break
+            definition, decode, materializer = entry
+            if definition.client_only or materializer is None:
+                if not definition.client_only:
+                    decode(event.get("args"))  # validated all the same
+                continue
+            result = materializer(decode(event.get("args")))
+            if type(result) is Insert and result._statement is not None:  # the common case, inlined
+                if result._statement != statement:
+                    statement, rows = result._statement, []
+                    runs.append((statement, rows))
+                rows.append(result._params)
+                continue
+            for write, params in compile_rows(result):
+                if write != statement:
+                    statement, rows = write, []
+                    runs.append((write, rows))
+                rows.append(params)
+        self.db.execute_write_runs(runs)
+        return done
+
     def _unknown_event(self, event: dict[str, Any]) -> None:
         policy = self.unknown_events
         if policy == "fail":
@@ -182,8 +250,7 @@ class Rebaser:
                 db.delete_events_after(base)
             applied = 0
             if new_events and (plan.rebase or plan.confirmed == len(pending)):
-                for event in new_events:
-                    self.materialize(event, None)
+                self.materialize_confirmed(new_events)
                 db.insert_upstream(
                     new_events,
                     created_at[plan.confirmed :],
@@ -307,6 +374,20 @@ class Rebaser:
         logger.warning("store %r: discarded pending event #%d %r", self.store_id, seq_num, discarded.name)
         self.changed()
         return discarded
+
+
+def _args_decoder(definition: EventDef[Any]) -> Callable[[Any], Any]:
+    """``definition.decode_args``, or what it calls (the args model's validator) when neither
+    the definition nor the model overrides the way there."""
+    model = definition.args
+    overridden = getattr(model.model_validate, "__func__", None) is not _MODEL_VALIDATE
+    if type(definition).decode_args is EventDef.decode_args and not overridden:
+        validate: Callable[[Any], Any] = model.__pydantic_validator__.validate_python
+        return validate
+    return definition.decode_args
+
+
+_MODEL_VALIDATE = getattr(BaseModel.model_validate, "__func__", None)
 
 
 __all__ = ["BackendReset", "BackendResetPolicy", "MergeOutcome", "Rebaser", "UnknownEventPolicy"]

@@ -10,7 +10,8 @@ extra and a rebase never replays the log. State tables must have rowids.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS __ss_undo (
@@ -60,6 +61,8 @@ class UndoLog:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self._recording: int | None = None
+        #: The triggers installed, by table: their names and their ``CREATE`` statements.
+        self._triggers: dict[str, tuple[list[str], list[str]]] = {}
 
     def install(self, tables: Iterable[str]) -> None:
         """Create the session's context table and the triggers on ``tables`` (once per connection)."""
@@ -71,8 +74,29 @@ class UndoLog:
         """The triggers on ``tables`` (again after a table was dropped and created anew)."""
         for table in tables:
             columns = [row[1] for row in self._conn.execute(f"PRAGMA table_info({quote(table)})")]
-            for trigger in undo_triggers(table, columns):
+            statements = undo_triggers(table, columns)
+            for trigger in statements:
                 self._conn.execute(trigger)
+            names = [f"__ss_undo_{kind}_{table}" for kind in ("ins", "del", "upd")]
+            self._triggers[table] = (names, statements)
+
+    @contextmanager
+    def suspended(self) -> Iterator[None]:
+        """The triggers dropped for a while (inside a transaction), created again after.
+
+        For many writes while nothing is recorded (catching up): a trigger costs its ``WHEN``
+        test on every row it could record, several times what inserting the row costs. A
+        rollback brings the triggers back as well (the temp schema is part of the transaction).
+        """
+        for names, _ in self._triggers.values():
+            for name in names:
+                self._conn.execute(f"DROP TRIGGER IF EXISTS temp.{quote(name)}")
+        try:
+            yield
+        finally:
+            for _, statements in self._triggers.values():
+                for statement in statements:
+                    self._conn.execute(statement)
 
     def record_as(self, seq: int | None) -> None:
         """Record undo rows for changes made from now on as belonging to event ``seq`` (None: stop)."""

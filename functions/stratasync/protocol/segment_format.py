@@ -13,6 +13,9 @@ import io
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
+#: How much decompressed text :func:`iter_segment_pages` splits into lines at a time.
+_BLOCK_BYTES = 1 << 20
+
 SEGMENT_FORMAT = "stratasync-segment-1"
 
 
@@ -50,3 +53,56 @@ def iter_segment_lines(stream: BinaryIO) -> Iterator[tuple[int, str, str]]:
     with gzip.GzipFile(fileobj=stream, mode="rb") as raw:
         for line in io.TextIOWrapper(raw, encoding="utf-8"):
             yield parse_line(line.rstrip("\n"))
+
+
+def iter_segment_pages(stream: BinaryIO, page_lines: int) -> Iterator[tuple[list[str], list[str]]]:
+    """The lines of a segment read from a binary stream, ``page_lines`` at a time (the last page
+    may hold fewer): ``(createdAt of each line, event JSON of each line)``.
+
+    What :func:`iter_segment_lines` gives without the seqNums (each event JSON holds its own),
+    decompressed a block at a time and split in bulk rather than line by line: the fast way
+    for a client that applies pages of events.
+    """
+    stamps: list[str] = []
+    texts: list[str] = []
+    carry = b""
+    try:
+        with gzip.GzipFile(fileobj=stream, mode="rb") as raw:
+            while True:
+                block = raw.read(_BLOCK_BYTES)
+                if not block:
+                    break
+                data = carry + block if carry else block
+                cut = data.rfind(b"\n")
+                if cut < 0:
+                    carry = data
+                    continue
+                carry = data[cut + 1 :]
+                _split_lines(data[:cut].decode(), stamps, texts)
+                while len(texts) >= page_lines:
+                    yield stamps[:page_lines], texts[:page_lines]
+                    del stamps[:page_lines], texts[:page_lines]
+    except (OSError, EOFError, UnicodeDecodeError) as error:
+        raise SegmentFormatError(f"not a gzip of UTF-8 lines: {error}") from error
+    if carry:
+        try:
+            _split_lines(carry.decode(), stamps, texts)
+        except UnicodeDecodeError as error:
+            raise SegmentFormatError(f"not a gzip of UTF-8 lines: {error}") from error
+    while texts:
+        yield stamps[:page_lines], texts[:page_lines]
+        del stamps[:page_lines], texts[:page_lines]
+
+
+def _split_lines(text: str, stamps: list[str], texts: list[str]) -> None:
+    """Append the createdAt and event JSON of each of the ``\\n``-separated lines of ``text``."""
+    add_stamp, add_text = stamps.append, texts.append
+    try:
+        for line in text.split("\n"):
+            _, created_at, event_json = line.split(" ", 2)
+            add_stamp(created_at)
+            add_text(event_json)
+    except ValueError:
+        for line in text.split("\n"):
+            parse_line(line)  # raises SegmentFormatError naming the line
+        raise
