@@ -5,12 +5,19 @@
 # functions/requirements.txt for Lambda (arm64, CPython 3.13) and for this machine, so tests/infra
 # builds the SAM artifact and the CDK layer offline. About 2 minutes on a fresh machine, seconds when
 # everything is there. The CDK CLI (npm aws-cdk) is needed only to deploy: not installed.
+#
+#   bash scripts/install-infra-tools.sh            both parts
+#   bash scripts/install-infra-tools.sh --sam      only .venv-sam and its wheelhouse (touches no
+#                                                  file of .venv: scripts/test.sh runs it beside pip)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 SAM_CLI_VERSION=${SAM_CLI_VERSION:-1.170.0}
-echo "== installing infrastructure tools (cfn-lint, aws-cdk-lib, uv into .venv; aws-sam-cli into .venv-sam)"
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[infra]'
+if [ "${1:-}" != "--sam" ]; then
+    echo "== installing infrastructure tools (cfn-lint, aws-cdk-lib, uv into .venv)"
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[infra]'
+fi
+echo "== installing the SAM CLI into .venv-sam"
 [ -x .venv-sam/bin/python ] || "$PYTHON" -m venv .venv-sam
 if ! .venv-sam/bin/sam --version 2>/dev/null | grep -qF "$SAM_CLI_VERSION"; then
     .venv-sam/bin/python -m pip install --quiet --disable-pip-version-check "aws-sam-cli==$SAM_CLI_VERSION"
@@ -33,7 +40,7 @@ STAMP="$WHEELHOUSE/requirements.txt"
 if ! cmp -s functions/requirements.txt "$STAMP"; then
     echo "== downloading the Lambda dependencies' wheels into $WHEELHOUSE"
     rm -rf "$WHEELHOUSE" && mkdir -p "$WHEELHOUSE"
-    .venv/bin/python -m pip download --quiet --disable-pip-version-check --dest "$WHEELHOUSE" \
+    .venv-sam/bin/python -m pip download --quiet --disable-pip-version-check --dest "$WHEELHOUSE" \
         --requirement functions/requirements.txt --only-binary=:all: --implementation cp --python-version 3.13 \
         --platform manylinux2014_aarch64 --platform manylinux_2_28_aarch64 --platform manylinux_2_34_aarch64
     if [ -n "$PY313" ]; then  # sam build first downloads for the machine it runs on

