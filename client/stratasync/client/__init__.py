@@ -29,6 +29,7 @@ from stratasync.client.isodate import IsoDateTime
 from stratasync.client.localdb import Row
 from stratasync.client.query import Query, QueryLike, Sql, Table, TableRow, Write, sql
 from stratasync.client.rebase import BackendReset, BackendResetPolicy, UnknownEventPolicy
+from stratasync.client.retry import RetryPolicy
 from stratasync.client.schema import (
     Event,
     EventArgs,
@@ -40,7 +41,6 @@ from stratasync.client.schema import (
 )
 from stratasync.client.store import MAX_SEQ_NUM, Store, StoreStatus, open_store
 from stratasync.client.subscriptions import Deliver, Inbox, Subscription
-from stratasync.client.sync import RetryPolicy
 from stratasync.client.transport import LiveState, PullPage, SyncHttpTransport, SyncTransport
 from stratasync.client.writes import Delete, Insert, Update
 from stratasync.client.wstransport import SyncWsTransport

@@ -26,9 +26,10 @@ from stratasync.client.events import LoggedEvent
 from stratasync.client.localdb import LocalDatabase
 from stratasync.client.query import QueryLike, compile_query
 from stratasync.client.rebase import BackendResetPolicy, Rebaser, UnknownEventPolicy
+from stratasync.client.retry import RetryPolicy
 from stratasync.client.schema import Event, Schema
 from stratasync.client.subscriptions import Deliver, Subscription, Subscriptions
-from stratasync.client.sync import RetryPolicy, SyncEngine
+from stratasync.client.sync import SyncEngine
 from stratasync.client.transport import LiveState, SyncTransport
 from stratasync.client.wstransport import make_transport
 
