@@ -54,7 +54,7 @@ echo "== mypy"
 echo "== tsc (the web app)"
 (cd examples/web-todo && npx --no-install tsc --noEmit)
 # Most tiers wait on servers they start (DynamoDB Local, SeaweedFS, the dev server, node, Chromium),
-# so three pytest workers keep two cores busy; a module's tests stay on one worker (--dist loadfile),
+# so two pytest workers keep two cores busy (three overloaded them: browser and live tests starved); a module's tests stay on one worker (--dist loadfile),
 # which starts its own emulators. PYTEST_WORKERS=0 runs in one process.
-echo "== pytest (${PYTEST_WORKERS:-3} workers)"
-.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-3}" --dist loadfile --durations=20 "$@"
+echo "== pytest (${PYTEST_WORKERS:-2} workers)"
+.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile --durations=20 "$@"

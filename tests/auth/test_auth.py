@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -154,24 +154,24 @@ def test_unauthenticated_requests_are_refused(body: bytes) -> None:
 
 
 @pytest.mark.parametrize(
-    ("bad_token", "fragment"),
+    ("make_token", "fragment"),
     [
-        (token(exp=int(time.time()) - 10), "Signature has expired"),
-        (token(nbf=int(time.time()) + 600), "not yet valid"),
-        (token(aud="another-app"), "Audience doesn't match"),
-        (token(iss="https://evil.example"), "Invalid issuer"),
-        (token(exp=None), 'Token is missing the "exp" claim'),
-        (token()[:-4] + "AAAA", "Signature verification failed"),
-        (token(key="another-secret-of-a-decent-length!"), "Signature verification failed"),
+        (lambda: token(exp=int(time.time()) - 10), "Signature has expired"),
+        (lambda: token(nbf=int(time.time()) + 600), "not yet valid"),
+        (lambda: token(aud="another-app"), "Audience doesn't match"),
+        (lambda: token(iss="https://evil.example"), "Invalid issuer"),
+        (lambda: token(exp=None), 'Token is missing the "exp" claim'),
+        (lambda: token()[:-4] + "AAAA", "Signature verification failed"),
+        (lambda: token(key="another-secret-of-a-decent-length!"), "Signature verification failed"),
         (
-            jwt.encode(
+            lambda: jwt.encode(
                 {"stores": ["s1"], "exp": int(time.time()) + 60, "aud": AUDIENCE, "iss": ISSUER},
                 None,  # type: ignore[arg-type]  # an unsigned token, as an attacker would send it
                 algorithm="none",
             ),
             "algorithm 'none' is not accepted",
         ),
-        ("not.a.token", "malformed token"),
+        (lambda: "not.a.token", "malformed token"),
     ],
     ids=[
         "expired",
@@ -185,7 +185,9 @@ def test_unauthenticated_requests_are_refused(body: bytes) -> None:
         "garbage",
     ],
 )
-def test_invalid_tokens_are_refused(bad_token: str, fragment: str) -> None:
+def test_invalid_tokens_are_refused(make_token: Callable[[], str], fragment: str) -> None:
+    # made when the test runs, not at collection: under pytest-xdist a module may run minutes later
+    bad_token = make_token()
     for body in (PUSH, PULL):
         assert_refused(make_service(), with_token(body, bad_token), "UnauthorizedError", fragment)
 
