@@ -54,7 +54,18 @@ echo "== mypy"
 echo "== tsc (the web app)"
 (cd examples/web-todo && npx --no-install tsc --noEmit)
 # Most tiers wait on servers they start (DynamoDB Local, SeaweedFS, the dev server, node, Chromium),
-# so two pytest workers keep two cores busy (three overloaded them: browser and live tests starved); a module's tests stay on one worker (--dist loadfile),
-# which starts its own emulators. PYTEST_WORKERS=0 runs in one process.
-echo "== pytest (${PYTEST_WORKERS:-2} workers)"
-.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile --durations=20 "$@"
+# so two pytest workers keep two cores busy (three overloaded them: browser and live tests starved);
+# a module's tests stay on one worker (--dist loadfile), which starts its own emulators. The browser
+# tier runs first and alone: a page on a starved machine missed live updates for 30 s.
+# PYTEST_WORKERS=0 runs in one process; arguments (paths, -k, ...) run just those, in one go.
+workers=(-n "${PYTEST_WORKERS:-2}" --dist loadfile --durations=20)
+if [ "$#" -gt 0 ]; then
+    echo "== pytest $*"
+    exec .venv/bin/python -m pytest "${workers[@]}" "$@"
+fi
+status=0
+echo "== pytest: the browser tier, alone"
+.venv/bin/python -m pytest tests/browser || status=$?
+echo "== pytest: everything else (${PYTEST_WORKERS:-2} workers)"
+.venv/bin/python -m pytest "${workers[@]}" --ignore=tests/browser || status=$?
+exit "$status"
