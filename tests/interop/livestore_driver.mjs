@@ -12,6 +12,7 @@
 
 import { performance } from 'node:perf_hooks'
 import { randomUUID } from 'node:crypto'
+import { ScenarioFailure, check, makePlainError, makeRunScenario, makeToPlain, ms } from './driver_common.mjs'
 
 // Keep stdout for the single JSON result: route every console method to stderr.
 const writeStdout = process.stdout.write.bind(process.stdout)
@@ -88,50 +89,8 @@ const SESSION_ID = 'interop-session'
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-class ScenarioFailure extends Error {
-  constructor(message, details) {
-    super(message)
-    this.details = details
-  }
-}
-
-const check = (cond, message, details) => {
-  if (!cond) throw new ScenarioFailure(message, details)
-}
-
-const ms = (t0) => Math.round((performance.now() - t0) * 100) / 100
-
-/** Turn Effect values (Option, tagged errors, Chunks, Error causes) into plain JSON. */
-const toPlain = (v, depth = 0) => {
-  if (depth > 8) return '[depth]'
-  if (v === null || v === undefined) return v ?? null
-  if (typeof v === 'bigint') return v.toString()
-  if (typeof v !== 'object') return v
-  if (ArrayBuffer.isView(v)) {
-    const text = new TextDecoder().decode(v)
-    return text.length > 2000 ? `${text.slice(0, 2000)}...` : text
-  }
-  if (Option.isOption(v)) return Option.isSome(v) ? { _tag: 'Some', value: toPlain(v.value, depth + 1) } : { _tag: 'None' }
-  if (Chunk.isChunk(v)) return Chunk.toReadonlyArray(v).map((x) => toPlain(x, depth + 1))
-  if (Array.isArray(v)) return v.map((x) => toPlain(x, depth + 1))
-  const out = {}
-  if (v instanceof Error) {
-    out.name = v.name
-    out.message = v.message
-  }
-  for (const k of Object.keys(v)) {
-    if (k === 'stack' || k === 'span') continue
-    out[k] = toPlain(v[k], depth + 1)
-  }
-  if (v instanceof Error && v.cause !== undefined && out.cause === undefined) out.cause = toPlain(v.cause, depth + 1)
-  return out
-}
-
-const plainError = (e) => {
-  const p = toPlain(e)
-  if (p && typeof p === 'object' && !Array.isArray(p) && p._tag === undefined && e?._tag !== undefined) p._tag = e._tag
-  return p
-}
+const toPlain = makeToPlain({ Option, Chunk })
+const plainError = makePlainError(toPlain)
 
 const makeEvent = (seqNum, parentSeqNum, prefix = 'todo') => ({
   name: 'v1.TodoCreated',
@@ -681,27 +640,7 @@ scenarios.resume = (storeId) =>
     }
   })
 
-const runScenario = (name, storeId) =>
-  Effect.gen(function* () {
-    const t0 = performance.now()
-    const result = yield* scenarios[name](storeId)
-    return { scenario: name, ok: true, storeId, durationMs: ms(t0), ...result }
-  }).pipe(
-    Effect.scoped,
-    Effect.timeoutFail({
-      duration: TIMEOUT_MS,
-      onTimeout: () => new ScenarioFailure(`scenario timed out after ${TIMEOUT_MS} ms`),
-    }),
-    Effect.catchAllCause((cause) => {
-      const squashed = cause._tag === 'Die' ? cause.defect : cause._tag === 'Fail' ? cause.error : undefined
-      const err = squashed ?? cause
-      const error =
-        err instanceof ScenarioFailure
-          ? { message: err.message, details: toPlain(err.details ?? null) }
-          : { message: 'unexpected error', cause: plainError(err), pretty: String(cause) }
-      return Effect.succeed({ scenario: name, ok: false, storeId, error })
-    }),
-  )
+const runScenario = makeRunScenario({ Effect, scenarios, timeoutMs: TIMEOUT_MS, toPlain, plainError })
 
 const baseStore = storeIdArg ?? `interop-${Date.now()}-${randomUUID().slice(0, 8)}`
 

@@ -13,6 +13,7 @@
 
 import { performance } from 'node:perf_hooks'
 import { randomUUID } from 'node:crypto'
+import { check, makeRunScenario, makeToPlain, ms } from './driver_common.mjs'
 import WebSocket from 'ws'
 
 const writeStdout = process.stdout.write.bind(process.stdout)
@@ -80,37 +81,12 @@ const CATCHUP_EVENTS = Number(process.env.DRIVER_CATCHUP_EVENTS ?? 10_000)
 const PUSHERS = Number(process.env.DRIVER_PUSHERS ?? 8)
 const RECONNECT_SECONDS = Number(process.env.DRIVER_RECONNECT_SECONDS ?? 12)
 
-class ScenarioFailure extends Error {
-  constructor(message, details) {
-    super(message)
-    this.details = details
-  }
-}
-const check = (cond, message, details) => {
-  if (!cond) throw new ScenarioFailure(message, details)
-}
-const ms = (t0) => Math.round((performance.now() - t0) * 100) / 100
 const percentile = (values, p) => {
   const sorted = [...values].sort((a, b) => a - b)
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : null
 }
 
-const toPlain = (v, depth = 0) => {
-  if (depth > 6) return '[depth]'
-  if (v === null || v === undefined) return v ?? null
-  if (typeof v === 'bigint') return v.toString()
-  if (typeof v !== 'object') return v
-  if (Option.isOption(v)) return Option.isSome(v) ? { _tag: 'Some', value: toPlain(v.value, depth + 1) } : { _tag: 'None' }
-  if (Chunk.isChunk(v)) return Chunk.toReadonlyArray(v).map((x) => toPlain(x, depth + 1))
-  if (Array.isArray(v)) return v.map((x) => toPlain(x, depth + 1))
-  const out = {}
-  if (v instanceof Error) {
-    out.name = v.name
-    out.message = v.message
-  }
-  for (const k of Object.keys(v)) if (k !== 'stack' && k !== 'span') out[k] = toPlain(v[k], depth + 1)
-  return out
-}
+const toPlain = makeToPlain({ Option, Chunk })
 
 const makeEvent = (seqNum, parentSeqNum, id, text = `todo ${id}`) => ({
   name: 'v1.TodoCreated',
@@ -646,24 +622,7 @@ const scenarios = {
     }),
 }
 
-const runScenario = (name, storeId) =>
-  Effect.gen(function* () {
-    const t0 = performance.now()
-    const result = yield* scenarios[name](storeId)
-    return { scenario: name, ok: true, storeId, durationMs: ms(t0), ...result }
-  }).pipe(
-    Effect.scoped,
-    Effect.timeoutFail({ duration: TIMEOUT_MS, onTimeout: () => new ScenarioFailure(`scenario timed out after ${TIMEOUT_MS} ms`) }),
-    Effect.catchAllCause((cause) => {
-      const squashed = cause._tag === 'Die' ? cause.defect : cause._tag === 'Fail' ? cause.error : undefined
-      const err = squashed ?? cause
-      const error =
-        err instanceof ScenarioFailure
-          ? { message: err.message, details: toPlain(err.details ?? null) }
-          : { message: 'unexpected error', cause: toPlain(err), pretty: String(cause) }
-      return Effect.succeed({ scenario: name, ok: false, storeId, error })
-    }),
-  )
+const runScenario = makeRunScenario({ Effect, scenarios, timeoutMs: TIMEOUT_MS, toPlain, plainError: toPlain })
 
 const baseStore = storeIdArg ?? `ws-${Date.now()}-${randomUUID().slice(0, 8)}`
 const program = Effect.gen(function* () {
