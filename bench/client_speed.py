@@ -442,54 +442,13 @@ def markdown(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-def plot(report: dict[str, Any], folder: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = report["bootstrap"]
-    sizes = [row["events"] for row in rows]
-    fig, axes = plt.subplots(figsize=(7, 4.4))
-    axes.plot(sizes, [row["bootstrap_seconds"] for row in rows], marker="o", label="bootstrap (ours)")
-    axes.plot(sizes, [row["floor_seconds"] for row in rows], marker="s", label="floor: executemany")
-    axes.plot(
-        sizes,
-        [row["floor_seconds"] * 2.5 for row in rows],
-        linestyle="--",
-        color="gray",
-        label="2.5x the floor (target)",
-    )
-    for row in rows:
-        axes.annotate(
-            f"{row['ratio_to_floor']}x",
-            (row["events"], row["bootstrap_seconds"]),
-            textcoords="offset points",
-            xytext=(-10, 8),
-            fontsize=8,
-        )
-    load = report["load_average"]
-    axes.set(
-        xscale="log",
-        yscale="log",
-        xlabel="events bootstrapped (archived segments of 10,000)",
-        ylabel="seconds",
-        title=f"Bootstrap against SQLite's floor (load {load['start']}..{load['end']}, 2 CPUs)",
-    )
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend()
-    fig.tight_layout()
-    path = folder / "client_speed.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
-
-
 def write(report: dict[str, Any], folder: Path) -> list[Path]:
+    from bench import plots  # matplotlib only when writing
+
     folder.mkdir(exist_ok=True)
     (folder / "client_speed.json").write_text(json.dumps(report, indent=2) + "\n")
     (folder / "client_speed.md").write_text("\n".join(["# Client speed", "", *markdown(report)[2:]]) + "\n")
-    return [folder / "client_speed.json", folder / "client_speed.md", *plot(report, folder)]
+    return [folder / "client_speed.json", folder / "client_speed.md", *plots.client_speed(report, folder)]
 
 
 def main(argv: list[str]) -> int:

@@ -74,5 +74,44 @@ def cold_import(report: dict[str, Any], folder: Path) -> list[Path]:
     return [path]
 
 
+def client_speed(report: dict[str, Any], folder: Path) -> list[Path]:
+    """Bootstrap time against N, ours and the floor (``python -m bench client-speed``'s report)."""
+    rows = report["bootstrap"]
+    sizes = [row["events"] for row in rows]
+    fig, axes = plt.subplots(figsize=(7, 4.4))
+    axes.plot(sizes, [row["bootstrap_seconds"] for row in rows], marker="o", label="bootstrap (ours)")
+    axes.plot(sizes, [row["floor_seconds"] for row in rows], marker="s", label="floor: executemany")
+    axes.plot(
+        sizes,
+        [row["floor_seconds"] * 2.5 for row in rows],
+        linestyle="--",
+        color="gray",
+        label="2.5x the floor (target)",
+    )
+    for row in rows:
+        axes.annotate(
+            f"{row['ratio_to_floor']}x",
+            (row["events"], row["bootstrap_seconds"]),
+            textcoords="offset points",
+            xytext=(-10, 8),
+            fontsize=8,
+        )
+    load = report["load_average"]
+    axes.set(
+        xscale="log",
+        yscale="log",
+        xlabel="events bootstrapped (archived segments of 10,000)",
+        ylabel="seconds",
+        title=f"Bootstrap against SQLite's floor (load {load['start']}..{load['end']}, 2 CPUs)",
+    )
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    fig.tight_layout()
+    path = folder / "client_speed.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
+
+
 def write_all(report: dict[str, Any], folder: Path) -> list[Path]:
     return throughput(report, folder) + cold_import(report, folder)
