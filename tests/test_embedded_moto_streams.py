@@ -1,17 +1,24 @@
-"""moto's DynamoDB stream stays readable after a cancelled transaction (the dev server's fan-out
-reads it: see :func:`stratasync.devserver.embedded_moto.keep_stream_shards_on_rollback`)."""
+"""moto's DynamoDB stream as the dev server reads it: it stays readable after a cancelled transaction
+(:func:`stratasync.devserver.embedded_moto.keep_stream_shards_on_rollback`), and the stream
+poller reads a record as soon as moto writes it."""
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
-from typing import TYPE_CHECKING
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from stratasync.devserver.embedded_moto import EmbeddedMoto
+from stratasync.devserver.streams import StreamPoller
 from stratasync.storage.aws import client_config
 from stratasync.storage.dynamodb import create_table, make_client
+from stratasync.storage.dynamodb_items import batch_sk
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
@@ -52,3 +59,45 @@ def test_a_cancelled_transaction_leaves_the_stream_readable(moto_endpoint: str) 
         seen += [record["dynamodb"]["Keys"]["sk"]["S"] for record in response["Records"]]
         iterator = response["NextShardIterator"]
     assert seen == ["one", "two"]  # nothing of the cancelled transaction, and the later write
+
+
+def _commit_record(dynamodb: Any, table: str, parent: int) -> None:
+    dynamodb.put_item(TableName=table, Item={"pk": {"S": "s"}, "sk": {"S": batch_sk(parent)}})
+
+
+@pytest.mark.parametrize("woken", [True, False])
+def test_the_dev_servers_stream_poller_reads_a_record_when_moto_writes_it(woken: bool) -> None:
+    """With moto's wake-up the poller reads at once, though its safety poll is 60 s away; without
+    it (an external DynamoDB) it polls every ``poll_interval``."""
+    delivered: list[list[str]] = []
+    arrived = threading.Event()
+
+    def invoke(event: dict[str, Any]) -> Future[Any]:
+        delivered.append([record["dynamodb"]["Keys"]["sk"]["S"] for record in event["Records"]])
+        arrived.set()
+        done: Future[Any] = Future()
+        done.set_result({})
+        return done
+
+    with EmbeddedMoto() as moto:
+        dynamodb = make_client(moto.endpoint)
+        table = f"poller-{uuid.uuid4().hex[:8]}"
+        create_table(dynamodb, table, stream_view_type="KEYS_ONLY")
+        wake = threading.Event() if woken else None
+        stop_waking = moto.on_stream_record(wake.set) if wake is not None else (lambda: None)
+        poller = StreamPoller(
+            moto.endpoint, table, invoke, poll_interval=0.05, idle_interval=60.0, wake=wake
+        ).start()
+        try:
+            time.sleep(0.5)  # the poller is asleep now
+            _commit_record(dynamodb, table, 0)
+            dynamodb.put_item(TableName=table, Item={"pk": {"S": "s"}, "sk": {"S": "meta"}})  # filtered
+            assert arrived.wait(30)
+            _commit_record(dynamodb, table, 3)
+            deadline = time.monotonic() + 30
+            while sum(len(batch) for batch in delivered) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            poller.stop()
+            stop_waking()
+    assert [sk for batch in delivered for sk in batch] == [batch_sk(0), batch_sk(3)]

@@ -28,8 +28,11 @@ def web_server() -> Iterator[DevServer]:
     """``stratasync dev`` (embedded moto) serving the built app at /app/."""
     if not (WEB_APP_DIST / "index.html").is_file():
         missing("the web app is not built (bash scripts/build-web-app.sh)")
-    config = DevServerConfig(port=0, workers=2, web_app_dir=str(WEB_APP_DIST))
-    with DevServer(config, out=open(os.devnull, "w")) as server:
+    log_path = os.environ.get("BROWSER_SERVER_LOG")  # the dev server's output, to debug a failure
+    config = DevServerConfig(
+        port=0, workers=2, web_app_dir=str(WEB_APP_DIST), log_level="INFO" if log_path else "WARNING"
+    )
+    with DevServer(config, out=open(log_path or os.devnull, "w")) as server:
         yield server
 
 

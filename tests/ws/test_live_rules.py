@@ -79,8 +79,8 @@ def test_a_catch_up_racing_pushes_delivers_each_event_once(harness: Harness) -> 
     commits: queue.Queue[int | None] = queue.Queue()
 
     def stream_consumer() -> None:  # one at a time per store, like ParallelizationFactor 1
-        while commits.get() is not None:
-            harness.live.fan_out(harness.store_id)
+        while (seq := commits.get()) is not None:
+            harness.live.fan_out(harness.store_id, after=seq - 1)  # the record's parent, as the handler
 
     def pusher() -> None:
         for seq in range(101, 161):
@@ -144,6 +144,73 @@ def test_a_push_reaches_every_live_pull_once_its_pushers_own_included(harness: H
     harness.live.fan_out(harness.store_id)
     for connection_id, request_id in ((pusher.connection_id, "1"), (other.connection_id, "4")):
         assert_exactly_once_in_order(harness.gateway.seqs(connection_id, request_id), 0, 4)
+
+
+def _reads(harness: Harness) -> list[int]:
+    """Record where each event read of the fan-out starts."""
+    starts: list[int] = []
+    read = harness.live._events_after
+
+    def recording(store_id: str, after: int) -> Any:
+        starts.append(after)
+        return read(store_id, after)
+
+    harness.live._events_after = recording  # type: ignore[method-assign]
+    return starts
+
+
+def test_the_streams_hint_is_read_beside_the_subscriptions(harness: Harness) -> None:
+    first, second = harness.connect(), harness.connect()
+    harness.live_pull(first)
+    harness.live_pull(second, "2")
+    harness.push(1, 3)
+    starts = _reads(harness)
+    report = harness.live.fan_out(harness.store_id, after=0)
+    assert (report.delivered, report.head) == (2, 3)
+    assert starts == [0]  # one read, started with the subscriptions' (none after it)
+    assert_exactly_once_in_order(harness.gateway.seqs(first.connection_id, "1"), 0, 3)
+    assert_exactly_once_in_order(harness.gateway.seqs(second.connection_id, "2"), 0, 3)
+
+
+def test_a_subscription_behind_the_hint_gets_the_general_read(harness: Harness) -> None:
+    connection = harness.connect()
+    harness.live_pull(connection)
+    harness.push(1, 2)  # its stream record's fan-out did not run (a crash, say)
+    harness.push(3, 2)
+    starts = _reads(harness)
+    harness.live.fan_out(harness.store_id, after=2)
+    assert starts == [2, 0]
+    assert_exactly_once_in_order(harness.gateway.seqs(connection.connection_id, "1"), 0, 4)
+
+
+def test_a_hint_below_every_subscription_sends_only_what_is_new(harness: Harness) -> None:
+    connection = harness.connect()
+    harness.live_pull(connection)
+    harness.push(1, 2)
+    harness.live.fan_out(harness.store_id, after=0)
+    harness.push(3, 2)
+    harness.live.fan_out(harness.store_id, after=0)  # a stale hint (a redelivered batch, say)
+    assert_exactly_once_in_order(harness.gateway.seqs(connection.connection_id, "1"), 0, 4)
+
+
+def test_a_subscription_live_since_the_hinted_read_is_skipped(harness: Harness) -> None:
+    early, late = harness.connect(), harness.connect()
+    harness.live_pull(early)
+    harness.push(1, 1)
+    read = harness.live._read_backlog
+
+    def read_then_commit(store_id: str, after: int) -> Any:
+        items = read(store_id, after)
+        harness.push(2, 1)  # a commit lands, and a catch-up goes live at it, after the read
+        harness.live_pull(late, "9")
+        return items
+
+    harness.live._read_backlog = read_then_commit  # type: ignore[method-assign]
+    harness.live.fan_out(harness.store_id, after=0)
+    harness.live._read_backlog = read  # type: ignore[method-assign]
+    harness.live.fan_out(harness.store_id, after=1)  # the second commit's record
+    assert_exactly_once_in_order(harness.gateway.seqs(early.connection_id, "1"), 0, 2)
+    assert_exactly_once_in_order(harness.gateway.seqs(late.connection_id, "9"), 0, 2)
 
 
 def test_live_messages_stay_within_api_gateways_limits(harness: Harness) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -44,6 +44,10 @@ from stratasync.storage.subscriptions import (
 logger = logging.getLogger("stratasync.core.live")
 
 __all__ = ["Delivery", "FanOut", "FanOutReport", "paginate"]
+
+#: Reads the events of a fan-out while its subscriptions are read (one per process suffices:
+#: a fan-out waits for its read before the next one starts).
+_PREFETCH = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fan-out-read")
 
 
 class Delivery(Enum):
@@ -88,8 +92,13 @@ def paginate(
 class FanOut(LiveConnections):
     """The fan-out of live sync (see the module docstring)."""
 
-    def fan_out(self, store_id: str) -> FanOutReport:
+    def fan_out(self, store_id: str, after: int | None = None) -> FanOutReport:
         """Bring every live subscription of the store to its head (see the module docstring).
+
+        ``after``: where the new commits start (the lowest parent of the stream's commit records),
+        a hint. The events after it are read while the subscriptions are, not after: the usual
+        live subscription sits there, so delivery waits for one storage read instead of two. A
+        subscription behind ``after`` gets the general read.
 
         Raises :class:`~stratasync.storage.base.StorageError` or :class:`SendError` (a connection
         that could not be closed) after doing what it could: the stream consumer's retry of the
@@ -98,16 +107,26 @@ class FanOut(LiveConnections):
         errors: list[Exception] = []
         for _ in range(self.settings.max_fan_out_rounds):
             report.rounds += 1
-            if not self._fan_out_round(store_id, report, errors):
+            if not self._fan_out_round(store_id, report, errors, after if report.rounds == 1 else None):
                 break
         if errors:
             raise errors[0]
         return report
 
-    def _fan_out_round(self, store_id: str, report: FanOutReport, errors: list[Exception]) -> bool:
+    def _fan_out_round(
+        self, store_id: str, report: FanOutReport, errors: list[Exception], after: int | None
+    ) -> bool:
         """One pass; True when a claim was lost (another sender moved a subscription meanwhile)."""
         now_ms = self._now_ms()
-        listeners = self.subscriptions.listeners(store_id)
+        prefetch: Future[list[tuple[int, str]] | None] | None = None
+        if after is not None:
+            prefetch = _PREFETCH.submit(self._read_backlog, store_id, after)
+        try:
+            listeners = self.subscriptions.listeners(store_id)
+        except BaseException:
+            if prefetch is not None:
+                prefetch.cancel()
+            raise
         lock = threading.Lock()
 
         def close(connection_id: str, why: str) -> None:
@@ -143,10 +162,15 @@ class FanOut(LiveConnections):
                     live.append(sub)
         live = [sub for sub in live if sub.key.connection_id not in report.closed]
         if not live:
-            return False
-        # The events after the lowest sent_seq, read once for all; the last one read is the head
-        # (read after the subscriptions, so no subscription is ahead of it).
-        items, live = self._backlog(store_id, live, close)
+            return False  # a read under way is left to finish (nobody needs it)
+        prefetched = prefetch.result() if prefetch is not None else None
+        # The events after the lowest sent_seq, read once for all. A subscription ahead of the
+        # last one read (live since it was read) is not behind, so it is skipped.
+        low = min(sub.sent_seq for sub in live)
+        if prefetched is not None and after is not None and low >= after:
+            items = [item for item in prefetched if item[0] > low]
+        else:
+            items, live = self._backlog(store_id, live, close)
         if not items:
             return False  # nothing after the lowest sent_seq: everyone is at the head
         head = items[-1][0]
@@ -187,27 +211,32 @@ class FanOut(LiveConnections):
     ) -> tuple[list[tuple[int, str]], list[Subscription]]:
         """The encoded events after the lowest ``sent_seq``, read once for all; the subscriptions
         too far behind for that are closed instead."""
-        cap = self.settings.max_backlog_events
         while behind:
             low = min(sub.sent_seq for sub in behind)
-            items: list[tuple[int, str]] = []
-            events: Iterator[StoredEvent] = self._events_after(store_id, low)
-            try:
-                for event in events:
-                    items.append((event.seq_num, encode_pull_item(event.event_json, event.created_at)))
-                    if len(items) > cap:
-                        break
-            finally:
-                close_events = getattr(events, "close", None)
-                if close_events is not None:
-                    close_events()
-            if len(items) <= cap:
+            items = self._read_backlog(store_id, low)
+            if items is not None:
                 return items, behind
             for sub in behind:
                 if sub.sent_seq == low:
                     close(sub.key.connection_id, "too far behind")
             behind = [sub for sub in behind if sub.sent_seq > low]
         return [], []
+
+    def _read_backlog(self, store_id: str, after: int) -> list[tuple[int, str]] | None:
+        """The encoded events after ``after`` (None: more than ``max_backlog_events``)."""
+        cap = self.settings.max_backlog_events
+        items: list[tuple[int, str]] = []
+        events: Iterator[StoredEvent] = self._events_after(store_id, after)
+        try:
+            for event in events:
+                items.append((event.seq_num, encode_pull_item(event.event_json, event.created_at)))
+                if len(items) > cap:
+                    return None
+        finally:
+            close_events = getattr(events, "close", None)
+            if close_events is not None:
+                close_events()
+        return items
 
     def _events_after(self, store_id: str, after: int) -> Iterator[StoredEvent]:
         """The events after ``after``, in order. A live subscription's ``sent_seq`` is a batch's

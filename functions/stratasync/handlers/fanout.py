@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -20,31 +21,43 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from stratasync.handlers.observability import COMMIT_FANOUT_LAG_METRIC, make_metrics, make_tracer
 from stratasync.handlers.wiring import get_live, register_snapshot_hooks
-from stratasync.storage.dynamodb_items import BATCH_PREFIX
+from stratasync.storage.dynamodb_items import batch_parent
 
 logger = Logger(service="stratasync-fanout")
 metrics = make_metrics("stratasync", "stratasync-fanout")
 tracer = make_tracer("stratasync-fanout")
 
 
-def stores_with_commits(records: Iterable[dict[str, Any]]) -> dict[str, float | None]:
+@dataclass
+class NewCommits:
+    """What a batch of stream records says about one store's new commits."""
+
+    #: The lowest parent among its new commit records (where the new events start).
+    first_parent: int
+    #: Its oldest record's ``ApproximateCreationDateTime`` (epoch seconds; None: none given).
+    oldest_created: float | None = None
+
+
+def stores_with_commits(records: Iterable[dict[str, Any]]) -> dict[str, NewCommits]:
     """The stores that new commit records name, in order of first appearance (filtered again here,
-    in case the event source mapping's filter is missing), each with its oldest record's
-    ``ApproximateCreationDateTime`` (epoch seconds; None where the stream gave none)."""
-    stores: dict[str, float | None] = {}
+    in case the event source mapping's filter is missing)."""
+    stores: dict[str, NewCommits] = {}
     for record in records:
         change = record.get("dynamodb", {})
         keys = change.get("Keys", {})
         sort_key = keys.get("sk", {}).get("S", "")
         store_id = keys.get("pk", {}).get("S")
-        if record.get("eventName") == "INSERT" and sort_key.startswith(BATCH_PREFIX) and store_id:
-            created = change.get("ApproximateCreationDateTime")
-            created = float(created) if isinstance(created, int | float) else None
-            oldest = stores.get(store_id)
-            if oldest is None or (created is not None and created < oldest):
-                stores[store_id] = created
-            else:
-                stores[store_id] = oldest
+        if record.get("eventName") != "INSERT" or not store_id:
+            continue
+        parent = batch_parent(sort_key)
+        if parent is None:
+            continue
+        created = change.get("ApproximateCreationDateTime")
+        created = float(created) if isinstance(created, int | float) else None
+        seen = stores.setdefault(store_id, NewCommits(parent, created))
+        seen.first_parent = min(seen.first_parent, parent)
+        if created is not None and (seen.oldest_created is None or created < seen.oldest_created):
+            seen.oldest_created = created
     return stores
 
 
@@ -56,10 +69,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     store could not be served in full."""
     live = get_live().live
     results = []
-    for store_id, committed_at in stores_with_commits(event.get("Records") or []).items():
-        report = live.fan_out(store_id)
-        if committed_at is not None:  # the stream's time has whole seconds: a coarse lag
-            lag_ms = max(0.0, (time.time() - committed_at) * 1000)
+    for store_id, commits in stores_with_commits(event.get("Records") or []).items():
+        report = live.fan_out(store_id, after=commits.first_parent)
+        if commits.oldest_created is not None:  # the stream's time has whole seconds: a coarse lag
+            lag_ms = max(0.0, (time.time() - commits.oldest_created) * 1000)
             metrics.add_metric(name=COMMIT_FANOUT_LAG_METRIC, unit=MetricUnit.Milliseconds, value=lag_ms)
         metrics.add_metric(name="LiveDeliveries", unit=MetricUnit.Count, value=report.delivered)
         metrics.add_metric(name="LiveMessages", unit=MetricUnit.Count, value=report.messages_sent)

@@ -69,6 +69,14 @@ def batch_sk(parent_seq_num: int) -> str:
     return f"{BATCH_PREFIX}{parent_seq_num:0{_SEQ_DIGITS}d}"
 
 
+def batch_parent(sort_key: str) -> int | None:
+    """The parent of the batch whose commit record has ``sort_key`` (None: not a commit record)."""
+    digits = sort_key[len(BATCH_PREFIX) :]
+    if not sort_key.startswith(BATCH_PREFIX) or not (digits.isascii() and digits.isdigit()):
+        return None
+    return int(digits)
+
+
 def segment_sk(parent_seq_num: int) -> str:
     """Sort key of the index item of the archived segment whose parent is ``parent_seq_num``."""
     return f"{SEGMENT_PREFIX}{parent_seq_num:0{_SEQ_DIGITS}d}"

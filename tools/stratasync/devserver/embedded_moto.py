@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -60,6 +60,27 @@ def keep_stream_shards_on_rollback() -> None:
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
+_stream_listeners: list[Callable[[], None]] = []
+
+
+def notify_stream_records() -> None:
+    """Make every DynamoDB stream record moto writes call the listeners of
+    :meth:`EmbeddedMoto.on_stream_record` (once per process)."""
+    from moto.dynamodb.models.table import StreamShard
+
+    original = StreamShard.add
+    if getattr(original, "_notifies", False):
+        return
+
+    def add(self: Any, old: Any, new: Any) -> None:
+        original(self, old, new)
+        for listener in list(_stream_listeners):
+            listener()
+
+    add._notifies = True  # type: ignore[attr-defined]
+    StreamShard.add = add  # type: ignore[method-assign]
+
+
 def ensure_fake_credentials() -> None:
     """Make boto3 usable against local emulators when no AWS credentials are configured."""
     for name, value in _FAKE_CREDENTIALS.items():
@@ -90,6 +111,7 @@ class EmbeddedMoto:
 
         ensure_fake_credentials()
         keep_stream_shards_on_rollback()
+        notify_stream_records()
         moto_app = DomainDispatcherApplication(create_backend_app)
 
         def serialized_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -106,6 +128,12 @@ class EmbeddedMoto:
         self._thread = threading.Thread(target=self._server.serve_forever, name="embedded-moto", daemon=True)
         self._thread.start()
         return self
+
+    def on_stream_record(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener`` (quickly: it runs inside the write) whenever a DynamoDB stream record
+        is written; returns what removes it. A wake-up for a stream poller, not a delivery."""
+        _stream_listeners.append(listener)
+        return lambda: _stream_listeners.remove(listener) if listener in _stream_listeners else None
 
     def prune_stream_iterators(self, keep: int = 64) -> None:
         """Forget all but the newest ``keep`` DynamoDB Streams shard iterators: moto keeps every

@@ -23,6 +23,7 @@ import os
 import secrets
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -92,6 +93,7 @@ class DevServer:
         self._ws: LocalFunction | None = None
         self._fanout: LocalFunction | None = None
         self._poller: StreamPoller | None = None
+        self._stop_waking: Callable[[], None] = lambda: None
         #: The emulated WebSocket API (None with websocket=False).
         self.websocket: WebSocketApi | None = None
         #: The secret stage path of the private ``@connections`` endpoint.
@@ -298,6 +300,10 @@ class DevServer:
                 moto.prune_stream_iterators()
 
         websocket = self.websocket
+        wake = None
+        if moto is not None:  # read the stream when moto writes a record, not on a 10 ms timer
+            wake = threading.Event()
+            self._stop_waking = moto.on_stream_record(wake.set)
         self._poller = StreamPoller(
             self.dynamodb_endpoint,
             self.config.table_name,
@@ -305,12 +311,14 @@ class DevServer:
             busy=lambda: websocket is not None and websocket.open_connections > 0,
             poll_interval=self.config.stream_poll_interval,
             after_poll=after_poll,
+            wake=wake,
         ).start()
 
     def stop(self) -> None:
         if self._poller is not None:
             self._poller.stop()
             self._poller = None
+        self._stop_waking()
         for server in (self._public, self._private):
             if server is not None:
                 server.stop()

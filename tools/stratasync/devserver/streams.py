@@ -14,7 +14,10 @@ event source mapping with ``ParallelizationFactor`` 1 and unlimited retries:
   later (DynamoDB Local rolls them) are read from their start, after their parent.
 
 It polls every ``poll_interval`` seconds while WebSocket connections are open (``busy``), else
-every ``idle_interval``.
+every ``idle_interval``. Given a ``wake`` event that the storage sets when it writes a stream
+record (the embedded moto does, :meth:`~stratasync.devserver.embedded_moto.EmbeddedMoto.
+on_stream_record`), it reads as soon as that happens and otherwise polls only every
+``idle_interval``, as a safety net: the event is a hint, the records still come from GetRecords.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ class StreamPoller:
         batch_size: int = 100,
         region: str = "us-east-1",
         after_poll: Callable[[], None] | None = None,
+        wake: threading.Event | None = None,
     ) -> None:
         self.endpoint_url = endpoint_url
         self.table_name = table_name
@@ -74,6 +78,7 @@ class StreamPoller:
         self.batch_size = batch_size
         self.region = region
         self.after_poll = after_poll
+        self.wake = wake
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         #: Invocations made and records delivered (for tests and the bench).
@@ -102,6 +107,8 @@ class StreamPoller:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.wake is not None:
+            self.wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
 
@@ -153,7 +160,14 @@ class StreamPoller:
             if self.after_poll is not None:
                 self.after_poll()
             if not got:
-                self._stop.wait(self.poll_interval if self.busy() else self.idle_interval)
+                self._pause()
+
+    def _pause(self) -> None:
+        if self.wake is None:
+            self._stop.wait(self.poll_interval if self.busy() else self.idle_interval)
+            return
+        self.wake.wait(self.idle_interval)
+        self.wake.clear()
 
     def _poll_once(self) -> bool:
         got = False
