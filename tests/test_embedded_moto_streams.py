@@ -101,3 +101,37 @@ def test_the_dev_servers_stream_poller_reads_a_record_when_moto_writes_it(woken:
             poller.stop()
             stop_waking()
     assert [sk for batch in delivered for sk in batch] == [batch_sk(0), batch_sk(3)]
+
+
+def test_a_query_reads_its_partition_as_dynamodb_does(moto_endpoint: str) -> None:
+    """:func:`~stratasync.devserver.embedded_moto.query_one_partition`: the same answers (order,
+    range conditions, paging, descending) from a table of many partitions."""
+    dynamodb = make_client(moto_endpoint)
+    table = f"partitions-{uuid.uuid4().hex[:8]}"
+    create_table(dynamodb, table)
+    for partition in ("a", "b", "c"):
+        for number in range(30):
+            dynamodb.put_item(
+                TableName=table, Item={"pk": {"S": partition}, "sk": {"S": f"x#{number:03d}"}}
+            )
+
+    def query(**kwargs: Any) -> list[str]:
+        keys: list[str] = []
+        request: dict[str, Any] = {
+            "TableName": table,
+            "KeyConditionExpression": "pk = :p AND begins_with(sk, :s)",
+            "ExpressionAttributeValues": {":p": {"S": "b"}, ":s": {"S": "x#01"}},
+            **kwargs,
+        }
+        while True:
+            response = dynamodb.query(**request)
+            keys += [f"{item['pk']['S']}/{item['sk']['S']}" for item in response["Items"]]
+            if "LastEvaluatedKey" not in response:
+                return keys
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    expected = [f"b/x#{number:03d}" for number in range(10, 20)]
+    assert query() == expected
+    assert query(Limit=3) == expected
+    assert query(ScanIndexForward=False, Limit=4) == expected[::-1]
+    assert query(ExpressionAttributeValues={":p": {"S": "nope"}, ":s": {"S": "x"}}) == []

@@ -1,4 +1,5 @@
-"""moto in server mode on a loopback port, with each request applied atomically.
+"""moto in server mode on a loopback port, with each request applied atomically, and what the dev
+server needs of it beyond what moto does (each patch says why).
 
 moto's DynamoDB backend checks a condition and then writes in plain Python, so two threads can
 interleave between the check and the write. Real DynamoDB applies each request atomically; we
@@ -7,6 +8,7 @@ get the same by letting one request at a time into moto's WSGI app.
 
 from __future__ import annotations
 
+import inspect
 import os
 import threading
 from collections.abc import Callable, Iterable
@@ -58,6 +60,38 @@ def keep_stream_shards_on_rollback() -> None:
 
     transact_write_items._keeps_stream_shards = True  # type: ignore[attr-defined]
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
+def query_one_partition() -> None:
+    """Make moto's ``Query`` on a table's key read the one partition it names.
+
+    moto reads and sorts every item of the table for each ``Query`` (``Table.all_items``), so a
+    dev server's queries slowed with everything every store ever wrote: 8 ms with 50 items, 83 ms
+    with 3,000 in other partitions. DynamoDB reads one partition. This hands moto's query only
+    the items of the partition it filters for anyway (the rest of it, the sort, the range
+    condition, paging and the filter, is moto's own). Index queries are left as they are. Safe
+    because the embedded moto serves one request at a time.
+    """
+    from moto.dynamodb.models.table import Table
+
+    original = Table.query
+    if getattr(original, "_one_partition", False):
+        return
+    signature = inspect.signature(original)
+
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = signature.bind(self, hash_key, *args, **kwargs).arguments.get("index_name")
+        if index_name or hash_key is None or not self.range_key_attr:
+            return original(self, hash_key, *args, **kwargs)
+        partition = list(self.items.get(hash_key, {}).values())
+        self.all_items = lambda: partition  # an instance attribute, for this call only
+        try:
+            return original(self, hash_key, *args, **kwargs)
+        finally:
+            del self.all_items
+
+    query._one_partition = True  # type: ignore[attr-defined]
+    Table.query = query  # type: ignore[method-assign]
 
 
 _stream_listeners: list[Callable[[], None]] = []
@@ -112,6 +146,7 @@ class EmbeddedMoto:
         ensure_fake_credentials()
         keep_stream_shards_on_rollback()
         notify_stream_records()
+        query_one_partition()
         moto_app = DomainDispatcherApplication(create_backend_app)
 
         def serialized_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
