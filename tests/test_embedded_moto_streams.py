@@ -111,9 +111,7 @@ def test_a_query_reads_its_partition_as_dynamodb_does(moto_endpoint: str) -> Non
     create_table(dynamodb, table)
     for partition in ("a", "b", "c"):
         for number in range(30):
-            dynamodb.put_item(
-                TableName=table, Item={"pk": {"S": partition}, "sk": {"S": f"x#{number:03d}"}}
-            )
+            dynamodb.put_item(TableName=table, Item={"pk": {"S": partition}, "sk": {"S": f"x#{number:03d}"}})
 
     def query(**kwargs: Any) -> list[str]:
         keys: list[str] = []
