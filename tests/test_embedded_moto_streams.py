@@ -133,3 +133,15 @@ def test_a_query_reads_its_partition_as_dynamodb_does(moto_endpoint: str) -> Non
     assert query(Limit=3) == expected
     assert query(ScanIndexForward=False, Limit=4) == expected[::-1]
     assert query(ExpressionAttributeValues={":p": {"S": "nope"}, ":s": {"S": "x"}}) == []
+
+
+def test_moto_lists_its_modules_once_and_the_same(moto_endpoint: str) -> None:
+    import moto.backends as backends
+
+    from stratasync.devserver.embedded_moto import list_moto_modules_once
+
+    list_moto_modules_once()  # the embedded moto did it already: a second call changes nothing
+    listed = backends.list_of_moto_modules()
+    assert getattr(backends.list_of_moto_modules, "_listed_once", False)
+    assert {"dynamodb", "dynamodbstreams", "s3"} <= set(listed)
+    assert listed is backends.list_of_moto_modules()

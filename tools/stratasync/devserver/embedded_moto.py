@@ -94,6 +94,28 @@ def query_one_partition() -> None:
     Table.query = query  # type: ignore[method-assign]
 
 
+def list_moto_modules_once() -> None:
+    """Make moto's server list its own service modules once, not per request.
+
+    For every request moto's dispatcher asks whether the ``Host`` header names one of its
+    modules, and ``list_of_moto_modules`` answers by listing moto's package directory and
+    ``stat``-ing each entry: a ``GetItem`` served by moto's app took 2.1 ms with it, 1.5 ms without.
+    The directory does not change while the server runs.
+    """
+    import moto.backends as backends
+
+    original = backends.list_of_moto_modules
+    if getattr(original, "_listed_once", False):
+        return
+    modules = tuple(original())
+
+    def list_of_moto_modules() -> tuple[str, ...]:
+        return modules
+
+    list_of_moto_modules._listed_once = True  # type: ignore[attr-defined]
+    backends.list_of_moto_modules = list_of_moto_modules
+
+
 _stream_listeners: list[Callable[[], None]] = []
 
 
@@ -147,6 +169,7 @@ class EmbeddedMoto:
         keep_stream_shards_on_rollback()
         notify_stream_records()
         query_one_partition()
+        list_moto_modules_once()
         moto_app = DomainDispatcherApplication(create_backend_app)
 
         def serialized_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
