@@ -20,6 +20,8 @@ import statistics
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,7 +31,8 @@ from stratasync.client.todos import schema, todo_created, todos
 RESULTS = Path(__file__).parent / "results"
 
 
-def _summary(samples: list[float]) -> dict[str, Any]:
+def latency_summary(samples: list[float]) -> dict[str, Any]:
+    """n, p50/p90/p99, max and mean in ms of ``samples`` in seconds."""
     ordered = sorted(samples)
     return {
         "n": len(ordered),
@@ -78,10 +81,28 @@ def measure(
                 raise RuntimeError(f"commit {number} never reached the reader")
             latencies.append(seen_at[-1] - started)
             time.sleep(0.02)
-        return {"reader": reader_transport, "poll_interval_s": poll_interval, **_summary(latencies)}
+        return {"reader": reader_transport, "poll_interval_s": poll_interval, **latency_summary(latencies)}
     finally:
         reader.close()
         writer.close()
+
+
+@contextmanager
+def dev_server_unless(url: str | None) -> Iterator[tuple[str, str | None]]:
+    """``url``, or else a ``stratasync dev`` (embedded moto, 2 workers) started for the bench and
+    stopped after it; yields its URL and a label for the report (None: the URL was given)."""
+    if url is not None:
+        yield url, None
+        return
+    from stratasync.devserver import DevServer, DevServerConfig
+    from stratasync.devserver.embedded_moto import ensure_fake_credentials
+
+    ensure_fake_credentials()
+    server = DevServer(DevServerConfig(port=0, workers=2), out=open(os.devnull, "w"))  # noqa: SIM115
+    try:
+        yield server.start().url, "stratasync dev (embedded moto, 2 workers)"
+    finally:
+        server.stop()
 
 
 def main() -> None:
@@ -92,28 +113,16 @@ def main() -> None:
     parser.add_argument("--poll-interval", type=float, default=5.0)
     parser.add_argument("--label", help="what the server is, for the report (default: its URL)")
     args = parser.parse_args()
-    server = None
-    url = args.url
-    if url is None:
-        from stratasync.devserver import DevServer, DevServerConfig
-        from stratasync.devserver.embedded_moto import ensure_fake_credentials
-
-        ensure_fake_credentials()
-        server = DevServer(DevServerConfig(port=0, workers=2), out=open(os.devnull, "w"))  # noqa: SIM115
-        url = server.start().url
-    try:
+    with dev_server_unless(args.url) as (url, started):
         load_start = os.getloadavg()[0]
         ws = measure(url, "ws", args.samples)
         polling = measure(url, "http", args.poll_samples, args.poll_interval)
         load_end = os.getloadavg()[0]
-    finally:
-        if server is not None:
-            server.stop()
     report = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, CPython {platform.python_version()}, {os.cpu_count()} CPUs",
         "load_average": {"start": round(load_start, 2), "end": round(load_end, 2)},
-        "server": args.label or ("stratasync dev (embedded moto, 2 workers)" if server is not None else url),
+        "server": args.label or started or url,
         "results": [ws, polling],
     }
     RESULTS.mkdir(exist_ok=True)

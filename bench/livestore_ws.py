@@ -16,14 +16,14 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).parent / "results"
+from bench.live_latency import RESULTS, dev_server_unless, latency_summary
+
 DRIVER = Path(__file__).parent.parent / "tests" / "interop" / "livestore_ws_driver.mjs"
 
 
@@ -50,28 +50,15 @@ def run_driver(url: str, scenario: str, store_id: str, env: dict[str, str]) -> d
     return result
 
 
-def _percentile(ordered: list[float], fraction: float) -> float:
-    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="a running stratasync dev (default: start one)")
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--events", type=int, default=10_000, help="events for the catch-up")
     args = parser.parse_args()
-    server = None
-    url = args.url
-    if url is None:
-        from stratasync.devserver import DevServer, DevServerConfig
-        from stratasync.devserver.embedded_moto import ensure_fake_credentials
-
-        ensure_fake_credentials()
-        server = DevServer(DevServerConfig(port=0, workers=2), out=open(os.devnull, "w"))  # noqa: SIM115
-        url = server.start().url
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs"
-    label = "stratasync dev (embedded moto, 2 workers)" if server is not None else url
-    try:
+    with dev_server_unless(args.url) as (url, started):
+        label = started or url
         load_start = os.getloadavg()[0]
         print(f"latency: {args.samples} samples ...", flush=True)
         latency = run_driver(
@@ -84,11 +71,7 @@ def main() -> None:
         print("catch-up: a fresh client over WebSocket, then over HTTP ...", flush=True)
         catchup = run_driver(url, "catchup", store_id, env)
         load_end = os.getloadavg()[0]
-    finally:
-        if server is not None:
-            server.stop()
-    samples: list[float] = latency["samples"]
-    ordered = sorted(samples)
+    samples: list[float] = latency["samples"]  # ms
     load = f"1-minute load average {load_start:.2f} at the start, {load_end:.2f} at the end"
     report = {
         "date": time.strftime("%Y-%m-%d"),
@@ -96,12 +79,7 @@ def main() -> None:
         "server": label,
         "client": "real LiveStore 0.4.0 makeWsSync on node (tests/interop/livestore_ws_driver.mjs latency)",
         "sample": "push on connection A (over WebSocket) until the event arrives on connection B's live pull",
-        "n": len(samples),
-        "p50_ms": round(statistics.median(ordered), 1),
-        "p90_ms": round(_percentile(ordered, 0.9), 1),
-        "p99_ms": round(_percentile(ordered, 0.99), 1),
-        "max_ms": round(ordered[-1], 1),
-        "mean_ms": round(statistics.fmean(ordered), 1),
+        **latency_summary([sample / 1000 for sample in samples]),
         "samples_ms": samples,
     }
     RESULTS.mkdir(exist_ok=True)

@@ -117,6 +117,23 @@ def cli_json(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
     return json.loads(out)
 
 
+def delete_keeping_archive(capsys: pytest.CaptureFixture[str], store_id: str, t: Target) -> Any:
+    """``stratasync backend delete --keep-archive``: the store's DynamoDB items are lost, its S3
+    archive stays (the restore drill's loss)."""
+    return cli_json(
+        capsys,
+        "backend",
+        "delete",
+        "--store",
+        store_id,
+        "--yes",
+        "--grace",
+        "0",
+        "--keep-archive",
+        *options(t),
+    )
+
+
 def fresh(t: Target) -> Connection:
     """A new connection (a new process: nothing cached)."""
     return connect(t)

@@ -20,6 +20,7 @@ from tests.operations.helpers import (
     all_events,
     cli,
     cli_json,
+    delete_keeping_archive,
     event,
     fill,
     filled_and_archived,
@@ -303,18 +304,7 @@ class OperationsSuite(ABC):
         code, _, err = cli(capsys, "backend", "restore", "--store", store_id, *options(t))
         assert code == 1
         assert "nothing to restore" in err
-        cli_json(
-            capsys,
-            "backend",
-            "delete",
-            "--store",
-            store_id,
-            "--yes",
-            "--grace",
-            "0",
-            "--keep-archive",
-            *options(t),
-        )
+        delete_keeping_archive(capsys, store_id, t)
         assert items_of(conn, store_id) == []
         with pytest.raises(StoreLostError):  # until restored, no request starts it afresh
             SyncService(connect(t).log).pull(store_id, None)
@@ -359,18 +349,7 @@ class OperationsSuite(ABC):
             filled_and_archived(conn, store_id, 70)
             segments = list(conn.admin.segments(store_id))
             assert len(segments) >= 3
-            cli_json(
-                capsys,
-                "backend",
-                "delete",
-                "--store",
-                store_id,
-                "--yes",
-                "--grace",
-                "0",
-                "--keep-archive",
-                *options(t),
-            )
+            delete_keeping_archive(capsys, store_id, t)
             middle = segments[1]
             if damage == "corrupt":
                 body, metadata = conn.segments.get_with_metadata(middle.key)

@@ -31,6 +31,7 @@ from tests.operations.helpers import (
     all_events,
     cli,
     cli_json,
+    delete_keeping_archive,
     fill,
     filled_and_archived,
     items_of,
@@ -144,18 +145,7 @@ def test_the_restore_drill_livestore_and_python_clients_go_on_without_a_reset(
     before = [json.loads(text) for text in all_events(conn, store_id)]  # what a pull returns
 
     # the drill: the store's DynamoDB items are lost ...
-    cli_json(
-        capsys,
-        "backend",
-        "delete",
-        "--store",
-        store_id,
-        "--yes",
-        "--grace",
-        "0",
-        "--keep-archive",
-        *options(t),
-    )
+    delete_keeping_archive(capsys, store_id, t)
     assert items_of(conn, store_id) == []
     # ... and restored from S3, under the same backend id
     code, out, err = cli(capsys, "backend", "restore", "--store", store_id, *options(t))

@@ -9,6 +9,8 @@ import threading
 import time
 from typing import Any
 
+import pytest
+
 from stratasync.storage.subscriptions import (
     SendFailedError,
     SendThrottledError,
@@ -350,7 +352,7 @@ def test_disconnect_forgets_the_connection(harness: Harness) -> None:
 # -- crashes at every step ---------------------------------------------------------------------
 
 
-def _crashing_fan_out(harness: Harness, crash_at: int) -> int:
+def _crashing_fan_out(harness: Harness, crash_at: int, after: int | None = None) -> int:
     """Run a fan-out that dies at its ``crash_at``-th side effect (before or after each claim,
     send, release, close, forget); returns how many side effects it saw."""
     steps = 0
@@ -382,7 +384,7 @@ def _crashing_fan_out(harness: Harness, crash_at: int) -> int:
     harness.live.subscriptions = Crashing(subscriptions, {"claim", "release", "remove_connection"})  # type: ignore[assignment]
     harness.live.gateway = Crashing(gateway, {"post", "close"})  # type: ignore[assignment]
     try:
-        harness.live.fan_out(harness.store_id)
+        harness.live.fan_out(harness.store_id, after=after)
     except Crash:
         pass
     finally:
@@ -404,20 +406,24 @@ def _crash_scenario(harness: Harness) -> list[tuple[str, str, int]]:
     return [(first.connection_id, "1", 3), (second.connection_id, "2", 0), (second.connection_id, "3", 5)]
 
 
-def test_exactly_once_under_a_crash_at_every_step_of_a_fan_out(make_harness: MakeHarness) -> None:
+@pytest.mark.parametrize("after", [None, 5], ids=["no-hint", "stream-hint"])
+def test_exactly_once_under_a_crash_at_every_step_of_a_fan_out(
+    make_harness: MakeHarness, after: int | None
+) -> None:
     """A fan-out dies at each of its side effects in turn; the stream consumer's retry (twice)
     runs it again. Every pull then has each event once in order, and the ones whose connection
-    stayed open have all of them."""
+    stayed open have all of them. ``stream-hint``: the fan-out is given the records' lowest
+    parent (5), as the handler gives it, so the events are read beside the subscriptions."""
     probe = make_harness(send_concurrency=1)
     _crash_scenario(probe)
-    total = _crashing_fan_out(probe, crash_at=-1)
+    total = _crashing_fan_out(probe, crash_at=-1, after=after)
     assert total >= 12  # claim, post, release for each of 3 pulls, before and after each
     for crash_at in range(1, total + 1):
         harness = make_harness(send_concurrency=1)
         pulls = _crash_scenario(harness)
-        _crashing_fan_out(harness, crash_at)
-        harness.live.fan_out(harness.store_id)  # the batch is retried
-        harness.live.fan_out(harness.store_id)  # ... and redelivered once more
+        _crashing_fan_out(harness, crash_at, after)
+        harness.live.fan_out(harness.store_id, after=after)  # the batch is retried
+        harness.live.fan_out(harness.store_id, after=after)  # ... and redelivered once more
         for connection_id, request_id, cursor in pulls:
             seqs = harness.gateway.seqs(connection_id, request_id)
             if connection_id in harness.gateway.closed:
