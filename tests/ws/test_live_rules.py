@@ -7,6 +7,7 @@ import json
 import queue
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -285,11 +286,11 @@ def test_a_send_of_unknown_outcome_closes_the_connection(harness: Harness) -> No
     assert harness.subscriptions.connection(connection.connection_id) is None
 
 
-def test_a_claim_found_on_a_subscription_closes_it(harness: Harness) -> None:
+def test_an_expired_claim_found_on_a_subscription_closes_it(harness: Harness) -> None:
     connection = harness.connect()
     harness.live_pull(connection)
     key = SubscriptionKey(harness.store_id, connection.connection_id, "1")
-    assert harness.subscriptions.claim(key, 0, 1)  # a sender that died mid-send
+    assert harness.subscriptions.claim(key, 0, 1, int(time.time() * 1000) - 1)  # died mid-send
     harness.push(1, 1)
     report = harness.live.fan_out(harness.store_id)
     assert report.closed == {connection.connection_id}
@@ -352,9 +353,23 @@ def test_disconnect_forgets_the_connection(harness: Harness) -> None:
 # -- crashes at every step ---------------------------------------------------------------------
 
 
+def _dead_by_now(harness: Harness) -> int:
+    """The deadline of an invocation whose claims have run out by now (it died, and its time is up)."""
+    return int(time.time() * 1000) - harness.settings.lease_margin_ms - 1
+
+
 def _crashing_fan_out(harness: Harness, crash_at: int, after: int | None = None) -> int:
-    """Run a fan-out that dies at its ``crash_at``-th side effect (before or after each claim,
-    send, release, close, forget); returns how many side effects it saw."""
+    """Run a stream's fan-out that dies at its ``crash_at``-th side effect (before or after each
+    claim, send, release, close, forget); returns how many side effects it saw."""
+    return _crashing(
+        harness,
+        crash_at,
+        lambda: harness.live.fan_out(harness.store_id, after=after, deadline_ms=_dead_by_now(harness)),
+    )
+
+
+def _crashing(harness: Harness, crash_at: int, run: Callable[[], object]) -> int:
+    """Run ``run`` (a sender) dying at its ``crash_at``-th side effect; how many it saw."""
     steps = 0
     subscriptions, gateway = harness.subscriptions, harness.gateway
 
@@ -384,7 +399,7 @@ def _crashing_fan_out(harness: Harness, crash_at: int, after: int | None = None)
     harness.live.subscriptions = Crashing(subscriptions, {"claim", "release", "remove_connection"})  # type: ignore[assignment]
     harness.live.gateway = Crashing(gateway, {"post", "close"})  # type: ignore[assignment]
     try:
-        harness.live.fan_out(harness.store_id, after=after)
+        run()
     except Crash:
         pass
     finally:

@@ -47,8 +47,21 @@ class LiveSettings:
     send_retry_seconds: float = 2.0
     #: Subscriptions the fan-out sends to at once (each one's messages stay in order).
     send_concurrency: int = 8
-    #: Fan-out passes per store while claims are contended.
+    #: Passes of the push path's fan-out while claims are contended (the stream's fan-out
+    #: keeps trying until its deadline).
     max_fan_out_rounds: int = 5
+    #: What an invocation keeps of its time for closing and answering: sending and waiting stop
+    #: this long before its deadline.
+    deadline_margin_ms: int = 2_000
+    #: When a fan-out's caller gives no deadline (tests, tools), its invocation is taken to end
+    #: this long after it starts (the fanout function's timeout).
+    fan_out_seconds: float = 30.0
+    #: A push fans its batch out itself, right after the commit (the stream's fan-out stays the
+    #: safety net); off: only the stream's fan-out sends.
+    push_fan_out: bool = True
+    #: A store with more live subscriptions than this is left to the stream's fan-out (so that a
+    #: push's answer never waits for a large room).
+    push_fan_out_max_subscriptions: int = 32
 
 
 class LiveConnections:

@@ -1,13 +1,23 @@
 """The fan-out: every commit brought to every live subscription of its store, once and in order.
 
-**The fan-out** (:meth:`FanOut.fan_out`, the DynamoDB stream consumer, per store with new
-commits) reads the store's subscriptions and its head (both strongly consistent) and brings
-each live subscription from its ``sent_seq`` to the head: it *claims* the range first
-(conditional on ``sent_seq`` and no other claim), sends it in order, then releases the claim and
-moves ``sent_seq``. What it cannot be sure about it does not guess at: it *closes the connection*
-(``DELETE @connections``) and the client reconnects and pulls again from its real cursor:
+Two senders do it, with the same rules:
 
-* a claim found on a subscription (a sender died mid-send, or another fan-out is sending);
+* **the push** (:meth:`FanOut.publish`), right after its commit, with the batch's events in hand:
+  no stream hop and no read of the events. It is an optimisation only: it never fails the push,
+  waits for other senders only briefly, and leaves a store with many live subscriptions alone;
+* **the stream's fan-out** (:meth:`FanOut.fan_out`, the DynamoDB stream consumer, per store with
+  new commits), the safety net: it does not return until every live subscription is at the head
+  it read, or closed; a subscription the push brought there already is skipped.
+
+A round reads the store's subscriptions and its head (both strongly consistent) and brings each
+live subscription from its ``sent_seq`` to the head: it *claims* the range first (conditional on
+``sent_seq`` and no other claim, until a time by which this invocation is certainly dead), sends
+it in order, then releases the claim and moves ``sent_seq``. A claim found on a subscription is
+another sender at work: it is waited for until it is released or its time is up. What a sender
+cannot be sure about it does not guess at: it *closes the connection* (``DELETE @connections``)
+and the client reconnects and pulls again from its real cursor:
+
+* a claim whose time is up (its sender died mid-send);
 * a catch-up whose lease ran out (its Lambda is certainly dead);
 * a send that failed in a way that leaves delivery unknown;
 * a connection of the store that has held no subscription for ``orphan_grace_seconds`` (its
@@ -29,6 +39,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from stratasync.core.live_connections import LiveConnections
+from stratasync.core.service import PushResult
+from stratasync.protocol.errors import StratasyncError
 from stratasync.protocol.limits import MAX_PULL_EVENTS_PER_CHUNK
 from stratasync.protocol.rpc import PullPage, encode_pull_item
 from stratasync.protocol.ws import encode_chunk
@@ -43,11 +55,24 @@ from stratasync.storage.subscriptions import (
 # The live-sync rules log as one (stratasync.core.live).
 logger = logging.getLogger("stratasync.core.live")
 
-__all__ = ["Delivery", "FanOut", "FanOutReport", "paginate"]
+__all__ = ["Delivery", "FanOut", "FanOutReport", "SenderBusyError", "paginate"]
 
 #: Reads the events of a fan-out while its subscriptions are read (one per process suffices:
 #: a fan-out waits for its read before the next one starts).
 _PREFETCH = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fan-out-read")
+
+#: The pauses between rounds while another sender holds a claim: doubling from the first to the
+#: longest (a claim lasts one send per message, milliseconds).
+_FIRST_PAUSE_SECONDS = 0.005
+_LONGEST_PAUSE_SECONDS = 0.05
+
+#: Items ``(seqNum, encoded PullResponse item)`` in order.
+Items = Sequence[tuple[int, str]]
+
+
+class SenderBusyError(StratasyncError):
+    """Another sender still held a claim on a subscription when this invocation ran out of time
+    (the stream consumer retries the batch)."""
 
 
 class Delivery(Enum):
@@ -55,6 +80,14 @@ class Delivery(Enum):
     CLAIM_LOST = "claim_lost"
     CLOSED = "closed"
     GONE = "gone"
+
+
+class _Round(Enum):
+    DONE = "done"
+    #: A claim was lost (another sender moved a subscription meanwhile): read again at once.
+    AGAIN = "again"
+    #: Another sender holds a claim the round needs released: read again after a pause.
+    WAIT = "wait"
 
 
 @dataclass
@@ -69,6 +102,10 @@ class FanOutReport:
     closed: set[str] = field(default_factory=set)
     gone: set[str] = field(default_factory=set)
     rounds: int = 0
+    #: Rounds that found another sender's claim and waited for it.
+    waits: int = 0
+    #: The push path left the store to the stream's fan-out (too many subscriptions, or an error).
+    skipped: bool = False
 
 
 def paginate(
@@ -92,36 +129,132 @@ def paginate(
 class FanOut(LiveConnections):
     """The fan-out of live sync (see the module docstring)."""
 
-    def fan_out(self, store_id: str, after: int | None = None) -> FanOutReport:
-        """Bring every live subscription of the store to its head (see the module docstring).
+    def fan_out(
+        self, store_id: str, after: int | None = None, *, deadline_ms: int | None = None
+    ) -> FanOutReport:
+        """The stream's fan-out: bring every live subscription of the store to its head (see the
+        module docstring), waiting for other senders' claims.
 
         ``after``: where the new commits start (the lowest parent of the stream's commit records),
         a hint. The events after it are read while the subscriptions are, not after: the usual
         live subscription sits there, so delivery waits for one storage read instead of two. A
-        subscription behind ``after`` gets the general read.
+        subscription behind ``after`` gets the general read. ``deadline_ms``: when this invocation
+        ends (epoch ms; default: ``fan_out_seconds`` from now).
 
         Raises :class:`~stratasync.storage.base.StorageError` or :class:`SendError` (a connection
-        that could not be closed) after doing what it could: the stream consumer's retry of the
-        batch then finishes the job (a subscription at the head is skipped)."""
+        that could not be closed) after doing what it could, and :class:`SenderBusyError` when
+        another sender's claim outlasted the invocation: the stream consumer's retry of the batch
+        then finishes the job (a subscription at the head is skipped)."""
+        if deadline_ms is None:
+            deadline_ms = self._now_ms() + int(self.settings.fan_out_seconds * 1000)
         report = FanOutReport(store_id)
         errors: list[Exception] = []
-        for _ in range(self.settings.max_fan_out_rounds):
-            report.rounds += 1
-            if not self._fan_out_round(store_id, report, errors, after if report.rounds == 1 else None):
-                break
+        outcome = self._fan_out(store_id, report, errors, after, None, deadline_ms, max_rounds=None)
         if errors:
             raise errors[0]
+        if outcome is not _Round.DONE:
+            raise SenderBusyError(
+                f"store {store_id!r}: another sender still held a claim after {report.rounds} rounds"
+            )
         return report
 
+    def publish(self, store_id: str, pushed: PushResult, *, deadline_ms: int) -> FanOutReport | None:
+        """The push path's fan-out: right after a commit, bring the live subscriptions to its last
+        event with the batch's events in hand (no stream hop, no read of the events).
+
+        Never raises: whatever it leaves undone (a store with more than
+        ``push_fan_out_max_subscriptions`` live subscriptions, a claim held by another sender
+        beyond ``max_fan_out_rounds`` short waits, a storage error) the stream's fan-out does.
+        ``deadline_ms``: when the push's invocation ends (its claims last until then, plus a
+        margin). None when it did nothing: ``push_fan_out`` is off, or the push was a retry of a
+        committed batch (its first invocation published it)."""
+        if not self.settings.push_fan_out or pushed.already_committed or not pushed.batch:
+            return None
+        known = [(seq, encode_pull_item(text, pushed.committed_at)) for seq, text in pushed.batch]
+        report = FanOutReport(store_id)
+        errors: list[Exception] = []
+        try:
+            outcome = self._fan_out(
+                store_id,
+                report,
+                errors,
+                pushed.parent,
+                known,
+                deadline_ms,
+                max_rounds=self.settings.max_fan_out_rounds,
+                max_subscriptions=self.settings.push_fan_out_max_subscriptions,
+            )
+        except Exception as error:
+            errors.append(error)
+            outcome = _Round.AGAIN
+        if errors:
+            report.skipped = True
+            logger.warning(
+                "the push's fan-out failed: the stream's fan-out takes over",
+                extra={"store_id": store_id, "error": f"{type(errors[0]).__name__}: {errors[0]}"},
+            )
+        elif outcome is not _Round.DONE:
+            logger.info(
+                "the push's fan-out left contended subscriptions to the stream", extra={"store_id": store_id}
+            )
+        return report
+
+    def _fan_out(
+        self,
+        store_id: str,
+        report: FanOutReport,
+        errors: list[Exception],
+        after: int | None,
+        known: Items | None,
+        deadline_ms: int,
+        *,
+        max_rounds: int | None,
+        max_subscriptions: int | None = None,
+    ) -> _Round:
+        """Rounds until one is done, or ``max_rounds``, or the deadline (less its margin)."""
+        stop_at_ms = deadline_ms - self.settings.deadline_margin_ms
+        pause = _FIRST_PAUSE_SECONDS
+        while True:
+            report.rounds += 1
+            hint = after if known is not None or report.rounds == 1 else None
+            outcome = self._fan_out_round(
+                store_id, report, errors, hint, known, deadline_ms, max_subscriptions
+            )
+            if outcome is _Round.DONE or errors:
+                return outcome
+            if max_rounds is not None and report.rounds >= max_rounds:
+                return outcome
+            if outcome is _Round.WAIT:
+                if self._now_ms() + pause * 1000 >= stop_at_ms:
+                    return outcome
+                report.waits += 1
+                self._sleep(pause)
+                pause = min(pause * 2, _LONGEST_PAUSE_SECONDS)
+            elif self._now_ms() >= stop_at_ms:
+                return outcome
+
     def _fan_out_round(
-        self, store_id: str, report: FanOutReport, errors: list[Exception], after: int | None
-    ) -> bool:
-        """One pass; True when a claim was lost (another sender moved a subscription meanwhile)."""
+        self,
+        store_id: str,
+        report: FanOutReport,
+        errors: list[Exception],
+        after: int | None,
+        known: Items | None,
+        deadline_ms: int,
+        max_subscriptions: int | None,
+    ) -> _Round:
+        """One pass. ``known``: the events after ``after`` as far as the caller has them (the
+        push path's batch), else they are read (beside the subscriptions when ``after`` is given)."""
         now_ms = self._now_ms()
         prefetch: Future[list[tuple[int, str]] | None] | None = None
-        if after is not None:
+        if after is not None and known is None:
             prefetch = _PREFETCH.submit(self._read_backlog, store_id, after)
         listeners = self.subscriptions.listeners(store_id)  # a failure leaves the read to finish
+        if max_subscriptions is not None and max_subscriptions < sum(
+            1 for sub in listeners.subscriptions if sub.status is SubscriptionStatus.LIVE
+        ):
+            report.skipped = True
+            return _Round.DONE  # a large room: the stream's fan-out serves it
         lock = threading.Lock()
 
         def close(connection_id: str, why: str) -> None:
@@ -145,39 +278,51 @@ class FanOut(LiveConnections):
         for connection in listeners.connections:
             if connection.connection_id not in subscribed and now_ms - connection.connected_at_ms > grace_ms:
                 close(connection.connection_id, "no live pull")
+        # Another sender's claim up to ``sending``: the push path need not wait for one that goes
+        # as far as its batch (the stream's fan-out checks that it was released); nor for one on a
+        # subscription it leaves to the general read.
+        known_head = known[-1][0] if known else None
         live: list[Subscription] = []
+        busy = False
         for sub in listeners.subscriptions:
             if sub.status is SubscriptionStatus.CATCHUP:
                 if sub.lease_until_ms is not None and sub.lease_until_ms < now_ms:
                     close(sub.key.connection_id, "catch-up owner died")
             elif sub.status is SubscriptionStatus.LIVE:
-                if sub.sending is not None:
-                    close(sub.key.connection_id, "a send was claimed by another sender")
-                else:
+                if sub.sending is None:
                     live.append(sub)
+                elif sub.claim_expired(now_ms):
+                    close(sub.key.connection_id, "a sender died mid-send")
+                elif known_head is None or sub.sending < known_head:
+                    busy = True
+        waiting = _Round.WAIT if busy else _Round.DONE
         live = [sub for sub in live if sub.key.connection_id not in report.closed]
         if not live:
-            return False  # a read under way is left to finish (nobody needs it)
-        prefetched = prefetch.result() if prefetch is not None else None
+            return waiting  # a read under way is left to finish (nobody needs it)
         # The events after the lowest sent_seq, read once for all. A subscription ahead of the
         # last one read (live since it was read) is not behind, so it is skipped.
         low = min(sub.sent_seq for sub in live)
-        if prefetched is not None and after is not None and low >= after:
-            items = [item for item in prefetched if item[0] > low]
+        if known is not None and after is not None and low >= after:
+            items: Items = [item for item in known if item[0] > low]
         else:
-            items, live = self._backlog(store_id, live, close)
+            prefetched = prefetch.result() if prefetch is not None else None
+            if prefetched is not None and after is not None and low >= after:
+                items = [item for item in prefetched if item[0] > low]
+            else:
+                items, live = self._backlog(store_id, live, close)
         if not items:
-            return False  # nothing after the lowest sent_seq: everyone is at the head
+            return waiting  # nothing after the lowest sent_seq: everyone is at the head
         head = items[-1][0]
         report.head = max(report.head, head)
         behind = [sub for sub in live if sub.sent_seq < head]
         if not behind:
-            return False
+            return waiting
         lost = False
+        until_ms = deadline_ms + self.settings.lease_margin_ms
 
         def deliver(sub: Subscription) -> None:
             nonlocal lost
-            outcome, events, messages = self._deliver(sub, head, items)
+            outcome, events, messages = self._deliver(sub, head, items, until_ms)
             with lock:
                 report.events_sent += events
                 report.messages_sent += messages
@@ -199,7 +344,7 @@ class FanOut(LiveConnections):
                         result.result()
                     except Exception as error:
                         errors.append(error)
-        return lost
+        return _Round.AGAIN if lost else waiting
 
     def _backlog(
         self, store_id: str, behind: list[Subscription], close: Callable[[str, str], None]
@@ -260,11 +405,11 @@ class FanOut(LiveConnections):
         yield from store.read(store_id, expected)
 
     def _deliver(
-        self, sub: Subscription, head: int, items: Sequence[tuple[int, str]]
+        self, sub: Subscription, head: int, items: Items, until_ms: int
     ) -> tuple[Delivery, int, int]:
-        """Claim, send (sent_seq, head] in order, release."""
+        """Claim (until ``until_ms``), send (sent_seq, head] in order, release."""
         key = sub.key
-        if not self.subscriptions.claim(key, sub.sent_seq, head):
+        if not self.subscriptions.claim(key, sub.sent_seq, head, until_ms):
             return Delivery.CLAIM_LOST, 0, 0
         mine = [item for item in items if sub.sent_seq < item[0] <= head]
         backend_id = self.service.store.backend_id(key.store_id)

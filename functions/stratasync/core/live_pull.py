@@ -105,7 +105,7 @@ class LivePulls(LiveConnections):
             stream.close()  # interrupted before it began
             return PullSent(0, 0)
         # Stop sending a little before the deadline, so closing still fits in the invocation.
-        send_until = deadline_ms - 2_000
+        send_until = deadline_ms - self.settings.deadline_margin_ms
         events = messages = 0
         try:
             try:

@@ -45,6 +45,9 @@ class PushResult:
     #: When the batch was committed (``createdAt`` of its events): where commit-to-fan-out lag is
     #: measured from (the live transports' metric).
     committed_at: str = ""
+    #: The batch's events as committed: ``(seqNum, event JSON)``, in order (the push path's
+    #: fan-out sends them without reading them back).
+    batch: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass
@@ -133,6 +136,7 @@ class SyncService:
             parent=batch.parent_seq_num,
             raw_bytes=sum(len(text.encode()) for text in encoded),
             committed_at=batch.created_at,
+            batch=tuple(batch.events),
         )
 
     def pull(

@@ -3,7 +3,8 @@
 Transport-neutral like :mod:`stratasync.core.endpoint`: the Lambda handler (and tests) call
 :func:`handle_connect` for ``$connect`` and :func:`handle_message` for every other message.
 
-* ``SyncWsRpc.Push`` is the HTTP push (:meth:`SyncService.push`), answered with its ``Exit``:
+* ``SyncWsRpc.Push`` is the HTTP push (:meth:`SyncService.push`), fanned out to the live pulls
+  (:meth:`LiveSync.publish`, the stream's fan-out being the safety net), then answered with its ``Exit``:
   always an ``Exit``, typed (``ServerAheadError``, ``BackendIdMismatchError``, ``UnknownError``
   with ``InvalidRequestError`` and friends in ``cause.name``), never a Die or a Defect.
 * ``SyncWsRpc.Pull`` with ``live: false``: the stored pages, then an ``Exit``; with ``live:
@@ -140,6 +141,9 @@ def _request(live: LiveSync, connection_id: str, request: RpcRequest, deadline_m
         admit(service, payload, store_id, {})
         if isinstance(payload, PushPayload):
             pushed = service.push(store_id, payload)
+            # Fanned out before the answer: the other clients wait for the events, the pusher's
+            # next push can wait a few milliseconds more (it gets its echo either way).
+            live.publish(store_id, pushed, deadline_ms=deadline_ms)
             live.send(connection_id, encode_exit_success(request.id, {}))
             return MessageOutcome("Request", request.tag, store_id, push=pushed)
         connection = live.subscriptions.connection(connection_id)

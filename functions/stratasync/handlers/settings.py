@@ -65,6 +65,14 @@ class Settings(BaseModel):
     connections_table: str | None = Field(default=None, min_length=3, max_length=255)
     #: The ``@connections`` endpoint, ``https://{api}.execute-api.{region}.amazonaws.com/{stage}``.
     ws_endpoint: str | None = None
+    #: A push fans its batch out to the live pulls itself, the stream's fan-out being the safety
+    #: net (on the sync and ws functions, given the connections table and the endpoint).
+    push_fan_out: bool = True
+
+    @property
+    def publishes_pushes(self) -> bool:
+        """A push of this function fans out itself (live sync is configured and not switched off)."""
+        return bool(self.ws_enabled and self.connections_table and self.ws_endpoint and self.push_fan_out)
 
     @field_validator("ws_endpoint")
     @classmethod

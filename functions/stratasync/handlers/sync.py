@@ -1,7 +1,9 @@
 """The sync endpoint behind API Gateway HTTP API (payload 2.0): ``POST /`` speaks sync-cf HTTP;
 ``GET /archive`` lists archived segments with presigned URLs (fast bootstrap, README).
 
-SAM/CDK: ``Handler: stratasync.handlers.sync.lambda_handler`` with ``STRATASYNC_TABLE_NAME`` set.
+SAM/CDK: ``Handler: stratasync.handlers.sync.lambda_handler`` with ``STRATASYNC_TABLE_NAME`` set;
+with live sync (``STRATASYNC_WS_ENABLED``, ``STRATASYNC_CONNECTIONS_TABLE``, ``STRATASYNC_WS_ENDPOINT``)
+a push is fanned out to the store's live WebSocket pulls before it is answered.
 What requests are served with comes from :func:`stratasync.handlers.wiring.get_backend`, built from
 the environment once per execution environment (in Lambda at init, so SnapStart snapshots it).
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -23,7 +26,7 @@ from stratasync.core import RpcResponse, handle_rpc
 from stratasync.core.manifest import handle_manifest
 from stratasync.core.sealing import ArchivePolicy, archive_lag, hot_events
 from stratasync.handlers.observability import ARCHIVE_LAG_METRIC, make_metrics, make_tracer
-from stratasync.handlers.wiring import Backend, get_backend, register_snapshot_hooks
+from stratasync.handlers.wiring import Backend, get_backend, get_publisher, register_snapshot_hooks
 from stratasync.protocol.errors import ServerAheadError
 from stratasync.storage.base import StorageError
 
@@ -64,6 +67,11 @@ def sync_rpc() -> Response[str]:
         headers={name.lower(): value for name, value in (event.headers or {}).items()},
     )
     _observe(result)
+    publisher = get_publisher() if result.push is not None else None
+    if publisher is not None and result.push is not None and result.store_id is not None:
+        # The live pulls get the batch now, before the answer (the stream's fan-out is the net).
+        deadline_ms = int(time.time() * 1000) + app.lambda_context.get_remaining_time_in_millis()
+        publisher.publish(result.store_id, result.push, deadline_ms=deadline_ms)
     trigger = backend.archive_trigger
     if (
         result.push is not None

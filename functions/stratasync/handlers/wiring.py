@@ -12,7 +12,7 @@ import functools
 import random
 from dataclasses import dataclass
 
-from stratasync.core.live import LiveSync
+from stratasync.core.live import LiveSettings, LiveSync
 from stratasync.core.sealing import ArchivePolicy, Archiver
 from stratasync.core.service import SyncService
 from stratasync.handlers.settings import Settings
@@ -88,8 +88,9 @@ class LiveBackend:
     live: LiveSync
 
 
-def build_live(settings: Settings) -> LiveBackend:
-    """The ws and fanout functions' objects: the backend, the connections table, ``@connections``."""
+def build_live(settings: Settings, backend: Backend | None = None) -> LiveBackend:
+    """The ws and fanout functions' objects: the backend (``backend``, or one built from the
+    settings), the connections table, ``@connections``."""
     missing = [
         name
         for name, value in (
@@ -107,14 +108,19 @@ def build_live(settings: Settings) -> LiveBackend:
         )
     assert settings.connections_table is not None
     assert settings.ws_endpoint is not None
-    backend = build_backend(settings)
+    backend = backend or build_backend(settings)
     subscriptions = DynamoDBSubscriptionStorage(
         settings.connections_table,
         settings.table_name,
         make_client(settings.dynamodb_endpoint),
         time_budget_seconds=settings.storage_time_budget_seconds,
     )
-    live = LiveSync(backend.service, subscriptions, ApiGatewayConnections(settings.ws_endpoint))
+    live = LiveSync(
+        backend.service,
+        subscriptions,
+        ApiGatewayConnections(settings.ws_endpoint),
+        LiveSettings(push_fan_out=settings.push_fan_out),
+    )
     return LiveBackend(backend, live)
 
 
@@ -138,9 +144,16 @@ def get_backend() -> Backend:
 
 @functools.cache
 def get_live() -> LiveBackend:
-    """The ws and fanout functions' live sync, built from the environment once per execution
-    environment."""
-    return build_live(Settings.from_env())
+    """The ws and fanout functions' live sync (over :func:`get_backend`'s backend), built from the
+    environment once per execution environment."""
+    return build_live(Settings.from_env(), get_backend())
+
+
+def get_publisher() -> LiveSync | None:
+    """The sync function's live sync, when its pushes fan out themselves (``Settings.
+    publishes_pushes``); None otherwise."""
+    backend = get_backend()
+    return get_live().live if backend.settings.publishes_pushes else None
 
 
 @functools.cache
@@ -161,12 +174,9 @@ def after_snapshot_restore() -> None:
     storage adapters retry that. ``uuid4`` and ``secrets`` read the OS's randomness.
     """
     random.seed()
-    if get_backend.cache_info().currsize:
+    if get_backend.cache_info().currsize:  # live sync serves with the same backend
         backend = get_backend()
         backend.service.access = backend.settings.access_control()
-    if get_live.cache_info().currsize:
-        live = get_live().backend
-        live.service.access = live.settings.access_control()
 
 
 def register_snapshot_hooks() -> None:

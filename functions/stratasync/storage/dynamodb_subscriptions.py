@@ -8,7 +8,8 @@ One table (``pk``/``sk`` strings, TTL attribute ``expiresAt``), items by key:
   so the fan-out sees in one query the connections that hold no subscription.
 * ``store#<store id>`` / ``sub#<connection id>#<request id>`` - a subscription: ``st`` (catchup,
   live, interrupted), ``sent`` (its ``sent_seq``), ``lease`` (epoch ms, catch-up only),
-  ``sending`` (the target of a claimed send).
+  ``sending`` (the target of a claimed send) and ``sendingUntil`` (epoch ms: its sender is
+  certainly dead by then).
 
 Every write that moves a subscription is conditional on the state it moves from, so concurrent
 Lambdas cannot both win. :meth:`go_live` is a ``TransactWriteItems`` of a ``ConditionCheck`` on
@@ -71,6 +72,7 @@ def _subscription(store_id: str, item: Item) -> Subscription:
         int(item["sent"]["N"]),
         lease_until_ms=int(item["lease"]["N"]) if "lease" in item else None,
         sending=int(item["sending"]["N"]) if "sending" in item else None,
+        sending_until_ms=int(item["sendingUntil"]["N"]) if "sendingUntil" in item else None,
     )
 
 
@@ -275,22 +277,23 @@ class DynamoDBSubscriptionStorage(SubscriptionStorage):
                 continue
             return Handoff.LIVE
 
-    def claim(self, key: SubscriptionKey, sent_seq: int, target: int) -> bool:
+    def claim(self, key: SubscriptionKey, sent_seq: int, target: int, until_ms: int) -> bool:
         return self._update(
             key,
-            "SET sending = :target",
+            "SET sending = :target, sendingUntil = :until",
             "#st = :live AND sent = :sent AND attribute_not_exists(sending) AND expiresAt >= :now",
             {
                 ":live": {"S": SubscriptionStatus.LIVE.value},
                 ":sent": {"N": str(sent_seq)},
                 ":target": {"N": str(target)},
+                ":until": {"N": str(until_ms)},
             },
         )
 
     def release(self, key: SubscriptionKey, target: int) -> bool:
         return self._update(
             key,
-            "SET sent = :target REMOVE sending",
+            "SET sent = :target REMOVE sending, sendingUntil",
             "sending = :target AND #st = :live",
             {":live": {"S": SubscriptionStatus.LIVE.value}, ":target": {"N": str(target)}},
         )

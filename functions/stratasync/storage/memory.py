@@ -331,7 +331,7 @@ class InMemorySubscriptionStorage(SubscriptionStorage):
             self._subscriptions[key] = (live, self._subscriptions[key][1])
             return Handoff.LIVE
 
-    def claim(self, key: SubscriptionKey, sent_seq: int, target: int) -> bool:
+    def claim(self, key: SubscriptionKey, sent_seq: int, target: int, until_ms: int) -> bool:
         with self._lock:
             current = self._get(key)
             if (
@@ -341,7 +341,9 @@ class InMemorySubscriptionStorage(SubscriptionStorage):
                 or current.sending is not None
             ):
                 return False
-            claimed = Subscription(key, SubscriptionStatus.LIVE, sent_seq, sending=target)
+            claimed = Subscription(
+                key, SubscriptionStatus.LIVE, sent_seq, sending=target, sending_until_ms=until_ms
+            )
             self._subscriptions[key] = (claimed, self._subscriptions[key][1])
             return True
 

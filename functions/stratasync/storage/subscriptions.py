@@ -8,8 +8,10 @@ client process, not per connection). A subscription is in one of three states:
   until a time by which it is certainly dead (its invocation's deadline plus a margin). Nobody
   else sends to it. It ends with :meth:`SubscriptionStorage.go_live`.
 * ``live`` - the fan-out sends every new commit to it. ``sent_seq`` is the last event sent; a
-  sender first *claims* the range it will send (``sending``), sends it, then *releases* the claim
-  and moves ``sent_seq`` on. A claim found by anyone else means a sender died mid-send.
+  sender first *claims* the range it will send (``sending``), until a time by which it is
+  certainly dead (``sending_until_ms``: its invocation's deadline plus a margin), sends it, then
+  *releases* the claim and moves ``sent_seq`` on. Another sender that finds a claim before that
+  time waits for it; after it, the claimant died mid-send.
 * ``interrupted`` - the client interrupted the pull (kept as a tombstone, so a Pull that arrives
   after its Interrupt does not subscribe).
 
@@ -62,13 +64,20 @@ class Connection:
 @dataclass(frozen=True)
 class Subscription:
     """A subscription as stored: ``sent_seq`` is the last event its client was sent;
-    ``lease_until_ms`` the catch-up owner's lease; ``sending`` the target of a claimed send."""
+    ``lease_until_ms`` the catch-up owner's lease; ``sending`` the target of a claimed send and
+    ``sending_until_ms`` the time by which its sender is certainly dead (None: a claim written
+    before claims had one, taken as expired)."""
 
     key: SubscriptionKey
     status: SubscriptionStatus
     sent_seq: int
     lease_until_ms: int | None = None
     sending: int | None = None
+    sending_until_ms: int | None = None
+
+    def claim_expired(self, now_ms: int) -> bool:
+        """True when a claim is on it and its sender is certainly dead by ``now_ms``."""
+        return self.sending is not None and (self.sending_until_ms is None or self.sending_until_ms < now_ms)
 
 
 class Handoff(Enum):
@@ -123,9 +132,10 @@ class SubscriptionStorage(ABC):
         subscription is still in catch-up, make it live at ``sent_seq``."""
 
     @abstractmethod
-    def claim(self, key: SubscriptionKey, sent_seq: int, target: int) -> bool:
-        """Claim the send of the events after ``sent_seq`` up to ``target``: only if the
-        subscription is live at ``sent_seq`` with no claim on it. False: nothing written."""
+    def claim(self, key: SubscriptionKey, sent_seq: int, target: int, until_ms: int) -> bool:
+        """Claim the send of the events after ``sent_seq`` up to ``target``, for a sender that
+        is certainly dead by ``until_ms`` (epoch ms): only if the subscription is live at
+        ``sent_seq`` with no claim on it. False: nothing written."""
 
     @abstractmethod
     def release(self, key: SubscriptionKey, target: int) -> bool:

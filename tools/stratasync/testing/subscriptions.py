@@ -29,6 +29,11 @@ def _later() -> int:
     return int(time.time()) + 3600
 
 
+def _claim_until() -> int:
+    """A claim's time (epoch ms) a minute from now."""
+    return int(time.time() * 1000) + 60_000
+
+
 class SubscriptionStorageConformance(ABC):
     """Behaviour every SubscriptionStorage adapter must show."""
 
@@ -206,17 +211,35 @@ class SubscriptionStorageConformance(ABC):
     def test_claim_then_release(self, subs: SubscriptionStorage, store_id: str) -> None:
         key = self.key(self.connect(subs, store_id))
         self.live_at(subs, key, 2)
-        assert not subs.claim(key, 1, 5)  # not at that sent_seq
-        assert subs.claim(key, 2, 5)
-        assert not subs.claim(key, 2, 5)  # claimed already
+        until = _claim_until()
+        assert not subs.claim(key, 1, 5, until)  # not at that sent_seq
+        assert subs.claim(key, 2, 5, until)
+        assert not subs.claim(key, 2, 5, until + 1)  # claimed already
         [sub] = subs.listeners(store_id).subscriptions
-        assert (sub.sent_seq, sub.sending) == (2, 5)
+        assert (sub.sent_seq, sub.sending, sub.sending_until_ms) == (2, 5, until)
+        assert not sub.claim_expired(until) and sub.claim_expired(until + 1)
         assert not subs.release(key, 4)  # not that claim
         assert subs.release(key, 5)
         assert not subs.release(key, 5)
         [sub] = subs.listeners(store_id).subscriptions
-        assert (sub.status, sub.sent_seq, sub.sending) == (SubscriptionStatus.LIVE, 5, None)
-        assert subs.claim(key, 5, 9)
+        assert (sub.status, sub.sent_seq, sub.sending, sub.sending_until_ms) == (
+            SubscriptionStatus.LIVE,
+            5,
+            None,
+            None,
+        )
+        assert not sub.claim_expired(2**62)
+        assert subs.claim(key, 5, 9, until)
+
+    def test_an_expired_claim_still_blocks_other_claims(self, subs: SubscriptionStorage, store_id: str) -> None:
+        """Only the fan-out decides what an expired claim means (it closes the connection): a
+        second claim on it would send a range the dead sender may have sent in part."""
+        key = self.key(self.connect(subs, store_id))
+        self.live_at(subs, key, 0)
+        assert subs.claim(key, 0, 3, int(time.time() * 1000) - 1)
+        assert not subs.claim(key, 0, 3, _claim_until())
+        [sub] = subs.listeners(store_id).subscriptions
+        assert sub.claim_expired(int(time.time() * 1000))
 
     def test_no_claim_on_a_catch_up_or_interrupted_subscription(
         self, subs: SubscriptionStorage, store_id: str
@@ -226,15 +249,15 @@ class SubscriptionStorageConformance(ABC):
         assert subs.open_subscription(catchup, 0, 1, _later())
         self.live_at(subs, interrupted, 0)
         subs.interrupt(interrupted, _later())
-        assert not subs.claim(catchup, 0, 3)
-        assert not subs.claim(interrupted, 0, 3)
+        assert not subs.claim(catchup, 0, 3, _claim_until())
+        assert not subs.claim(interrupted, 0, 3, _claim_until())
 
     def test_release_after_the_subscription_went_away(self, subs: SubscriptionStorage, store_id: str) -> None:
         connection = self.connect(subs, store_id)
         interrupted, removed = self.key(connection, "1"), self.key(connection, "2")
         for key in (interrupted, removed):
             self.live_at(subs, key, 0)
-            assert subs.claim(key, 0, 4)
+            assert subs.claim(key, 0, 4, _claim_until())
         subs.interrupt(interrupted, _later())
         subs.remove_subscription(removed)
         assert not subs.release(interrupted, 4)
@@ -251,7 +274,7 @@ class SubscriptionStorageConformance(ABC):
 
         def claim(adapter: SubscriptionStorage) -> bool:
             barrier.wait()
-            return adapter.claim(key, 0, 10)
+            return adapter.claim(key, 0, 10, _claim_until())
 
         with ThreadPoolExecutor(len(adapters)) as pool:
             results = list(pool.map(claim, adapters))
