@@ -6,7 +6,8 @@ composes them:
 * :mod:`~stratasync_infra.storage`: the eventlog table and the archive bucket;
 * :mod:`~stratasync_infra.auth`: the HS256 auth secret (created, given, or none);
 * :mod:`~stratasync_infra.functions`: the sync function and the archiver, their roles, log groups,
-  environment and settings, the archiver's dead-letter queue;
+  environment and settings, the archiver's dead-letter queue; and what a function needs to send to
+  live pulls (``live_access``: the sync function's with the WebSocket API, the live functions');
 * :mod:`~stratasync_infra.http_api`: the HTTP API with its CORS, throttling and access logs;
 * :mod:`~stratasync_infra.websocket_api` and :mod:`~stratasync_infra.live`: live sync over WebSocket
   (the API and its routes; the WebSocket function, and the fan-out from the eventlog's stream);
@@ -92,6 +93,8 @@ class Stratasync(Construct):
         self.packaging: Packaging = packaging or CdkPackaging()
         self.storage = Storage(self, "Storage", props, live=websocket)
         self.auth = AuthSecret(self, "Auth", props)
+        # The API first (it needs nothing): the sync function sends to its live pulls too.
+        self.websocket: WebSocketApi | None = WebSocketApi(self, "WebSocket") if websocket else None
         self.functions = Functions(
             self,
             "Functions",
@@ -99,13 +102,11 @@ class Stratasync(Construct):
             storage=self.storage,
             auth=self.auth,
             packaging=self.packaging,
-            websocket=websocket,
+            websocket_api=self.websocket,
         )
         self.http = HttpApi(self, "Http", props, sync=self.functions.sync)
-        self.websocket: WebSocketApi | None = None
         self.live: LiveSync | None = None
-        if websocket:
-            self.websocket = WebSocketApi(self, "WebSocket")
+        if self.websocket is not None:
             self.live = LiveSync(
                 self,
                 "Live",

@@ -1,4 +1,6 @@
-"""The HTTP sync function and the archiver: their roles, log groups, environment and settings."""
+"""The HTTP sync function and the archiver: their roles, log groups, environment and settings; and
+:func:`live_access`, what every function that sends to live pulls gets (the sync function with the
+WebSocket API, the WebSocket and fan-out functions: :mod:`~stratasync_infra.live`)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from stratasync_infra.packaging import DeployedFunction, FunctionSpec, Packaging
 from stratasync_infra.parts import Concern, log_group, policy_statement, text
 from stratasync_infra.props import StratasyncProps
 from stratasync_infra.storage import Storage
+from stratasync_infra.websocket_api import WebSocketApi
 
 SYNC_TABLE_ACTIONS = [
     "dynamodb:GetItem",
@@ -24,6 +27,16 @@ SYNC_TABLE_ACTIONS = [
     "dynamodb:BatchGetItem",
 ]
 ARCHIVE_TABLE_ACTIONS = [*SYNC_TABLE_ACTIONS, "dynamodb:BatchWriteItem"]
+#: The connections table, read and written (no Scan).
+CONNECTIONS_ACTIONS = [
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:Query",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:ConditionCheckItem",
+]
 
 
 def function_role(
@@ -68,9 +81,31 @@ def common_environment(props: StratasyncProps, storage: Storage) -> dict[str, st
     }
 
 
+def live_access(storage: Storage, websocket: WebSocketApi) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """What a function that sends to live pulls needs: its environment (the connections table, the
+    ``@connections`` endpoint, WebSocket limits on) and its statements (the connections table, and
+    ``execute-api:ManageConnections`` on this API's stage only)."""
+    connections = storage.connections
+    assert connections is not None, "Storage(live=True) has a connections table"
+    environment = {
+        "STRATASYNC_CONNECTIONS_TABLE": connections.table_name,
+        "STRATASYNC_WS_ENDPOINT": websocket.callback_url,
+        # Every event must fit one of the WebSocket API's 128 KB messages.
+        "STRATASYNC_WS_ENABLED": "true",
+    }
+    statements = [
+        policy_statement("Connections", CONNECTIONS_ACTIONS, connections.table_arn),
+        policy_statement("ManageConnections", "execute-api:ManageConnections", websocket.connections_arns()),
+    ]
+    return environment, statements
+
+
 class Functions(Concern):
     """``SyncFunction`` (the HTTP sync endpoint) and ``ArchiveFunction`` (invoked asynchronously by
-    it, failures to ``ArchiveDeadLetterQueue``), each with its own role and log group."""
+    it, failures to ``ArchiveDeadLetterQueue``), each with its own role and log group.
+
+    With ``websocket_api``, the sync function also gets :func:`live_access` (it sends each push it
+    commits to the store's live pulls; the fan-out from the stream is the safety net)."""
 
     def __init__(
         self,
@@ -81,7 +116,7 @@ class Functions(Concern):
         storage: Storage,
         auth: AuthSecret,
         packaging: Packaging,
-        websocket: bool = True,
+        websocket_api: WebSocketApi | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.dead_letters = sqs.Queue(
@@ -127,6 +162,9 @@ class Functions(Concern):
             ),
         )
 
+        live_environment, live_statements = (
+            live_access(storage, websocket_api) if websocket_api is not None else ({}, [])
+        )
         logs_ = log_group(self, "SyncFunctionLogGroup", props.log_retention_days)
         role = function_role(
             self,
@@ -139,6 +177,7 @@ class Functions(Concern):
                 policy_statement(
                     "TriggerArchiver", "lambda:InvokeFunction", self.archiver.alias.function_arn
                 ),
+                *live_statements,
                 cdk.Fn.condition_if(
                     auth.has_secret.logical_id,
                     policy_statement("AuthSecret", "secretsmanager:GetSecretValue", auth.resource),
@@ -162,8 +201,8 @@ class Functions(Concern):
             # The alias: the snapshot-started version, with its retries and dead-letter queue.
             "STRATASYNC_ARCHIVE_FUNCTION": self.archiver.alias.function_arn,
             "STRATASYNC_PRESIGN_EXPIRY_SECONDS": text(props.presign_expiry_seconds),
-            # With the WebSocket API, every event must fit one of its 128 KB messages.
-            **({"STRATASYNC_WS_ENABLED": "true"} if websocket else {}),
+            # With the WebSocket API: its live pulls, and every event must fit one of its messages.
+            **live_environment,
             "POWERTOOLS_LOG_LEVEL": "INFO",
         }
         self.sync: DeployedFunction = packaging.function(

@@ -1,5 +1,6 @@
 """Live sync over WebSocket: the WebSocket function (the API's Lambda routes) and the fan-out
-function (the eventlog's stream -> every live pull of the store), their roles and environment.
+function (the eventlog's stream -> every live pull of the store), their roles and environment. Both,
+and the HTTP sync function, reach live pulls with :func:`~stratasync_infra.functions.live_access`.
 
 The fan-out reads new commit records from the ``EventTable`` stream (one shard reader per shard,
 ``ParallelizationFactor`` 1, so a store's commits arrive in order), in small batches with no
@@ -9,7 +10,8 @@ alarm watches it). Bounded, because an unbounded retry of one poison record woul
 i.e. live sync of every store on it, for up to the stream's 24 hours. Skipping is safe because a
 fan-out sends each live pull everything from the pull's own ``sentSeq`` to the head, not the
 record's events alone: the store's next commit delivers what a skipped record did not, and a pull
-it cannot serve is closed, so its client re-pulls from its cursor.
+it cannot serve is closed, so its client re-pulls from its cursor. The HTTP sync function also sends
+each push it commits to the store's live pulls itself; the fan-out stays as the safety net.
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from stratasync_infra.auth import AuthSecret
-from stratasync_infra.functions import SYNC_TABLE_ACTIONS, Functions, common_environment, function_role
+from stratasync_infra.functions import (
+    SYNC_TABLE_ACTIONS,
+    Functions,
+    common_environment,
+    function_role,
+    live_access,
+)
 from stratasync_infra.packaging import DeployedFunction, FunctionSpec, Packaging
 from stratasync_infra.parts import Concern, log_group, policy_statement
 from stratasync_infra.props import StratasyncProps
@@ -38,16 +46,6 @@ FANOUT_RETRIES = 5
 FANOUT_MAX_RECORD_AGE_SECONDS = 600
 #: The stream permissions a DynamoDB event source needs; ListStreams takes no resource (only "*").
 STREAM_ACTIONS = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"]
-#: The connections table, read and written (no Scan).
-CONNECTIONS_ACTIONS = [
-    "dynamodb:GetItem",
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:Query",
-    "dynamodb:BatchWriteItem",
-    "dynamodb:ConditionCheckItem",
-]
 #: The eventlog as the fan-out reads it.
 EVENTLOG_READ_ACTIONS = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"]
 
@@ -69,25 +67,17 @@ class LiveSync(Concern):
         packaging: Packaging,
     ) -> None:
         super().__init__(scope, construct_id)
-        table, bucket, connections = storage.table, storage.bucket, storage.connections
+        table, bucket = storage.table, storage.bucket
         stream_arn = table.table_stream_arn
         assert stream_arn is not None, "Storage(live=True) has a stream"
-        assert connections is not None, "Storage(live=True) has a connections table"
         segment_objects = bucket.arn_for_objects("stores/*")
-        live_environment = {
-            "STRATASYNC_CONNECTIONS_TABLE": connections.table_name,
-            "STRATASYNC_WS_ENDPOINT": websocket.callback_url,
-            "STRATASYNC_WS_ENABLED": "true",
-        }
+        # The connections table and this API's @connections (environment and role statements).
+        live_environment, live_statements = live_access(storage, websocket)
         # The tiered eventlog: hot batches in the table, sealed segments in the bucket.
         read_segments = [
             policy_statement("ReadSegments", "s3:GetObject", segment_objects),
             policy_statement("ListArchive", "s3:ListBucket", bucket.bucket_arn),
         ]
-        manage_connections = policy_statement(
-            "ManageConnections", "execute-api:ManageConnections", websocket.connections_arns()
-        )
-        connections_statement = policy_statement("Connections", CONNECTIONS_ACTIONS, connections.table_arn)
 
         # The WebSocket function: the HTTP sync function's work over WebSocket frames, plus the
         # connections and live pulls (a pull turns live in a transaction that checks the head).
@@ -104,8 +94,7 @@ class LiveSync(Concern):
                 policy_statement(
                     "TriggerArchiver", "lambda:InvokeFunction", functions.archiver.alias.function_arn
                 ),
-                connections_statement,
-                manage_connections,
+                *live_statements,
                 cdk.Fn.condition_if(
                     auth.has_secret.logical_id,
                     policy_statement("AuthSecret", "secretsmanager:GetSecretValue", auth.resource),
@@ -146,8 +135,7 @@ class LiveSync(Concern):
                 policy_statement("EventStream", STREAM_ACTIONS, stream_arn),
                 policy_statement("ListStreams", "dynamodb:ListStreams", "*"),
                 *read_segments,
-                connections_statement,
-                manage_connections,
+                *live_statements,
                 # The event source's on-failure destination is sent to with the function's role.
                 policy_statement("Failures", "sqs:SendMessage", self.failures.queue_arn),
             ],

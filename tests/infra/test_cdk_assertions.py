@@ -119,7 +119,8 @@ def test_the_construct_in_an_app_of_ones_own() -> None:
 
 def test_the_construct_without_websocket() -> None:
     """``websocket=False``: the HTTP backend alone, with no trace of live sync (no API, table, stream,
-    function or grant), and the sync function does not refuse events too large for WebSocket."""
+    function or grant), and the sync function does not refuse events too large for WebSocket nor
+    send to live pulls (no connections table or @connections endpoint, no grant on either)."""
     try:
         import aws_cdk as cdk
         from stratasync_infra import Stratasync
@@ -139,8 +140,24 @@ def test_the_construct_without_websocket() -> None:
     (table,) = template.find_resources("AWS::DynamoDB::Table").values()
     assert "StreamSpecification" not in table["Properties"]
     text = json.dumps(template.to_json())
-    for absent in ("execute-api:ManageConnections", "STRATASYNC_WS_ENABLED", "STRATASYNC_CONNECTIONS_TABLE"):
+    live_settings = ("STRATASYNC_WS_ENABLED", "STRATASYNC_CONNECTIONS_TABLE", "STRATASYNC_WS_ENDPOINT")
+    for absent in ("execute-api:ManageConnections", *live_settings):
         assert absent not in text
+    (sync,) = [
+        function["Properties"]
+        for function in template.find_resources("AWS::Lambda::Function").values()
+        if function["Properties"]["Handler"] == "stratasync.handlers.sync.lambda_handler"
+    ]
+    assert not set(live_settings) & set(sync["Environment"]["Variables"])
+    (role,) = [
+        role["Properties"]
+        for key, role in template.find_resources("AWS::IAM::Role").items()
+        if {"Fn::GetAtt": [key, "Arn"]} == sync["Role"]
+    ]
+    statements = [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+    sids = {statement.get("Sid") for statement in statements}
+    assert "EventTable" in sids
+    assert not {"Connections", "ManageConnections"} & sids
     alarms = template.find_resources("AWS::CloudWatch::Alarm")
     assert len(alarms) == 8
     assert not [key for key in alarms if "Fanout" in key or "WebSocket" in key]

@@ -32,23 +32,6 @@ SYNC_TABLE_ACTIONS = {
     "dynamodb:Query",
     "dynamodb:BatchGetItem",
 }
-#: What each function may do, as (action, resource) pairs: nothing else on data.
-DATA_PERMISSIONS = {
-    SYNC: {
-        *((action, "${EventTable.Arn}") for action in SYNC_TABLE_ACTIONS),
-        ("s3:GetObject", "${ArchiveBucket.Arn}/stores/*"),
-        ("s3:ListBucket", "${ArchiveBucket.Arn}"),
-        ("lambda:InvokeFunction", "${ArchiveFunctionAliaslive}"),  # the alias, not $LATEST
-        ("secretsmanager:GetSecretValue", "If(CreateAuthSecret, ${AuthSecret}, ${AuthSecretArn})"),
-    },
-    ARCHIVER: {
-        *((action, "${EventTable.Arn}") for action in (*SYNC_TABLE_ACTIONS, "dynamodb:BatchWriteItem")),
-        ("s3:PutObject", "${ArchiveBucket.Arn}/stores/*"),
-        ("s3:GetObject", "${ArchiveBucket.Arn}/stores/*"),
-        ("s3:ListBucket", "${ArchiveBucket.Arn}"),
-        ("sqs:SendMessage", "${ArchiveDeadLetterQueue.Arn}"),
-    },
-}
 #: The WebSocket API's @connections (POST sends, DELETE closes, GET reads): this API and stage only.
 MANAGE_CONNECTIONS = {
     (
@@ -58,7 +41,7 @@ MANAGE_CONNECTIONS = {
     )
     for method in ("POST", "DELETE", "GET")
 }
-#: The connections table, read and written (no Scan): both WebSocket handlers.
+#: The connections table, read and written (no Scan): every function that sends to live pulls.
 CONNECTIONS = {
     (f"dynamodb:{action}", "${ConnectionsTable.Arn}")
     for action in (
@@ -66,12 +49,31 @@ CONNECTIONS = {
         *("BatchWriteItem", "ConditionCheckItem"),
     )
 }
+#: What each function may do, as (action, resource) pairs: nothing else on data.
+DATA_PERMISSIONS = {
+    SYNC: {
+        *((action, "${EventTable.Arn}") for action in SYNC_TABLE_ACTIONS),
+        ("s3:GetObject", "${ArchiveBucket.Arn}/stores/*"),
+        ("s3:ListBucket", "${ArchiveBucket.Arn}"),
+        ("lambda:InvokeFunction", "${ArchiveFunctionAliaslive}"),  # the alias, not $LATEST
+        ("secretsmanager:GetSecretValue", "If(CreateAuthSecret, ${AuthSecret}, ${AuthSecretArn})"),
+        # It sends each push it commits to the store's live pulls (the fan-out is the safety net).
+        *CONNECTIONS,
+        *MANAGE_CONNECTIONS,
+    },
+    ARCHIVER: {
+        *((action, "${EventTable.Arn}") for action in (*SYNC_TABLE_ACTIONS, "dynamodb:BatchWriteItem")),
+        ("s3:PutObject", "${ArchiveBucket.Arn}/stores/*"),
+        ("s3:GetObject", "${ArchiveBucket.Arn}/stores/*"),
+        ("s3:ListBucket", "${ArchiveBucket.Arn}"),
+        ("sqs:SendMessage", "${ArchiveDeadLetterQueue.Arn}"),
+    },
+}
 DATA_PERMISSIONS[WEBSOCKET] = {
-    # The sync function's, plus the condition check on the head that turns a pull live.
+    # The sync function's (the connections and @connections too), plus the condition check on the
+    # head that turns a pull live.
     *DATA_PERMISSIONS[SYNC],
     ("dynamodb:ConditionCheckItem", "${EventTable.Arn}"),
-    *CONNECTIONS,
-    *MANAGE_CONNECTIONS,
 }
 DATA_PERMISSIONS[FANOUT] = {
     *(
@@ -461,12 +463,11 @@ def test_environment_is_the_settings_contract(stack: Stack) -> None:
     # The WebSocket function does what the sync function does, over WebSocket frames.
     assert {k: v for k, v in websocket.items() if k in sync} == sync
     endpoint = "https://${WebSocketApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/sync"
-    for variables in (websocket, fanout):
+    for variables in (sync, websocket, fanout):  # the sync function sends to live pulls too
         assert variables["STRATASYNC_CONNECTIONS_TABLE"] == {"Ref": "ConnectionsTable"}
         assert render(variables["STRATASYNC_WS_ENDPOINT"]) == endpoint  # the @connections API
-    for variables in (sync, websocket, fanout):
         assert variables["STRATASYNC_WS_ENABLED"] == "true"
-    assert "STRATASYNC_WS_ENABLED" not in archiver
+    assert not WS_SETTINGS & set(archiver)
     assert not {"STRATASYNC_AUTH_SECRET_ARN", "STRATASYNC_ARCHIVE_FUNCTION"} & set(fanout)
     # The fan-out serves no request: without this it would need a secret to build its verifier.
     assert fanout["STRATASYNC_AUTH_REQUIRED"] == "false"

@@ -1,8 +1,9 @@
 """Live sync over WebSocket (issue 10), on both templates as CloudFormation deploys them: the API's
 routes (``_tag`` selection, MOCK Ping/Pong and Ack, the Lambda routes on the WebSocket function's
 alias), the @connections grants scoped to this API, the connections table, the eventlog's stream and
-the fan-out's event source, the alarms and the output. The exact data permissions of both functions
-are in test_stacks.DATA_PERMISSIONS."""
+the fan-out's event source, the alarms and the output. The HTTP sync function sends to live pulls too:
+it has the same live environment and grants. The exact data permissions of every function are in
+test_stacks.DATA_PERMISSIONS."""
 
 from __future__ import annotations
 
@@ -14,11 +15,16 @@ import pytest
 
 from tests.infra.conftest import ROOT
 from tests.infra.templates import Stack, as_list, render
+from tests.infra.test_stacks import CONNECTIONS
 
 #: The contract with the WebSocket handlers (functions/stratasync/handlers/ws.py).
 LAMBDA_ROUTE_KEYS = {"$connect", "$disconnect", "Request", "Interrupt", "$default"}
 MOCK_ROUTE_KEYS = {"Ping", "Ack"}
 STAGE = "sync"
+#: The functions that send to live pulls (the sync function: each push it commits).
+LIVE_SENDERS = ("SyncFunction", "WebSocketFunction", "FanoutFunction")
+#: The connections table's actions (read and written, no Scan).
+CONNECTIONS_ACTIONS = {action for action, _ in CONNECTIONS}
 
 
 def _websocket_resources(stack: Stack, type_: str) -> dict[str, dict[str, Any]]:
@@ -118,7 +124,7 @@ def test_the_stage_and_the_invoke_permission(stack: Stack) -> None:
 
 def test_manage_connections_is_this_apis_stage_only(stack: Stack) -> None:
     """No other API's connections, no other stage's, only the @connections paths."""
-    for function in ("WebSocketFunction", "FanoutFunction"):
+    for function in LIVE_SENDERS:
         (statement,) = [
             s for s in stack.statements(function) if "execute-api:ManageConnections" in as_list(s["Action"])
         ]
@@ -126,8 +132,28 @@ def test_manage_connections_is_this_apis_stage_only(stack: Stack) -> None:
         resources = sorted(render(resource) for resource in as_list(statement["Resource"]))
         prefix = "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${WebSocketApi}"
         assert resources == sorted(f"{prefix}/{STAGE}/{m}/@connections/*" for m in ("POST", "DELETE", "GET"))
-    for function in ("SyncFunction", "ArchiveFunction"):
-        assert not [s for s in stack.statements(function) if "execute-api:" in str(s["Action"])]
+    assert not [s for s in stack.statements("ArchiveFunction") if "execute-api:" in str(s["Action"])]
+
+
+def test_the_connections_table_is_the_live_senders_only(stack: Stack) -> None:
+    """The connections table's actions on it alone, for the functions that send to live pulls; the
+    archiver has none."""
+    for function in LIVE_SENDERS:
+        on_connections = {
+            action
+            for action, resource in stack.data_permissions(function)
+            if resource == "${ConnectionsTable.Arn}"
+        }
+        assert on_connections == CONNECTIONS_ACTIONS, function
+        (statement,) = [
+            s for s in stack.statements(function) if "ConnectionsTable" in render(as_list(s["Resource"]))
+        ]
+        assert set(as_list(statement["Action"])) == CONNECTIONS_ACTIONS
+        assert [render(resource) for resource in as_list(statement["Resource"])] == [
+            "${ConnectionsTable.Arn}"
+        ]
+    archiver = stack.data_permissions("ArchiveFunction")
+    assert not [resource for _, resource in archiver if "ConnectionsTable" in resource]
 
 
 def test_the_connections_table_expires_its_items(stack: Stack) -> None:
@@ -228,11 +254,11 @@ def _resolved(stack: Stack, value: Any) -> str:
     return re.sub(r"\$\{([\w:.]+)\}", lambda match: match.group(1).replace(":", "-").replace(".", "-"), text)
 
 
-@pytest.mark.parametrize("function", ["WebSocketFunction", "FanoutFunction"])
+@pytest.mark.parametrize("function", LIVE_SENDERS)
 def test_the_live_functions_environment_is_one_the_handlers_accept(stack: Stack, function: str) -> None:
-    """Settings.from_env reads each live function's environment, and the fan-out (which has no auth
-    secret) can build its access control: a missing STRATASYNC_AUTH_REQUIRED=false there would make
-    its init fail on AWS."""
+    """Settings.from_env reads the environment of each function that sends to live pulls (the sync
+    function's too), and the fan-out (which has no auth secret) can build its access control: a
+    missing STRATASYNC_AUTH_REQUIRED=false there would make its init fail on AWS."""
     from stratasync.handlers.settings import Settings
 
     if "ws_endpoint" not in Settings.model_fields:

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from stratasync.core.live import LiveSettings, LiveSync
-from stratasync.core.service import SyncService
+from stratasync.core.live import FanOutReport, LiveSettings, LiveSync
+from stratasync.core.service import PushResult, SyncService
 from stratasync.protocol.messages import Cursor, PushPayload
 from stratasync.storage import EventLogStorage
 from stratasync.storage.subscriptions import (
@@ -132,8 +132,14 @@ class Harness:
             self.subscriptions.put_connection(connection)
         return connection
 
-    def push(self, first: int, count: int, text: str = "milk") -> None:
-        self.service.push(self.store_id, push_payload(self.store_id, first, count, text))
+    def push(self, first: int, count: int, text: str = "milk") -> PushResult:
+        return self.service.push(self.store_id, push_payload(self.store_id, first, count, text))
+
+    def publish(self, pushed: PushResult, *, deadline_ms: int | None = None) -> FanOutReport | None:
+        """The push path's fan-out of ``pushed`` (in an invocation with a minute left by default)."""
+        if deadline_ms is None:
+            deadline_ms = int(time.time() * 1000) + 60_000
+        return self.live.publish(self.store_id, pushed, deadline_ms=deadline_ms)
 
     def cursor(self, seq: int) -> Cursor:
         return Cursor(backendId=self.eventlog.backend_id(self.store_id), eventSequenceNumber=seq)
@@ -145,3 +151,47 @@ class Harness:
             None if cursor is None else self.cursor(cursor),
             deadline_ms=int(time.time() * 1000) + 60_000,
         )
+
+
+def dead_by_now(harness: Harness) -> int:
+    """The deadline of an invocation whose claims have run out by now (it died, and its time is up)."""
+    return int(time.time() * 1000) - harness.settings.lease_margin_ms - 1
+
+
+def crashing(harness: Harness, crash_at: int, run: Callable[[], object]) -> int:
+    """Run ``run`` (a sender) dying at its ``crash_at``-th side effect; how many it saw."""
+    steps = 0
+    subscriptions, gateway = harness.subscriptions, harness.gateway
+
+    def step() -> None:
+        nonlocal steps
+        steps += 1
+        if steps == crash_at:
+            raise Crash
+
+    class Crashing:
+        def __init__(self, inner: Any, methods: set[str]) -> None:
+            self.inner, self.methods = inner, methods
+
+        def __getattr__(self, name: str) -> Any:
+            method = getattr(self.inner, name)
+            if name not in self.methods:
+                return method
+
+            def call(*args: Any, **kwargs: Any) -> Any:
+                step()
+                result = method(*args, **kwargs)
+                step()
+                return result
+
+            return call
+
+    harness.live.subscriptions = Crashing(subscriptions, {"claim", "release", "remove_connection"})  # type: ignore[assignment]
+    harness.live.gateway = Crashing(gateway, {"post", "close"})  # type: ignore[assignment]
+    try:
+        run()
+    except Crash:
+        pass
+    finally:
+        harness.live.subscriptions, harness.live.gateway = subscriptions, gateway
+    return steps

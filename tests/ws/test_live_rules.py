@@ -7,7 +7,6 @@ import json
 import queue
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,7 +18,7 @@ from stratasync.storage.subscriptions import (
     SubscriptionStatus,
 )
 from tests.ws.conftest import MakeHarness
-from tests.ws.harness import Crash, Harness, assert_exactly_once_in_order
+from tests.ws.harness import Harness, assert_exactly_once_in_order, crashing, dead_by_now
 
 
 def page_infos(harness: Harness, connection_id: str, request_id: str = "1") -> list[Any]:
@@ -353,58 +352,14 @@ def test_disconnect_forgets_the_connection(harness: Harness) -> None:
 # -- crashes at every step ---------------------------------------------------------------------
 
 
-def _dead_by_now(harness: Harness) -> int:
-    """The deadline of an invocation whose claims have run out by now (it died, and its time is up)."""
-    return int(time.time() * 1000) - harness.settings.lease_margin_ms - 1
-
-
 def _crashing_fan_out(harness: Harness, crash_at: int, after: int | None = None) -> int:
     """Run a stream's fan-out that dies at its ``crash_at``-th side effect (before or after each
     claim, send, release, close, forget); returns how many side effects it saw."""
-    return _crashing(
+    return crashing(
         harness,
         crash_at,
-        lambda: harness.live.fan_out(harness.store_id, after=after, deadline_ms=_dead_by_now(harness)),
+        lambda: harness.live.fan_out(harness.store_id, after=after, deadline_ms=dead_by_now(harness)),
     )
-
-
-def _crashing(harness: Harness, crash_at: int, run: Callable[[], object]) -> int:
-    """Run ``run`` (a sender) dying at its ``crash_at``-th side effect; how many it saw."""
-    steps = 0
-    subscriptions, gateway = harness.subscriptions, harness.gateway
-
-    def step() -> None:
-        nonlocal steps
-        steps += 1
-        if steps == crash_at:
-            raise Crash
-
-    class Crashing:
-        def __init__(self, inner: Any, methods: set[str]) -> None:
-            self.inner, self.methods = inner, methods
-
-        def __getattr__(self, name: str) -> Any:
-            method = getattr(self.inner, name)
-            if name not in self.methods:
-                return method
-
-            def call(*args: Any, **kwargs: Any) -> Any:
-                step()
-                result = method(*args, **kwargs)
-                step()
-                return result
-
-            return call
-
-    harness.live.subscriptions = Crashing(subscriptions, {"claim", "release", "remove_connection"})  # type: ignore[assignment]
-    harness.live.gateway = Crashing(gateway, {"post", "close"})  # type: ignore[assignment]
-    try:
-        run()
-    except Crash:
-        pass
-    finally:
-        harness.live.subscriptions, harness.live.gateway = subscriptions, gateway
-    return steps
 
 
 def _crash_scenario(harness: Harness) -> list[tuple[str, str, int]]:

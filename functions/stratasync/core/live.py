@@ -18,7 +18,7 @@ send to, or close, a connection). :class:`LiveSync` puts them together, one modu
 from __future__ import annotations
 
 from stratasync.core.live_connections import LiveSettings
-from stratasync.core.live_fanout import FanOut, FanOutReport
+from stratasync.core.live_fanout import FanOut, FanOutReport, SenderBusyError
 from stratasync.core.live_fanout import paginate as paginate  # moved; still importable from here
 from stratasync.core.live_pull import LivePulls, PullSent
 from stratasync.storage.subscriptions import (
@@ -39,6 +39,7 @@ __all__ = [
     "SendError",
     "SendFailedError",
     "SendThrottledError",
+    "SenderBusyError",
 ]
 
 

@@ -217,7 +217,8 @@ class SubscriptionStorageConformance(ABC):
         assert not subs.claim(key, 2, 5, until + 1)  # claimed already
         [sub] = subs.listeners(store_id).subscriptions
         assert (sub.sent_seq, sub.sending, sub.sending_until_ms) == (2, 5, until)
-        assert not sub.claim_expired(until) and sub.claim_expired(until + 1)
+        assert not sub.claim_expired(until)
+        assert sub.claim_expired(until + 1)
         assert not subs.release(key, 4)  # not that claim
         assert subs.release(key, 5)
         assert not subs.release(key, 5)
@@ -231,7 +232,9 @@ class SubscriptionStorageConformance(ABC):
         assert not sub.claim_expired(2**62)
         assert subs.claim(key, 5, 9, until)
 
-    def test_an_expired_claim_still_blocks_other_claims(self, subs: SubscriptionStorage, store_id: str) -> None:
+    def test_an_expired_claim_still_blocks_other_claims(
+        self, subs: SubscriptionStorage, store_id: str
+    ) -> None:
         """Only the fan-out decides what an expired claim means (it closes the connection): a
         second claim on it would send a range the dead sender may have sent in part."""
         key = self.key(self.connect(subs, store_id))
