@@ -66,11 +66,18 @@ def stores_with_commits(records: Iterable[dict[str, Any]]) -> dict[str, NewCommi
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """The Lambda entry point: a batch of stream records. Raises (so the batch is retried) when a
-    store could not be served in full."""
+    store could not be served in full, after serving the others (a retry skips what is done)."""
     live = get_live().live
+    deadline_ms = int(time.time() * 1000) + context.get_remaining_time_in_millis()
     results = []
+    failures: list[Exception] = []
     for store_id, commits in stores_with_commits(event.get("Records") or []).items():
-        report = live.fan_out(store_id, after=commits.first_parent)
+        try:
+            report = live.fan_out(store_id, after=commits.first_parent, deadline_ms=deadline_ms)
+        except Exception as error:  # the other stores of the batch are served first
+            logger.warning("fan-out incomplete: the batch will be retried", extra={"store_id": store_id})
+            failures.append(error)
+            continue
         if commits.oldest_created is not None:  # the stream's time has whole seconds: a coarse lag
             lag_ms = max(0.0, (time.time() - commits.oldest_created) * 1000)
             metrics.add_metric(name=COMMIT_FANOUT_LAG_METRIC, unit=MetricUnit.Milliseconds, value=lag_ms)
@@ -85,9 +92,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "closed": len(report.closed),
             "gone": len(report.gone),
             "rounds": report.rounds,
+            "waits": report.waits,
         }
         logger.info("fan-out", extra=fields)
         results.append(fields)
+    if failures:
+        raise failures[0]
     return {"stores": results}
 
 
