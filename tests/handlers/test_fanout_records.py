@@ -25,18 +25,19 @@ def test_only_new_commit_records_name_a_store_in_order_with_the_oldest_time() ->
         _record("a", "b#00000000000000000002"),  # no stream time: the oldest known is kept
     ]
     assert stores_with_commits(records) == {
-        "b": NewCommits(first_parent=5, oldest_created=1_700_000_003.0),
-        "a": NewCommits(first_parent=1, oldest_created=1_700_000_005.0),
+        "b": NewCommits(first_parent=5, last_parent=7, oldest_created=1_700_000_003.0),
+        "a": NewCommits(first_parent=1, last_parent=2, oldest_created=1_700_000_005.0),
     }
 
 
 def test_a_store_without_stream_times_is_still_served() -> None:
-    assert stores_with_commits([_record("a", "b#00000000000000000001")]) == {"a": NewCommits(1, None)}
+    assert stores_with_commits([_record("a", "b#00000000000000000001")]) == {"a": NewCommits(1, 1, None)}
 
 
-def test_the_new_events_start_at_the_lowest_parent_in_the_batch() -> None:
+def test_the_new_events_start_at_the_lowest_parent_and_the_newest_commit_is_the_highest() -> None:
     records = [_record("a", "b#00000000000000000009"), _record("a", "b#00000000000000000004")]
-    assert stores_with_commits(records)["a"].first_parent == 4
+    commits = stores_with_commits(records)["a"]
+    assert (commits.first_parent, commits.last_parent) == (4, 9)
 
 
 def test_a_sort_key_that_is_not_a_commit_record_names_no_store() -> None:

@@ -149,7 +149,8 @@ def test_a_push_reaches_every_live_pull_once_its_pushers_own_included(harness: H
 
 
 def _reads(harness: Harness) -> list[int]:
-    """Record where each event read of the fan-out starts."""
+    """Record where each event read of the fan-out starts (where pushes do not fan out
+    themselves, the stream's fan-out reads the events after its hint beside the subscriptions)."""
     starts: list[int] = []
     read = harness.live._events_after
 
@@ -161,7 +162,8 @@ def _reads(harness: Harness) -> list[int]:
     return starts
 
 
-def test_the_streams_hint_is_read_beside_the_subscriptions(harness: Harness) -> None:
+def test_the_streams_hint_is_read_beside_the_subscriptions(make_harness: MakeHarness) -> None:
+    harness = make_harness(push_fan_out=False)  # the stream's fan-out reads beside the subscriptions
     first, second = harness.connect(), harness.connect()
     harness.live_pull(first)
     harness.live_pull(second, "2")
@@ -174,7 +176,8 @@ def test_the_streams_hint_is_read_beside_the_subscriptions(harness: Harness) -> 
     assert_exactly_once_in_order(harness.gateway.seqs(second.connection_id, "2"), 0, 3)
 
 
-def test_a_subscription_behind_the_hint_gets_the_general_read(harness: Harness) -> None:
+def test_a_subscription_behind_the_hint_gets_the_general_read(make_harness: MakeHarness) -> None:
+    harness = make_harness(push_fan_out=False)  # the stream's fan-out reads beside the subscriptions
     connection = harness.connect()
     harness.live_pull(connection)
     harness.push(1, 2)  # its stream record's fan-out did not run (a crash, say)
@@ -185,7 +188,8 @@ def test_a_subscription_behind_the_hint_gets_the_general_read(harness: Harness) 
     assert_exactly_once_in_order(harness.gateway.seqs(connection.connection_id, "1"), 0, 4)
 
 
-def test_a_hint_below_every_subscription_sends_only_what_is_new(harness: Harness) -> None:
+def test_a_hint_below_every_subscription_sends_only_what_is_new(make_harness: MakeHarness) -> None:
+    harness = make_harness(push_fan_out=False)  # the stream's fan-out reads beside the subscriptions
     connection = harness.connect()
     harness.live_pull(connection)
     harness.push(1, 2)
@@ -195,7 +199,8 @@ def test_a_hint_below_every_subscription_sends_only_what_is_new(harness: Harness
     assert_exactly_once_in_order(harness.gateway.seqs(connection.connection_id, "1"), 0, 4)
 
 
-def test_a_subscription_live_since_the_hinted_read_is_skipped(harness: Harness) -> None:
+def test_a_subscription_live_since_the_hinted_read_is_skipped(make_harness: MakeHarness) -> None:
+    harness = make_harness(push_fan_out=False)  # the stream's fan-out reads beside the subscriptions
     early, late = harness.connect(), harness.connect()
     harness.live_pull(early)
     harness.push(1, 1)
@@ -352,13 +357,14 @@ def test_disconnect_forgets_the_connection(harness: Harness) -> None:
 # -- crashes at every step ---------------------------------------------------------------------
 
 
-def _crashing_fan_out(harness: Harness, crash_at: int, after: int | None = None) -> int:
-    """Run a stream's fan-out that dies at its ``crash_at``-th side effect (before or after each
-    claim, send, release, close, forget); returns how many side effects it saw."""
+def _crashing_fan_out(harness: Harness, crash_at: int, hints: dict[str, int] | None = None) -> int:
+    """Run a stream's fan-out (given ``hints``: ``after``, ``last_parent``) that dies at its
+    ``crash_at``-th side effect (before or after each claim, send, release, close, forget);
+    returns how many side effects it saw."""
     return crashing(
         harness,
         crash_at,
-        lambda: harness.live.fan_out(harness.store_id, after=after, deadline_ms=dead_by_now(harness)),
+        lambda: harness.live.fan_out(harness.store_id, **(hints or {}), deadline_ms=dead_by_now(harness)),
     )
 
 
@@ -376,24 +382,29 @@ def _crash_scenario(harness: Harness) -> list[tuple[str, str, int]]:
     return [(first.connection_id, "1", 3), (second.connection_id, "2", 0), (second.connection_id, "3", 5)]
 
 
-@pytest.mark.parametrize("after", [None, 5], ids=["no-hint", "stream-hint"])
+@pytest.mark.parametrize(
+    ("hints", "push_fan_out"),
+    [({}, True), ({"after": 5}, False), ({"after": 5, "last_parent": 7}, True)],
+    ids=["no-hint", "stream-hint-read-beside", "stream-hints"],
+)
 def test_exactly_once_under_a_crash_at_every_step_of_a_fan_out(
-    make_harness: MakeHarness, after: int | None
+    make_harness: MakeHarness, hints: dict[str, int], push_fan_out: bool
 ) -> None:
     """A fan-out dies at each of its side effects in turn; the stream consumer's retry (twice)
     runs it again. Every pull then has each event once in order, and the ones whose connection
-    stayed open have all of them. ``stream-hint``: the fan-out is given the records' lowest
-    parent (5), as the handler gives it, so the events are read beside the subscriptions."""
-    probe = make_harness(send_concurrency=1)
+    stayed open have all of them. With hints the fan-out is given what the handler gives it from
+    the records of the two unpublished commits: their lowest parent (5; where pushes do not fan
+    out themselves, the events are then read beside the subscriptions) and their highest (7)."""
+    probe = make_harness(send_concurrency=1, push_fan_out=push_fan_out)
     _crash_scenario(probe)
-    total = _crashing_fan_out(probe, crash_at=-1, after=after)
+    total = _crashing_fan_out(probe, -1, hints)
     assert total >= 12  # claim, post, release for each of 3 pulls, before and after each
     for crash_at in range(1, total + 1):
-        harness = make_harness(send_concurrency=1)
+        harness = make_harness(send_concurrency=1, push_fan_out=push_fan_out)
         pulls = _crash_scenario(harness)
-        _crashing_fan_out(harness, crash_at, after)
-        harness.live.fan_out(harness.store_id, after=after)  # the batch is retried
-        harness.live.fan_out(harness.store_id, after=after)  # ... and redelivered once more
+        _crashing_fan_out(harness, crash_at, hints)
+        harness.live.fan_out(harness.store_id, **hints)  # the batch is retried
+        harness.live.fan_out(harness.store_id, **hints)  # ... and redelivered once more
         for connection_id, request_id, cursor in pulls:
             seqs = harness.gateway.seqs(connection_id, request_id)
             if connection_id in harness.gateway.closed:

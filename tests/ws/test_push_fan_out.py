@@ -71,9 +71,11 @@ def test_a_push_reaches_the_live_pulls_without_the_stream_or_a_read(
         assert_exactly_once_in_order(harness.gateway.seqs(connection.connection_id, "1"), 0, 3)
         sub = sub_of(harness, connection.connection_id)
         assert (sub.sent_seq, sub.sending, sub.sending_until_ms) == (3, None, None)
-    # The stream's record of the same commit arrives later: everyone is at the head already.
-    after = harness.live.fan_out(harness.store_id, after=0)
+    # The stream's record of the same commit arrives later: everyone is past its parent already,
+    # so it reads nothing either (only the subscriptions).
+    after = harness.live.fan_out(harness.store_id, after=0, last_parent=0)
     assert (after.delivered, after.messages_sent, after.closed) == (0, 0, set())
+    assert reads == []
     for connection in connections:
         assert_exactly_once_in_order(harness.gateway.seqs(connection.connection_id, "1"), 0, 3)
 
@@ -327,3 +329,18 @@ def test_a_push_over_websocket_fans_out_before_its_exit(harness: Harness) -> Non
     ]
     assert harness.gateway.seqs(pusher.connection_id, "1") == [1]
     assert harness.gateway.seqs(other.connection_id, "1") == [1]
+
+
+def test_the_stream_reads_only_when_a_pull_is_not_past_its_records(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``last_parent``: a pull past the records' highest parent has their commits; one that is
+    not (its push's fan-out failed) gets them read and sent."""
+    connection = harness.connect()
+    harness.live_pull(connection)
+    harness.push(1, 2)  # nobody fanned it out
+    reads = count_event_reads(harness, monkeypatch)
+    report = harness.live.fan_out(harness.store_id, after=0, last_parent=0)
+    assert reads != []
+    assert report.delivered == 1
+    assert_exactly_once_in_order(harness.gateway.seqs(connection.connection_id, "1"), 0, 2)

@@ -130,16 +130,25 @@ class FanOut(LiveConnections):
     """The fan-out of live sync (see the module docstring)."""
 
     def fan_out(
-        self, store_id: str, after: int | None = None, *, deadline_ms: int | None = None
+        self,
+        store_id: str,
+        after: int | None = None,
+        *,
+        last_parent: int | None = None,
+        deadline_ms: int | None = None,
     ) -> FanOutReport:
         """The stream's fan-out: bring every live subscription of the store to its head (see the
         module docstring), waiting for other senders' claims.
 
         ``after``: where the new commits start (the lowest parent of the stream's commit records),
-        a hint. The events after it are read while the subscriptions are, not after: the usual
-        live subscription sits there, so delivery waits for one storage read instead of two. A
-        subscription behind ``after`` gets the general read. ``deadline_ms``: when this invocation
-        ends (epoch ms; default: ``fan_out_seconds`` from now).
+        a hint. Unless pushes fan out themselves, the events after it are read while the
+        subscriptions are, not after: the usual live subscription sits there, so delivery waits
+        for one storage read instead of two. A subscription behind ``after`` gets the general
+        read. ``last_parent``: the highest parent of those records. When every live subscription
+        is past it, the records' commits have all been delivered (a ``sent_seq`` is always the
+        last event of a batch), so nothing is read: the usual case when the push fanned out
+        itself. ``deadline_ms``: when this invocation ends (epoch ms; default:
+        ``fan_out_seconds`` from now).
 
         Raises :class:`~stratasync.storage.base.StorageError` or :class:`SendError` (a connection
         that could not be closed) after doing what it could, and :class:`SenderBusyError` when
@@ -149,7 +158,9 @@ class FanOut(LiveConnections):
             deadline_ms = self._now_ms() + int(self.settings.fan_out_seconds * 1000)
         report = FanOutReport(store_id)
         errors: list[Exception] = []
-        outcome = self._fan_out(store_id, report, errors, after, None, deadline_ms, max_rounds=None)
+        outcome = self._fan_out(
+            store_id, report, errors, after, None, deadline_ms, max_rounds=None, last_parent=last_parent
+        )
         if errors:
             raise errors[0]
         if outcome is not _Round.DONE:
@@ -210,6 +221,7 @@ class FanOut(LiveConnections):
         *,
         max_rounds: int | None,
         max_subscriptions: int | None = None,
+        last_parent: int | None = None,
     ) -> _Round:
         """Rounds until one is done, or ``max_rounds``, or the deadline (less its margin)."""
         stop_at_ms = deadline_ms - self.settings.deadline_margin_ms
@@ -218,7 +230,7 @@ class FanOut(LiveConnections):
             report.rounds += 1
             hint = after if known is not None or report.rounds == 1 else None
             outcome = self._fan_out_round(
-                store_id, report, errors, hint, known, deadline_ms, max_subscriptions
+                store_id, report, errors, hint, known, deadline_ms, max_subscriptions, last_parent
             )
             if outcome is _Round.DONE or errors:
                 return outcome
@@ -242,12 +254,14 @@ class FanOut(LiveConnections):
         known: Items | None,
         deadline_ms: int,
         max_subscriptions: int | None,
+        last_parent: int | None,
     ) -> _Round:
         """One pass. ``known``: the events after ``after`` as far as the caller has them (the
-        push path's batch), else they are read (beside the subscriptions when ``after`` is given)."""
+        push path's batch), else they are read (beside the subscriptions when ``after`` is given
+        and pushes do not fan out themselves)."""
         now_ms = self._now_ms()
         prefetch: Future[list[tuple[int, str]] | None] | None = None
-        if after is not None and known is None:
+        if after is not None and known is None and not self.settings.push_fan_out:
             prefetch = _PREFETCH.submit(self._read_backlog, store_id, after)
         listeners = self.subscriptions.listeners(store_id)  # a failure leaves the read to finish
         if max_subscriptions is not None and max_subscriptions < sum(
@@ -299,6 +313,8 @@ class FanOut(LiveConnections):
         live = [sub for sub in live if sub.key.connection_id not in report.closed]
         if not live:
             return waiting  # a read under way is left to finish (nobody needs it)
+        if last_parent is not None and all(sub.sent_seq > last_parent for sub in live):
+            return waiting  # every live pull has the records' commits already
         # The events after the lowest sent_seq, read once for all. A subscription ahead of the
         # last one read (live since it was read) is not behind, so it is skipped.
         low = min(sub.sent_seq for sub in live)

@@ -34,6 +34,8 @@ class NewCommits:
 
     #: The lowest parent among its new commit records (where the new events start).
     first_parent: int
+    #: The highest: a live subscription past it has every commit the records name.
+    last_parent: int
     #: Its oldest record's ``ApproximateCreationDateTime`` (epoch seconds; None: none given).
     oldest_created: float | None = None
 
@@ -54,8 +56,9 @@ def stores_with_commits(records: Iterable[dict[str, Any]]) -> dict[str, NewCommi
             continue
         created = change.get("ApproximateCreationDateTime")
         created = float(created) if isinstance(created, int | float) else None
-        seen = stores.setdefault(store_id, NewCommits(parent, created))
+        seen = stores.setdefault(store_id, NewCommits(parent, parent, created))
         seen.first_parent = min(seen.first_parent, parent)
+        seen.last_parent = max(seen.last_parent, parent)
         if created is not None and (seen.oldest_created is None or created < seen.oldest_created):
             seen.oldest_created = created
     return stores
@@ -73,7 +76,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     failures: list[Exception] = []
     for store_id, commits in stores_with_commits(event.get("Records") or []).items():
         try:
-            report = live.fan_out(store_id, after=commits.first_parent, deadline_ms=deadline_ms)
+            report = live.fan_out(
+                store_id, after=commits.first_parent, last_parent=commits.last_parent, deadline_ms=deadline_ms
+            )
         except Exception as error:  # the other stores of the batch are served first
             logger.warning("fan-out incomplete: the batch will be retried", extra={"store_id": store_id})
             failures.append(error)

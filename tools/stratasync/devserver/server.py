@@ -65,6 +65,9 @@ class DevServerConfig:
     ws_max_lifetime_seconds: float = 7200.0
     #: How often the stream poller reads the eventlog's stream while WebSocket clients are connected.
     stream_poll_interval: float = 0.01
+    #: With the embedded moto: how long after a commit's stream record is written the poller reads
+    #: it (Lambda's poller reads a shard about four times a second; see :mod:`.streams`).
+    stream_read_delay: float = 0.1
     extra_env: dict[str, str] = field(default_factory=dict)
     #: A built web app served at /app/ (the dev server's extra, see :mod:`.webapp`); None: not built.
     web_app_dir: str | None = None
@@ -312,6 +315,7 @@ class DevServer:
             poll_interval=self.config.stream_poll_interval,
             after_poll=after_poll,
             wake=wake,
+            read_delay=self.config.stream_read_delay,
         ).start()
 
     def stop(self) -> None:

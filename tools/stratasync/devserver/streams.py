@@ -16,8 +16,11 @@ event source mapping with ``ParallelizationFactor`` 1 and unlimited retries:
 It polls every ``poll_interval`` seconds while WebSocket connections are open (``busy``), else
 every ``idle_interval``. Given a ``wake`` event that the storage sets when it writes a stream
 record (the embedded moto does, :meth:`~stratasync.devserver.embedded_moto.EmbeddedMoto.
-on_stream_record`), it reads as soon as that happens and otherwise polls only every
+on_stream_record`), it reads ``read_delay`` after that happens and otherwise polls only every
 ``idle_interval``, as a safety net: the event is a hint, the records still come from GetRecords.
+The delay stands for Lambda's poller, which reads a shard about four times a second: the commits
+of that window come in one batch, and a push that fans out itself (the usual case, as on AWS) is
+not slowed down by the stream's fan-out of the same commit competing with it for the emulator.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class StreamPoller:
         region: str = "us-east-1",
         after_poll: Callable[[], None] | None = None,
         wake: threading.Event | None = None,
+        read_delay: float = 0.0,
     ) -> None:
         self.endpoint_url = endpoint_url
         self.table_name = table_name
@@ -79,6 +83,7 @@ class StreamPoller:
         self.region = region
         self.after_poll = after_poll
         self.wake = wake
+        self.read_delay = read_delay
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         #: Invocations made and records delivered (for tests and the bench).
@@ -166,7 +171,8 @@ class StreamPoller:
         if self.wake is None:
             self._stop.wait(self.poll_interval if self.busy() else self.idle_interval)
             return
-        self.wake.wait(self.idle_interval)
+        if self.wake.wait(self.idle_interval) and self.read_delay > 0:
+            self._stop.wait(self.read_delay)  # the records written meanwhile come in the same batch
         self.wake.clear()
 
     def _poll_once(self) -> bool:
