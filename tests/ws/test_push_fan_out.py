@@ -344,3 +344,34 @@ def test_the_stream_reads_only_when_a_pull_is_not_past_its_records(
     assert reads != []
     assert report.delivered == 1
     assert_exactly_once_in_order(harness.gateway.seqs(connection.connection_id, "1"), 0, 2)
+
+
+@pytest.mark.parametrize("step", ["claim", "release"])
+def test_a_storage_error_around_a_send_closes_that_connection(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    """A claim whose answer was lost (it was written) or a release that failed would leave a
+    claim nobody releases, holding that pull until its time is up: the sender closes the
+    connection instead (the client re-pulls from its cursor), and the others are served."""
+    failing, other = harness.connect(), harness.connect()
+    harness.live_pull(failing)
+    harness.live_pull(other)
+    real = getattr(harness.subscriptions, step)
+
+    def lost_answer(key: SubscriptionKey, *args: Any) -> bool:
+        result = real(key, *args)
+        if key.connection_id == failing.connection_id:
+            raise StorageUnavailableError("the answer was lost")
+        return result
+
+    monkeypatch.setattr(harness.subscriptions, step, lost_answer)
+    report = harness.publish(harness.push(1, 1))
+    monkeypatch.setattr(harness.subscriptions, step, real)
+    assert report is not None
+    assert report.closed == {failing.connection_id}
+    assert harness.gateway.closed == [failing.connection_id]
+    assert harness.subscriptions.connection(failing.connection_id) is None
+    assert_exactly_once_in_order(harness.gateway.seqs(other.connection_id, "1"), 0, 1)
+    started = time.monotonic()
+    harness.live.fan_out(harness.store_id, after=0, last_parent=0)  # nothing left to wait for
+    assert time.monotonic() - started < 5

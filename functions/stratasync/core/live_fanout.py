@@ -44,7 +44,7 @@ from stratasync.protocol.errors import StratasyncError
 from stratasync.protocol.limits import MAX_PULL_EVENTS_PER_CHUNK
 from stratasync.protocol.rpc import PullPage, encode_pull_item
 from stratasync.protocol.ws import encode_chunk
-from stratasync.storage.base import HotTierStorage, StoredEvent
+from stratasync.storage.base import HotTierStorage, StorageError, StoredEvent
 from stratasync.storage.subscriptions import (
     ConnectionGoneError,
     SendError,
@@ -423,14 +423,21 @@ class FanOut(LiveConnections):
     def _deliver(
         self, sub: Subscription, head: int, items: Items, until_ms: int
     ) -> tuple[Delivery, int, int]:
-        """Claim (until ``until_ms``), send (sent_seq, head] in order, release."""
+        """Claim (until ``until_ms``), send (sent_seq, head] in order, release. A storage error
+        on the way closes the connection: a claim of this sender that nobody releases would hold
+        the pull until its time is up."""
         key = sub.key
-        if not self.subscriptions.claim(key, sub.sent_seq, head, until_ms):
+        try:
+            claimed = self.subscriptions.claim(key, sub.sent_seq, head, until_ms)
+        except StorageError:  # perhaps written (a lost answer)
+            logger.warning("a claim failed: the connection will be closed", exc_info=True)
+            return Delivery.CLOSED, 0, 0
+        if not claimed:
             return Delivery.CLAIM_LOST, 0, 0
         mine = [item for item in items if sub.sent_seq < item[0] <= head]
-        backend_id = self.service.store.backend_id(key.store_id)
         events = messages = 0
         try:
+            backend_id = self.service.store.backend_id(key.store_id)
             for page in paginate(mine, self.page_bytes):
                 self.send(key.connection_id, encode_chunk(key.request_id, backend_id, page))
                 events += len(page.items)
@@ -438,8 +445,12 @@ class FanOut(LiveConnections):
         except ConnectionGoneError:
             self.subscriptions.remove_connection(key.connection_id, key.store_id)
             return Delivery.GONE, events, messages
-        except SendError:
+        except (SendError, StorageError):
             logger.warning("a live send failed: the connection will be closed", exc_info=True)
             return Delivery.CLOSED, events, messages
-        self.subscriptions.release(key, head)  # False: interrupted or closed meanwhile
+        try:
+            self.subscriptions.release(key, head)  # False: interrupted or closed meanwhile
+        except StorageError:
+            logger.warning("a release failed: the connection will be closed", exc_info=True)
+            return Delivery.CLOSED, events, messages
         return Delivery.DELIVERED, events, messages

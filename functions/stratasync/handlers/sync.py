@@ -25,8 +25,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from stratasync.core import RpcResponse, handle_rpc
 from stratasync.core.manifest import handle_manifest
 from stratasync.core.sealing import ArchivePolicy, archive_lag, hot_events
+from stratasync.core.service import PushResult
 from stratasync.handlers.observability import ARCHIVE_LAG_METRIC, make_metrics, make_tracer
-from stratasync.handlers.wiring import Backend, get_backend, get_publisher, register_snapshot_hooks
+from stratasync.handlers.wiring import (
+    Backend,
+    get_backend,
+    get_publisher,
+    init_sync_function,
+    register_snapshot_hooks,
+)
 from stratasync.protocol.errors import ServerAheadError
 from stratasync.storage.base import StorageError
 
@@ -67,11 +74,8 @@ def sync_rpc() -> Response[str]:
         headers={name.lower(): value for name, value in (event.headers or {}).items()},
     )
     _observe(result)
-    publisher = get_publisher() if result.push is not None else None
-    if publisher is not None and result.push is not None and result.store_id is not None:
-        # The live pulls get the batch now, before the answer (the stream's fan-out is the net).
-        deadline_ms = int(time.time() * 1000) + app.lambda_context.get_remaining_time_in_millis()
-        publisher.publish(result.store_id, result.push, deadline_ms=deadline_ms)
+    if result.push is not None and result.store_id is not None:
+        _publish(result.store_id, result.push)
     trigger = backend.archive_trigger
     if (
         result.push is not None
@@ -109,6 +113,18 @@ def archive_manifest() -> Response[str]:
     )
     logger.info("archive manifest", extra={"status": status, "segments": len(body.get("segments", []))})
     return Response(status_code=status, content_type="application/json", body=json.dumps(body))
+
+
+def _publish(store_id: str, pushed: PushResult) -> None:
+    """Send a committed batch to the store's live pulls now, before the answer (the stream's
+    fan-out is the safety net: nothing here may fail the push)."""
+    try:
+        publisher = get_publisher()
+        if publisher is not None:
+            deadline_ms = int(time.time() * 1000) + app.lambda_context.get_remaining_time_in_millis()
+            publisher.publish(store_id, pushed, deadline_ms=deadline_ms)
+    except Exception:
+        logger.exception("the push's fan-out could not start: the stream's fan-out takes over")
 
 
 def _observe_archive_lag(backend: Backend, store_id: str, policy: ArchivePolicy) -> None:
@@ -155,4 +171,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 if "AWS_LAMBDA_FUNCTION_NAME" in os.environ:  # in Lambda: build at init (SnapStart snapshots it)
     register_snapshot_hooks()
-    get_backend()
+    init_sync_function()

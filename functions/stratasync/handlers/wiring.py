@@ -156,6 +156,13 @@ def get_publisher() -> LiveSync | None:
     return get_live().live if backend.settings.publishes_pushes else None
 
 
+def init_sync_function() -> Backend:
+    """The sync function's cold start: its backend, and its live sync when its pushes fan out
+    themselves (so that a misconfiguration shows at init, not after a commit)."""
+    get_publisher()
+    return get_backend()
+
+
 @functools.cache
 def get_archiver() -> Archiver:
     """The archiver function's archiver, built from the environment once per execution environment."""

@@ -221,7 +221,7 @@ class DevServer:
             FunctionSpec(
                 "stratasync-sync-dev",
                 "stratasync.handlers.sync:lambda_handler",
-                "stratasync.handlers.wiring:get_backend",
+                "stratasync.handlers.wiring:init_sync_function",
                 timeout_seconds=30,
                 concurrency=config.workers,
             ),
