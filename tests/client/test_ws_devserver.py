@@ -104,6 +104,35 @@ def test_a_push_too_large_for_a_websocket_frame_goes_over_http(url: str) -> None
         assert writer.live  # the socket was never closed with 1009
 
 
+def test_a_push_reaches_live_pulls_without_the_stream() -> None:
+    """Each push (over HTTP: the sync function; over WebSocket: the ws function) sends its batch
+    to the live pulls itself: with the stream's fan-out held back for minutes, the reader still
+    sees every commit, exactly once and in order."""
+    config = DevServerConfig(port=0, workers=2, stream_read_delay=600)
+    with DevServer(config, out=open(os.devnull, "w")) as server:
+        url = server.url
+        sid = store_id()
+        transport = SyncWsTransport(url, sid, push="ws")
+        with (
+            Store(
+                schema, sid, backend_url=url, transport="ws", retry=RETRY, poll_interval=600
+            ) as http_writer,
+            Store(schema, sid, transport=transport, retry=RETRY, poll_interval=600) as ws_writer,
+            Store(schema, sid, backend_url=url, transport="ws", retry=RETRY, poll_interval=600) as reader,
+        ):
+            for store in (http_writer, ws_writer, reader):
+                store.start_sync()
+            wait_until(lambda: http_writer.live and ws_writer.live and reader.live, 30, "all live")
+            for number in range(1, 7):
+                writer = http_writer if number % 2 else ws_writer
+                writer.commit(todo_created(id=f"t{number}", text="x"))
+                head = number
+                wait_until(lambda: reader.upstream_head == head, 10, f"commit {head}")  # noqa: B023
+            assert transport.pushes_over_ws == 3
+            assert [event["seqNum"] for event in log(reader)] == list(range(1, 7))
+            assert reader.query(todos.count()) == 6
+
+
 def run_driver(url: str, scenario: str, sid: str, **env: str) -> dict[str, object]:
     node = shutil.which("node")
     if node is None or not WS_DRIVER.exists() or not (INTEROP / "node_modules" / "ws").exists():

@@ -359,7 +359,7 @@ def test_a_storage_error_around_a_send_closes_that_connection(
     real = getattr(harness.subscriptions, step)
 
     def lost_answer(key: SubscriptionKey, *args: Any) -> bool:
-        result = real(key, *args)
+        result: bool = real(key, *args)
         if key.connection_id == failing.connection_id:
             raise StorageUnavailableError("the answer was lost")
         return result
