@@ -210,6 +210,7 @@ class RunReport:
         history = self.history
         checked = (
             f"; history: {history.get('acked_events', 0)} acked events checked, "
+            f"{history.get('unanswered_events', 0)} committed in pushes left unanswered, "
             f"lost {history.get('lost', 0)}, "
             f"forks {history.get('forks', 0)}, refused retries {history.get('refused_retries', 0)}, "
             f"server errors {history.get('server_errors', 0)}"

@@ -81,6 +81,11 @@ class HistoryReport:
     pushes: int = 0
     pulls: int = 0
     acked_events: int = 0
+    #: Events of the final log never acknowledged, pushed in a push the backend gave no answer to
+    #: (it died with the push in flight, after the commit): their client learns of them by pulling.
+    unanswered_events: int = 0
+    #: Events of the final log neither acknowledged nor pushed unanswered (should not happen).
+    unaccounted_events: int = 0
     observations: int = 0
     lost: int = 0
     duplicated: int = 0
@@ -139,6 +144,8 @@ class History:
         self._lock = threading.Lock()
         #: (store, seqNum) -> digest -> the acknowledged event's identity.
         self.acks: dict[tuple[str, int], dict[str, str]] = defaultdict(dict)
+        #: (store, digest) of every event in a push the backend gave no answer to.
+        self.unanswered: set[tuple[str, str]] = set()
         #: (store, seqNum) -> digest -> its first observation.
         self.seen: dict[tuple[str, int], dict[str, Seen]] = defaultdict(dict)
         self.attempts: list[PushAttempt] = []
@@ -184,6 +191,14 @@ class History:
             query = parse_qs(urlsplit(request.path).query)
             store = query.get("storeId", ["?"])[0]
         client = request.headers.get("x-fault-client", "?")
+        if exchange.status == 0:  # the backend died with the request in flight: no answer
+            if tag == "SyncHttpRpc.Push":
+                with self._lock:
+                    self.stores.add(store)
+                    self.unanswered.update(
+                        (store, event_digest(event)) for event in payload.get("batch") or []
+                    )
+            return
         body = exchange.body
         if any(name.lower() == "content-encoding" and "gzip" in value for name, value in exchange.headers):
             body = gzip.decompress(body)
@@ -383,6 +398,18 @@ def check_history(
                 report.example(
                     "duplicated", f"{store}: the event acked at {seq} is in the log more than once"
                 )
+
+    acked_digests = {(store, digest) for (store, _), acked in history.acks.items() for digest in acked}
+    for store, log in final_logs.items():
+        for event in log:
+            committed = (store, event_digest(event))
+            if committed in acked_digests:
+                continue
+            if committed in history.unanswered:
+                report.unanswered_events += 1
+            else:
+                report.unaccounted_events += 1
+                report.example("unaccounted", f"{store}: seqNum {event['seqNum']} was committed, never acked")
 
     for (store, seq), seen in history.seen.items():
         if store not in final_logs:

@@ -16,7 +16,8 @@ and asks a *policy* what to do with each request:
   the real answer (the write took effect, but its writer "crashed" right after it).
 
 An ``observer`` sees every exchange with the upstream (the request, the upstream's answer, and
-whether that answer reached the client): the history checker records acknowledgements there.
+whether that answer reached the client; status 0 and no body when the upstream gave no answer at
+all): the history checker records acknowledgements there.
 
 When the upstream cannot be reached (the dev server is restarting) the client's connection is
 closed without an answer, which is what a client sees when a server process dies.
@@ -185,7 +186,12 @@ class FaultProxy:
         self, request: ProxiedRequest, *, delivered: bool
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         started = time.monotonic()
-        status, headers, body = self._forward(request)
+        try:
+            status, headers, body = self._forward(request)
+        except _UpstreamError:
+            if self.observer is not None:  # no answer (status 0): the upstream died with it
+                self.observer(Exchange(request, 0, [], b"", delivered, started, time.monotonic()))
+            raise
         if self.observer is not None:
             self.observer(Exchange(request, status, headers, body, delivered, started, time.monotonic()))
         return status, headers, body
