@@ -154,9 +154,16 @@ class Dashboard(Concern):
                 width=12,
             ),
             cloudwatch.GraphWidget(
-                title="Live fan-out: deliveries, lag (ms), failures",
-                left=[ours(name, MINUTE, FANOUT_SERVICE) for name in ("LiveDeliveries", "LiveMessages")]
-                + [ours("ConnectionsClosed", MINUTE, FANOUT_SERVICE)],
+                title="Live fan-out: deliveries (by the push, by the stream), lag (ms), failures",
+                left=[
+                    ours("LiveDeliveries", MINUTE, "stratasync", label="delivered by HTTP pushes"),
+                    ours("LiveDeliveries", MINUTE, WS_SERVICE, label="delivered by WebSocket pushes"),
+                    ours("LiveDeliveries", MINUTE, FANOUT_SERVICE, label="delivered by the stream"),
+                    ours("PushFanOutSkipped", MINUTE, "stratasync", label="HTTP pushes left to the stream"),
+                    ours("PushFanOutSkipped", MINUTE, WS_SERVICE, label="WS pushes left to the stream"),
+                    ours("LiveMessages", MINUTE, FANOUT_SERVICE),
+                    ours("ConnectionsClosed", MINUTE, FANOUT_SERVICE),
+                ],
                 right=[
                     lambda_metric(live.fanout, "IteratorAge", "Maximum", MINUTE),
                     live.failures.metric_approximate_number_of_messages_visible(statistic="Maximum"),

@@ -60,7 +60,11 @@ def table_metric(table_name: str, name: str, period: cdk.Duration) -> cloudwatch
 
 
 def ours(
-    name: str, period: cdk.Duration, service: str = "stratasync", statistic: str = "Sum"
+    name: str,
+    period: cdk.Duration,
+    service: str = "stratasync",
+    statistic: str = "Sum",
+    label: str | None = None,
 ) -> cloudwatch.Metric:
     """One of the handlers' EMF metrics."""
     return cloudwatch.Metric(
@@ -69,4 +73,5 @@ def ours(
         dimensions_map={"service": service},
         statistic=statistic,
         period=period,
+        label=label,
     )

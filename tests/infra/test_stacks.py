@@ -337,7 +337,7 @@ def test_dashboard_exists(stack: Stack) -> None:
         assert text in body
     for text in ("ConnectCount", "MessageCount", "IteratorAge", "stratasync-ws", "stratasync-fanout"):
         assert text in body
-    for text in ("LiveDeliveries", "LiveMessages", "ConnectionsClosed"):  # the fan-out's EMF metrics
+    for text in ("LiveDeliveries", "LiveMessages", "ConnectionsClosed", "PushFanOutSkipped"):  # EMF metrics
         assert text in body
     for text in ("ArchiveLag", "CommitToFanOutLag"):  # the lag row
         assert text in body

@@ -286,5 +286,15 @@ def test_emf_metric_names_are_the_live_handlers() -> None:
     assert f'make_metrics("stratasync", "{FANOUT_SERVICE}")' in fanout
     for name in ("Connections", "Pushes", "Conflicts", "EventsPushed", "EventsPulled"):
         assert f'name="{name}"' in ws
-    for name in ("LiveDeliveries", "LiveMessages", "ConnectionsClosed"):
-        assert f'name="{name}"' in fanout
+    assert 'name="ConnectionsClosed"' in fanout
+    observability = (handlers / "observability.py").read_text()
+    for constant, name in (
+        ("LIVE_DELIVERIES_METRIC", "LiveDeliveries"),
+        ("LIVE_MESSAGES_METRIC", "LiveMessages"),
+        ("PUSH_FANOUT_SKIPPED_METRIC", "PushFanOutSkipped"),
+    ):
+        assert f'{constant} = "{name}"' in observability
+        assert f"name={constant}" in fanout or constant == "PUSH_FANOUT_SKIPPED_METRIC"
+        assert f"name={constant}" in observability  # observe_push_fan_out: the sync and ws functions
+    for handler in ("sync.py", "ws.py"):
+        assert "observe_push_fan_out(metrics" in (handlers / handler).read_text()

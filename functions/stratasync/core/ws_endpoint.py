@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from stratasync.auth.access import Action
 from stratasync.core.endpoint import admit
-from stratasync.core.live import LiveSync, PullSent, SendError
+from stratasync.core.live import FanOutReport, LiveSync, PullSent, SendError
 from stratasync.core.service import PushResult
 from stratasync.protocol.errors import (
     BackendIdMismatchError,
@@ -96,6 +96,8 @@ class MessageOutcome:
     store_id: str | None = None
     error: ProtocolError | None = None
     push: PushResult | None = None
+    #: What the push's own fan-out did (None: it did not run).
+    published: FanOutReport | None = None
     pull: PullSent | None = None
     live: bool = False
 
@@ -143,9 +145,9 @@ def _request(live: LiveSync, connection_id: str, request: RpcRequest, deadline_m
             pushed = service.push(store_id, payload)
             # Fanned out before the answer: the other clients wait for the events, the pusher's
             # next push can wait a few milliseconds more (it gets its echo either way).
-            live.publish(store_id, pushed, deadline_ms=deadline_ms)
+            published = live.publish(store_id, pushed, deadline_ms=deadline_ms)
             live.send(connection_id, encode_exit_success(request.id, {}))
-            return MessageOutcome("Request", request.tag, store_id, push=pushed)
+            return MessageOutcome("Request", request.tag, store_id, push=pushed, published=published)
         connection = live.subscriptions.connection(connection_id)
         if connection is None:
             return MessageOutcome("Request", request.tag, store_id)  # closed meanwhile: no one to answer

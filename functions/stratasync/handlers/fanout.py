@@ -19,7 +19,13 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from stratasync.handlers.observability import COMMIT_FANOUT_LAG_METRIC, make_metrics, make_tracer
+from stratasync.handlers.observability import (
+    COMMIT_FANOUT_LAG_METRIC,
+    LIVE_DELIVERIES_METRIC,
+    LIVE_MESSAGES_METRIC,
+    make_metrics,
+    make_tracer,
+)
 from stratasync.handlers.wiring import get_live, register_snapshot_hooks
 from stratasync.storage.dynamodb_items import batch_parent
 
@@ -86,8 +92,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         if commits.oldest_created is not None:  # the stream's time has whole seconds: a coarse lag
             lag_ms = max(0.0, (time.time() - commits.oldest_created) * 1000)
             metrics.add_metric(name=COMMIT_FANOUT_LAG_METRIC, unit=MetricUnit.Milliseconds, value=lag_ms)
-        metrics.add_metric(name="LiveDeliveries", unit=MetricUnit.Count, value=report.delivered)
-        metrics.add_metric(name="LiveMessages", unit=MetricUnit.Count, value=report.messages_sent)
+        metrics.add_metric(name=LIVE_DELIVERIES_METRIC, unit=MetricUnit.Count, value=report.delivered)
+        metrics.add_metric(name=LIVE_MESSAGES_METRIC, unit=MetricUnit.Count, value=report.messages_sent)
         metrics.add_metric(name="ConnectionsClosed", unit=MetricUnit.Count, value=len(report.closed))
         fields = {
             "store_id": store_id,

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+
+if TYPE_CHECKING:
+    from stratasync.core.live_fanout import FanOutReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -24,6 +27,25 @@ ARCHIVE_LAG_METRIC = "ArchiveLag"
 #: store and batch, in the ``stratasync`` namespace with its ``service`` dimension
 #: (``stratasync-fanout``); the dashboard's lag row shows it next to ArchiveLag.
 COMMIT_FANOUT_LAG_METRIC = "CommitToFanOutLag"
+#: Live subscriptions a push brought to its batch itself (the sync and ws functions; the fan-out
+#: function emits the same name for what the stream delivered), and the messages that took.
+LIVE_DELIVERIES_METRIC = "LiveDeliveries"
+LIVE_MESSAGES_METRIC = "LiveMessages"
+#: Pushes that left their batch to the stream's fan-out (a large room, a contended claim that
+#: did not clear, a storage error): the stream then adds up to a few hundred ms on AWS.
+PUSH_FANOUT_SKIPPED_METRIC = "PushFanOutSkipped"
+
+
+def observe_push_fan_out(metrics: MetricsLike, report: FanOutReport | None) -> None:
+    """The metrics of a push's own fan-out (nothing when it did not run)."""
+    if report is None:
+        return
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    metrics.add_metric(name=LIVE_DELIVERIES_METRIC, unit=MetricUnit.Count, value=report.delivered)
+    metrics.add_metric(name=LIVE_MESSAGES_METRIC, unit=MetricUnit.Count, value=report.messages_sent)
+    if report.skipped:
+        metrics.add_metric(name=PUSH_FANOUT_SKIPPED_METRIC, unit=MetricUnit.Count, value=1)
 
 
 class TracerLike(Protocol):

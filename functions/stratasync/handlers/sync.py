@@ -26,7 +26,12 @@ from stratasync.core import RpcResponse, handle_rpc
 from stratasync.core.manifest import handle_manifest
 from stratasync.core.sealing import ArchivePolicy, archive_lag, hot_events
 from stratasync.core.service import PushResult
-from stratasync.handlers.observability import ARCHIVE_LAG_METRIC, make_metrics, make_tracer
+from stratasync.handlers.observability import (
+    ARCHIVE_LAG_METRIC,
+    make_metrics,
+    make_tracer,
+    observe_push_fan_out,
+)
 from stratasync.handlers.wiring import (
     Backend,
     get_backend,
@@ -122,7 +127,7 @@ def _publish(store_id: str, pushed: PushResult) -> None:
         publisher = get_publisher()
         if publisher is not None:
             deadline_ms = int(time.time() * 1000) + app.lambda_context.get_remaining_time_in_millis()
-            publisher.publish(store_id, pushed, deadline_ms=deadline_ms)
+            observe_push_fan_out(metrics, publisher.publish(store_id, pushed, deadline_ms=deadline_ms))
     except Exception:
         logger.exception("the push's fan-out could not start: the stream's fan-out takes over")
 

@@ -20,7 +20,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from stratasync.core.ws_endpoint import MessageOutcome, handle_connect, handle_message
-from stratasync.handlers.observability import make_metrics, make_tracer
+from stratasync.handlers.observability import make_metrics, make_tracer, observe_push_fan_out
 from stratasync.handlers.wiring import get_live, register_snapshot_hooks
 from stratasync.protocol.errors import ServerAheadError
 
@@ -49,6 +49,7 @@ def _observe(outcome: MessageOutcome) -> None:
         metrics.add_metric(name="Pushes", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="EventsPushed", unit=MetricUnit.Count, value=outcome.push.events)
         fields.update(events=outcome.push.events, head=outcome.push.head)
+        observe_push_fan_out(metrics, outcome.published)
     if outcome.pull is not None:
         metrics.add_metric(name="EventsPulled", unit=MetricUnit.Count, value=outcome.pull.events)
         fields.update(events=outcome.pull.events, messages=outcome.pull.messages, live=outcome.pull.live)
