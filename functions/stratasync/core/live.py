@@ -9,10 +9,12 @@ send to, or close, a connection). :class:`LiveSync` puts them together, one modu
 * :mod:`~stratasync.core.live_pull`: **a live pull** (:meth:`LiveSync.pull_live`) catches up
   under a lease, then hands over with ``go_live`` (one transaction with the eventlog) only if the
   head did not move; nothing else sends to a subscription in catch-up;
-* :mod:`~stratasync.core.live_fanout`: **the fan-out** (:meth:`LiveSync.fan_out`, the DynamoDB
-  stream consumer) claims, sends and releases each live subscription's range up to the head, and
-  closes the connection whenever it cannot be sure (the client reconnects and pulls again from
-  its real cursor); its messages stay within one API Gateway message.
+* :mod:`~stratasync.core.live_fanout`: **the fan-out** claims, sends and releases each live
+  subscription's range up to the head, waits for another sender's claim, and closes the
+  connection whenever it cannot be sure (the client reconnects and pulls again from its real
+  cursor); its messages stay within one API Gateway message. Two senders follow these rules:
+  each push, with its batch in hand (:meth:`LiveSync.publish`), and the stream consumer as the
+  safety net (:meth:`LiveSync.fan_out`); what they read is :mod:`~stratasync.core.live_backlog`.
 """
 
 from __future__ import annotations

@@ -33,18 +33,18 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 
-from stratasync.core.live_connections import LiveConnections
+from stratasync.core.live_backlog import BacklogReads, Items
 from stratasync.core.service import PushResult
 from stratasync.protocol.errors import StratasyncError
 from stratasync.protocol.limits import MAX_PULL_EVENTS_PER_CHUNK
 from stratasync.protocol.rpc import PullPage, encode_pull_item
 from stratasync.protocol.ws import encode_chunk
-from stratasync.storage.base import HotTierStorage, StorageError, StoredEvent
+from stratasync.storage.base import StorageError
 from stratasync.storage.subscriptions import (
     ConnectionGoneError,
     SendError,
@@ -65,9 +65,6 @@ _PREFETCH = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fan-out-read")
 #: longest (a claim lasts one send per message, milliseconds).
 _FIRST_PAUSE_SECONDS = 0.005
 _LONGEST_PAUSE_SECONDS = 0.05
-
-#: Items ``(seqNum, encoded PullResponse item)`` in order.
-Items = Sequence[tuple[int, str]]
 
 
 class SenderBusyError(StratasyncError):
@@ -126,7 +123,7 @@ def paginate(
         start = end
 
 
-class FanOut(LiveConnections):
+class FanOut(BacklogReads):
     """The fan-out of live sync (see the module docstring)."""
 
     def fan_out(
@@ -361,64 +358,6 @@ class FanOut(LiveConnections):
                     except Exception as error:
                         errors.append(error)
         return _Round.AGAIN if lost else waiting
-
-    def _backlog(
-        self, store_id: str, behind: list[Subscription], close: Callable[[str, str], None]
-    ) -> tuple[list[tuple[int, str]], list[Subscription]]:
-        """The encoded events after the lowest ``sent_seq``, read once for all; the subscriptions
-        too far behind for that are closed instead."""
-        while behind:
-            low = min(sub.sent_seq for sub in behind)
-            items = self._read_backlog(store_id, low)
-            if items is not None:
-                return items, behind
-            for sub in behind:
-                if sub.sent_seq == low:
-                    close(sub.key.connection_id, "too far behind")
-            behind = [sub for sub in behind if sub.sent_seq > low]
-        return [], []
-
-    def _read_backlog(self, store_id: str, after: int) -> list[tuple[int, str]] | None:
-        """The encoded events after ``after`` (None: more than ``max_backlog_events``)."""
-        cap = self.settings.max_backlog_events
-        items: list[tuple[int, str]] = []
-        events: Iterator[StoredEvent] = self._events_after(store_id, after)
-        try:
-            for event in events:
-                items.append((event.seq_num, encode_pull_item(event.event_json, event.created_at)))
-                if len(items) > cap:
-                    return None
-        finally:
-            close_events = getattr(events, "close", None)
-            if close_events is not None:
-                close_events()
-        return items
-
-    def _events_after(self, store_id: str, after: int) -> Iterator[StoredEvent]:
-        """The events after ``after``, in order. A live subscription's ``sent_seq`` is a batch's
-        last event, so the hot tier's batches from parent ``after`` on are read in one query; if
-        they do not start there (archived, or a cursor inside a batch), the general read."""
-        store = self.service.store
-        hot = getattr(store, "hot", store)
-        if not isinstance(hot, HotTierStorage):
-            yield from store.read(store_id, after)
-            return
-        expected = after
-        batches = hot.hot_batches(store_id, after)
-        try:
-            for batch in batches:
-                if batch.parent_seq_num != expected:
-                    break
-                yield from batch.events
-                expected = batch.last_seq_num
-            else:
-                if expected > after:
-                    return  # read to the newest batch
-        finally:
-            close = getattr(batches, "close", None)
-            if close is not None:
-                close()
-        yield from store.read(store_id, expected)
 
     def _deliver(
         self, sub: Subscription, head: int, items: Items, until_ms: int
