@@ -19,6 +19,8 @@ from stratasync.storage.subscriptions import (
     Connection,
     ConnectionGateway,
     ConnectionGoneError,
+    SubscriptionKey,
+    SubscriptionStatus,
     SubscriptionStorage,
 )
 
@@ -151,6 +153,28 @@ class Harness:
             None if cursor is None else self.cursor(cursor),
             deadline_ms=int(time.time() * 1000) + 60_000,
         )
+
+
+def subscription_of(harness: Harness, connection_id: str, request_id: str = "1") -> Any:
+    """The stored subscription of one pull (None: there is none)."""
+    key = SubscriptionKey(harness.store_id, connection_id, request_id)
+    listed = harness.subscriptions.listeners(harness.store_id).subscriptions
+    return next((sub for sub in listed if sub.key == key), None)
+
+
+def assert_each_pull_whole_or_closed(harness: Harness, pulls: list[tuple[str, str, int]], head: int) -> None:
+    """After a crash and the stream's retries: each pull ``(connection, request, cursor)`` has
+    every event after its cursor once, in order, and is live at ``head`` with no claim; or its
+    connection was closed and forgotten (the client re-pulls from where it is)."""
+    for connection_id, request_id, cursor in pulls:
+        seqs = harness.gateway.seqs(connection_id, request_id)
+        if connection_id in harness.gateway.closed:
+            assert_exactly_once_in_order(seqs, cursor)
+            assert harness.subscriptions.connection(connection_id) is None
+        else:
+            assert_exactly_once_in_order(seqs, cursor, head)
+            sub = subscription_of(harness, connection_id, request_id)
+            assert (sub.status, sub.sent_seq, sub.sending) == (SubscriptionStatus.LIVE, head, None)
 
 
 def dead_by_now(harness: Harness) -> int:

@@ -18,18 +18,18 @@ from stratasync.storage.subscriptions import (
     SubscriptionStatus,
 )
 from tests.ws.conftest import MakeHarness
-from tests.ws.harness import Harness, assert_exactly_once_in_order, crashing, dead_by_now
+from tests.ws.harness import (
+    Harness,
+    assert_each_pull_whole_or_closed,
+    assert_exactly_once_in_order,
+    crashing,
+    dead_by_now,
+    subscription_of,
+)
 
 
 def page_infos(harness: Harness, connection_id: str, request_id: str = "1") -> list[Any]:
     return [chunk["pageInfo"] for chunk in harness.gateway.chunks(connection_id, request_id)]
-
-
-def subscription(harness: Harness, connection_id: str, request_id: str = "1") -> Any:
-    for sub in harness.subscriptions.listeners(harness.store_id).subscriptions:
-        if sub.key == SubscriptionKey(harness.store_id, connection_id, request_id):
-            return sub
-    return None
 
 
 # -- catch-up and handoff ----------------------------------------------------------------------
@@ -43,7 +43,7 @@ def test_a_live_pull_of_an_empty_store_sends_one_empty_no_more_chunk(harness: Ha
     assert chunk["pageInfo"] == {"_tag": "NoMore"}
     assert chunk["backendId"] == harness.eventlog.backend_id(harness.store_id)
     assert not any(m["_tag"] == "Exit" for m in harness.gateway.decoded(connection.connection_id))
-    sub = subscription(harness, connection.connection_id)
+    sub = subscription_of(harness, connection.connection_id)
     assert (sub.status, sub.sent_seq) == (SubscriptionStatus.LIVE, 0)
 
 
@@ -60,7 +60,7 @@ def test_a_live_pull_pages_the_stored_events_then_goes_live(harness: Harness) ->
         {"_tag": "NoMore"},
     ]
     assert_exactly_once_in_order(harness.gateway.seqs(connection.connection_id, "1"), 0, 250)
-    assert subscription(harness, connection.connection_id).sent_seq == 250
+    assert subscription_of(harness, connection.connection_id).sent_seq == 250
     # from a cursor
     other = harness.connect()
     harness.live_pull(other, "7", cursor=240)
@@ -116,7 +116,7 @@ def test_a_catch_up_that_runs_out_of_time_closes_the_connection(harness: Harness
     connection = harness.connect()
     harness.live.pull_live(connection, "1", None, deadline_ms=int(time.time() * 1000) + 1_000)
     assert harness.gateway.closed == [connection.connection_id]
-    assert subscription(harness, connection.connection_id) is None
+    assert subscription_of(harness, connection.connection_id) is None
 
 
 # -- fan-out ---------------------------------------------------------------------------------
@@ -255,7 +255,7 @@ def test_a_gone_connection_is_forgotten(harness: Harness) -> None:
     report = harness.live.fan_out(harness.store_id)
     assert report.gone == {gone.connection_id}
     assert harness.subscriptions.connection(gone.connection_id) is None
-    assert subscription(harness, gone.connection_id) is None
+    assert subscription_of(harness, gone.connection_id) is None
     assert_exactly_once_in_order(harness.gateway.seqs(alive.connection_id, "1"), 0, 1)
 
 
@@ -405,15 +405,7 @@ def test_exactly_once_under_a_crash_at_every_step_of_a_fan_out(
         _crashing_fan_out(harness, crash_at, hints)
         harness.live.fan_out(harness.store_id, **hints)  # the batch is retried
         harness.live.fan_out(harness.store_id, **hints)  # ... and redelivered once more
-        for connection_id, request_id, cursor in pulls:
-            seqs = harness.gateway.seqs(connection_id, request_id)
-            if connection_id in harness.gateway.closed:
-                assert_exactly_once_in_order(seqs, cursor)  # the client re-pulls from where it is
-                assert harness.subscriptions.connection(connection_id) is None
-            else:
-                assert_exactly_once_in_order(seqs, cursor, 9)
-                sub = subscription(harness, connection_id, request_id)
-                assert (sub.status, sub.sent_seq, sub.sending) == (SubscriptionStatus.LIVE, 9, None)
+        assert_each_pull_whole_or_closed(harness, pulls, 9)
 
 
 def test_no_commit_is_left_unpublished(harness: Harness) -> None:

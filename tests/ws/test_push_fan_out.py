@@ -18,14 +18,16 @@ from stratasync.client.wsprotocol import WS_PUSH, ws_request
 from stratasync.core.live import SenderBusyError
 from stratasync.core.ws_endpoint import handle_message
 from stratasync.storage.base import StorageUnavailableError
-from stratasync.storage.subscriptions import SubscriptionKey, SubscriptionStatus
+from stratasync.storage.subscriptions import SubscriptionKey
 from tests.ws.conftest import MakeHarness
 from tests.ws.harness import (
     Harness,
+    assert_each_pull_whole_or_closed,
     assert_exactly_once_in_order,
     crashing,
     dead_by_now,
     event,
+    subscription_of,
 )
 
 
@@ -48,13 +50,6 @@ def count_event_reads(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> list
     return reads
 
 
-def sub_of(harness: Harness, connection_id: str, request_id: str = "1") -> Any:
-    key = SubscriptionKey(harness.store_id, connection_id, request_id)
-    return next(
-        sub for sub in harness.subscriptions.listeners(harness.store_id).subscriptions if sub.key == key
-    )
-
-
 def test_a_push_reaches_the_live_pulls_without_the_stream_or_a_read(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -69,7 +64,7 @@ def test_a_push_reaches_the_live_pulls_without_the_stream_or_a_read(
     assert reads == []  # the batch's events were in hand
     for connection in connections:
         assert_exactly_once_in_order(harness.gateway.seqs(connection.connection_id, "1"), 0, 3)
-        sub = sub_of(harness, connection.connection_id)
+        sub = subscription_of(harness, connection.connection_id)
         assert (sub.sent_seq, sub.sending, sub.sending_until_ms) == (3, None, None)
     # The stream's record of the same commit arrives later: everyone is past its parent already,
     # so it reads nothing either (only the subscriptions).
@@ -184,7 +179,7 @@ def test_the_stream_waits_for_a_live_claim_instead_of_closing(harness: Harness) 
     assert report.closed == set()
     assert harness.gateway.closed == []
     assert report.messages_sent == 0  # the sender brought it to the head
-    assert sub_of(harness, connection.connection_id).sent_seq == 1
+    assert subscription_of(harness, connection.connection_id).sent_seq == 1
 
 
 def test_a_claim_that_outlasts_the_stream_s_invocation_is_retried_later(harness: Harness) -> None:
@@ -250,15 +245,7 @@ def test_exactly_once_under_a_crash_at_every_step_of_the_push_path(make_harness:
         )
         harness.live.fan_out(harness.store_id, after=3)  # the stream's records of 4 and 5..6
         harness.live.fan_out(harness.store_id, after=3)  # ... redelivered once more
-        for connection_id, request_id, cursor in pulls:
-            seqs = harness.gateway.seqs(connection_id, request_id)
-            if connection_id in harness.gateway.closed:
-                assert_exactly_once_in_order(seqs, cursor)  # the client re-pulls from where it is
-                assert harness.subscriptions.connection(connection_id) is None
-            else:
-                assert_exactly_once_in_order(seqs, cursor, 6)
-                sub = sub_of(harness, connection_id, request_id)
-                assert (sub.status, sub.sent_seq, sub.sending) == (SubscriptionStatus.LIVE, 6, None)
+        assert_each_pull_whole_or_closed(harness, pulls, 6)
 
 
 def test_both_senders_racing_deliver_each_event_once_in_order(harness: Harness) -> None:

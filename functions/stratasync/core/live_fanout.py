@@ -87,6 +87,19 @@ class _Round(Enum):
     WAIT = "wait"
 
 
+@dataclass(frozen=True)
+class _Sender:
+    """Who runs a fan-out, and what it knows: when its invocation ends; the push has its batch
+    (``known``), gives up after ``max_rounds`` and leaves large rooms alone; the stream knows
+    its records' highest parent."""
+
+    deadline_ms: int
+    known: Items | None = None
+    max_rounds: int | None = None
+    max_subscriptions: int | None = None
+    last_parent: int | None = None
+
+
 @dataclass
 class FanOutReport:
     """What one fan-out of one store did."""
@@ -156,7 +169,7 @@ class FanOut(BacklogReads):
         report = FanOutReport(store_id)
         errors: list[Exception] = []
         outcome = self._fan_out(
-            store_id, report, errors, after, None, deadline_ms, max_rounds=None, last_parent=last_parent
+            store_id, report, errors, after, _Sender(deadline_ms, last_parent=last_parent)
         )
         if errors:
             raise errors[0]
@@ -182,16 +195,13 @@ class FanOut(BacklogReads):
         report = FanOutReport(store_id)
         errors: list[Exception] = []
         try:
-            outcome = self._fan_out(
-                store_id,
-                report,
-                errors,
-                pushed.parent,
-                known,
+            sender = _Sender(
                 deadline_ms,
+                known=known,
                 max_rounds=self.settings.max_fan_out_rounds,
                 max_subscriptions=self.settings.push_fan_out_max_subscriptions,
             )
+            outcome = self._fan_out(store_id, report, errors, pushed.parent, sender)
         except Exception as error:
             errors.append(error)
             outcome = _Round.AGAIN
@@ -208,30 +218,18 @@ class FanOut(BacklogReads):
         return report
 
     def _fan_out(
-        self,
-        store_id: str,
-        report: FanOutReport,
-        errors: list[Exception],
-        after: int | None,
-        known: Items | None,
-        deadline_ms: int,
-        *,
-        max_rounds: int | None,
-        max_subscriptions: int | None = None,
-        last_parent: int | None = None,
+        self, store_id: str, report: FanOutReport, errors: list[Exception], after: int | None, sender: _Sender
     ) -> _Round:
-        """Rounds until one is done, or ``max_rounds``, or the deadline (less its margin)."""
-        stop_at_ms = deadline_ms - self.settings.deadline_margin_ms
+        """Rounds until one is done, or the sender's ``max_rounds``, or its deadline (less the margin)."""
+        stop_at_ms = sender.deadline_ms - self.settings.deadline_margin_ms
         pause = _FIRST_PAUSE_SECONDS
         while True:
             report.rounds += 1
-            hint = after if known is not None or report.rounds == 1 else None
-            outcome = self._fan_out_round(
-                store_id, report, errors, hint, known, deadline_ms, max_subscriptions, last_parent
-            )
+            hint = after if sender.known is not None or report.rounds == 1 else None
+            outcome = self._fan_out_round(store_id, report, errors, hint, sender)
             if outcome is _Round.DONE or errors:
                 return outcome
-            if max_rounds is not None and report.rounds >= max_rounds:
+            if sender.max_rounds is not None and report.rounds >= sender.max_rounds:
                 return outcome
             if outcome is _Round.WAIT:
                 if self._now_ms() + pause * 1000 >= stop_at_ms:
@@ -243,19 +241,12 @@ class FanOut(BacklogReads):
                 return outcome
 
     def _fan_out_round(
-        self,
-        store_id: str,
-        report: FanOutReport,
-        errors: list[Exception],
-        after: int | None,
-        known: Items | None,
-        deadline_ms: int,
-        max_subscriptions: int | None,
-        last_parent: int | None,
+        self, store_id: str, report: FanOutReport, errors: list[Exception], after: int | None, sender: _Sender
     ) -> _Round:
-        """One pass. ``known``: the events after ``after`` as far as the caller has them (the
-        push path's batch), else they are read (beside the subscriptions when ``after`` is given
+        """One pass. ``sender.known``: the events after ``after`` as far as the sender has them
+        (the push's batch), else they are read (beside the subscriptions when ``after`` is given
         and pushes do not fan out themselves)."""
+        known, max_subscriptions = sender.known, sender.max_subscriptions
         now_ms = self._now_ms()
         prefetch: Future[list[tuple[int, str]] | None] | None = None
         if after is not None and known is None and not self.settings.push_fan_out:
@@ -310,7 +301,7 @@ class FanOut(BacklogReads):
         live = [sub for sub in live if sub.key.connection_id not in report.closed]
         if not live:
             return waiting  # a read under way is left to finish (nobody needs it)
-        if last_parent is not None and all(sub.sent_seq > last_parent for sub in live):
+        if sender.last_parent is not None and all(sub.sent_seq > sender.last_parent for sub in live):
             return waiting  # every live pull has the records' commits already
         # The events after the lowest sent_seq, read once for all. A subscription ahead of the
         # last one read (live since it was read) is not behind, so it is skipped.
@@ -331,7 +322,7 @@ class FanOut(BacklogReads):
         if not behind:
             return waiting
         lost = False
-        until_ms = deadline_ms + self.settings.lease_margin_ms
+        until_ms = sender.deadline_ms + self.settings.lease_margin_ms
 
         def deliver(sub: Subscription) -> None:
             nonlocal lost
