@@ -44,7 +44,8 @@ def _connect(event: dict[str, Any], connection_id: str) -> dict[str, Any]:
 
 
 def _observe(outcome: MessageOutcome) -> None:
-    fields: dict[str, Any] = {"message": outcome.tag, "rpc": outcome.rpc, "store_id": outcome.store_id}
+    # "frame", not "message": a log record's own field, which logging refuses to overwrite.
+    fields: dict[str, Any] = {"frame": outcome.tag, "rpc": outcome.rpc, "store_id": outcome.store_id}
     if outcome.push is not None:
         metrics.add_metric(name="Pushes", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="EventsPushed", unit=MetricUnit.Count, value=outcome.push.events)
