@@ -17,6 +17,8 @@ import pytest
 from stratasync.client.wsprotocol import WS_PUSH, ws_request
 from stratasync.core.live import SenderBusyError
 from stratasync.core.ws_endpoint import handle_message
+from stratasync.protocol.errors import InvalidRequestError
+from stratasync.protocol.messages import PushPayload
 from stratasync.storage.base import StorageUnavailableError
 from stratasync.storage.subscriptions import SubscriptionKey
 from tests.ws.conftest import MakeHarness
@@ -89,6 +91,47 @@ def test_the_push_sends_what_a_read_would(harness: Harness) -> None:
         harness.gateway.messages[pushed_on.connection_id][-1]
         == harness.gateway.messages[read_by.connection_id][-1]
     )
+
+
+def _push_args(harness: Harness, args: dict[str, Any]) -> Any:
+    """Push one event with these ``args`` at the head (1)."""
+    payload = PushPayload.model_validate(
+        {"storeId": harness.store_id, "batch": [{**event(1), "args": args}], "backendId": {"_tag": "None"}}
+    )
+    return harness.service.push(harness.store_id, payload)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"id": "t1", "text": "a lone \ud800 surrogate and its mate \udc00"},
+        {"id": "t1", "huge": 1e308, "tiny": 5e-324, "big": 2**63 + 1, "negative": -(2**80), "zero": -0.0},
+        {"id": "t1", "text": '\u2028"\\' * 10_000},  # 70 KB of JSON (7 bytes each): one message
+    ],
+    ids=["lone-surrogates", "extreme-numbers", "near-the-message-limit"],
+)
+def test_hostile_values_reach_the_live_pulls_as_a_read_sends_them(
+    harness: Harness, args: dict[str, Any]
+) -> None:
+    pushed_on = harness.connect()
+    harness.live_pull(pushed_on)
+    harness.publish(_push_args(harness, args))
+    read_by = harness.connect()
+    harness.live_pull(read_by, cursor=0)
+    assert (
+        harness.gateway.messages[pushed_on.connection_id][-1]
+        == harness.gateway.messages[read_by.connection_id][-1]
+    )
+    assert harness.gateway.seqs(pushed_on.connection_id, "1") == [1]
+
+
+def test_a_push_refused_for_nan_publishes_nothing(harness: Harness) -> None:
+    connection = harness.connect()
+    harness.live_pull(connection)
+    with pytest.raises(InvalidRequestError):
+        _push_args(harness, {"id": "t1", "n": float("nan")})
+    assert harness.gateway.seqs(connection.connection_id, "1") == []
+    assert harness.eventlog.log_head(harness.store_id).seq_num == 0
 
 
 def test_a_pull_behind_the_batch_gets_the_events_before_it_too(harness: Harness) -> None:

@@ -35,6 +35,8 @@ class Backend:
     archive: TieredEventLog | None
     #: Invokes the archiver when a push probably completed a segment (None: no archiver function).
     archive_trigger: ArchiveTrigger | None
+    #: The DynamoDB hot tier (its client serves live sync's connections table too).
+    hot: DynamoDBStorage
 
 
 def archive_policy(settings: Settings) -> ArchivePolicy:
@@ -77,7 +79,7 @@ def build_backend(settings: Settings) -> Backend:
         limits=settings.limits(),
         access=settings.access_control(),
     )
-    return Backend(settings, service, archive, trigger)
+    return Backend(settings, service, archive, trigger, hot)
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,7 @@ def build_live(settings: Settings, backend: Backend | None = None) -> LiveBacken
     subscriptions = DynamoDBSubscriptionStorage(
         settings.connections_table,
         settings.table_name,
-        make_client(settings.dynamodb_endpoint),
+        backend.hot.table.client,  # one DynamoDB client a process (boto3 clients are thread-safe)
         time_budget_seconds=settings.storage_time_budget_seconds,
     )
     live = LiveSync(
