@@ -95,9 +95,12 @@ def manifest_of(url: str, store_id: str, after: int = 0) -> dict[str, Any]:
     return body
 
 
-def test_dev_server_archives_through_the_push_path_and_pulls_stay_seamless() -> None:
+@pytest.mark.parametrize("mode", [(), ("--in-process",)], ids=["worker-processes", "in-process"])
+def test_dev_server_archives_through_the_push_path_and_pulls_stay_seamless(mode: tuple[str, ...]) -> None:
+    """In process too: the archiver's trigger goes through the Lambda ``Invoke`` API and its
+    segments to the embedded moto's S3 without a socket; the presigned GET still over HTTP."""
     store_id = f"dev-archive-{uuid.uuid4().hex[:6]}"
-    with running_dev_server("--segment-events", "10") as (url, lines):
+    with running_dev_server("--segment-events", "10", *mode) as (url, lines):
         events: list[dict[str, Any]] = []
         for _ in range(20):
             events += push(url, store_id, len(events), 3)

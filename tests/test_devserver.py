@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -28,7 +29,20 @@ def todo(seq: int, parent: int, client: str) -> dict[str, Any]:
     }
 
 
-def test_eight_writers_race_on_the_same_parent_exactly_one_wins_each_round(dev_server: DevServer) -> None:
+@pytest.fixture(params=["worker-processes", "in-process"])
+def any_dev_server_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The session's dev server (worker processes), or a ``stratasync dev --in-process``."""
+    if request.param == "worker-processes":
+        yield request.getfixturevalue("dev_server").url
+        return
+    with running_dev_server("--in-process") as (url, _):
+        yield url
+
+
+def test_eight_writers_race_on_the_same_parent_exactly_one_wins_each_round(any_dev_server_url: str) -> None:
+    """In process too, where the handlers' conditional writes reach moto from threads of one
+    process without a socket (each request still applied alone)."""
+    url = any_dev_server_url
     writers, rounds = 8, 5
     store_id = f"race-{uuid.uuid4().hex[:8]}"
     barrier = threading.Barrier(writers)
@@ -38,7 +52,7 @@ def test_eight_writers_race_on_the_same_parent_exactly_one_wins_each_round(dev_s
 
     def writer(index: int) -> None:
         client = f"w{index}"
-        with SyncHttpTransport(dev_server.url, store_id) as transport:
+        with SyncHttpTransport(url, store_id) as transport:
             for round_number in range(rounds):
                 barrier.wait()
                 pages = transport.pull(None)
@@ -58,7 +72,7 @@ def test_eight_writers_race_on_the_same_parent_exactly_one_wins_each_round(dev_s
             future.result()
     assert [len(wins.get(round_number, [])) for round_number in range(rounds)] == [1] * rounds
     assert all(reported > seen for seen, reported in heads_seen_by_losers)
-    with SyncHttpTransport(dev_server.url, store_id) as transport:
+    with SyncHttpTransport(url, store_id) as transport:
         events = [event for page in transport.pull(None) for event in page.events]
     assert [event["seqNum"] for event in events] == list(range(1, len(events) + 1))
     assert [event["parentSeqNum"] for event in events] == list(range(len(events)))

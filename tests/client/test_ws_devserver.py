@@ -12,6 +12,7 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from stratasync.client import RetryPolicy, Store, SyncWsTransport, TransportErro
 from stratasync.client.todos import schema, todo_created, todos
 from stratasync.devserver import DevServer, DevServerConfig
 from tests.client.wsfake import wait_until
+from tests.devserver_process import running_dev_server
 from tests.emulators import missing
 
 INTEROP = Path(__file__).parents[1] / "interop"
@@ -43,6 +45,16 @@ def url(request: pytest.FixtureRequest) -> str:
     return str(url)
 
 
+@pytest.fixture(params=["worker-processes", "in-process"])
+def any_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """:func:`url`, or a ``stratasync dev --in-process`` (functions in threads of its process)."""
+    if request.param == "worker-processes":
+        yield request.getfixturevalue("url")
+        return
+    with running_dev_server("--in-process") as (in_process_url, _):
+        yield in_process_url
+
+
 def store_id() -> str:
     return f"ws-e2e-{uuid.uuid4().hex[:8]}"
 
@@ -51,9 +63,9 @@ def log(store: Store) -> list[dict[str, object]]:
     return [event.encoded() for event in store.events()]
 
 
-def test_two_live_python_stores_see_each_other_without_polling(url: str, tmp_path: Path) -> None:
+def test_two_live_python_stores_see_each_other_without_polling(any_url: str, tmp_path: Path) -> None:
     sid = store_id()
-    options: dict[str, Any] = {"backend_url": url, "transport": "ws", "retry": RETRY}
+    options: dict[str, Any] = {"backend_url": any_url, "transport": "ws", "retry": RETRY}
     with (
         Store(schema, sid, str(tmp_path / "a.db"), **options) as a,
         Store(schema, sid, str(tmp_path / "b.db"), **options, poll_interval=600) as b,

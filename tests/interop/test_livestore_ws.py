@@ -23,6 +23,7 @@ import boto3
 import pytest
 
 from stratasync.devserver import DevServer
+from tests.devserver_process import running_dev_server
 from tests.emulators import missing
 
 DRIVER = Path(__file__).parent / "livestore_ws_driver.mjs"
@@ -74,9 +75,8 @@ def _report(completed: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     return report
 
 
-@pytest.fixture(scope="module")
-def ws_results(dev_server: DevServer) -> dict[str, dict[str, Any]]:
-    node, url = _node(), _ws_url(dev_server)
+def _run_scenarios(node: str, url: str) -> dict[str, dict[str, Any]]:
+    """The shared scenarios in one driver process: each one's result by name."""
     completed = subprocess.run(
         [node, str(DRIVER), url, ",".join(SCENARIOS)],
         capture_output=True,
@@ -87,6 +87,11 @@ def ws_results(dev_server: DevServer) -> dict[str, dict[str, Any]]:
     )
     results: dict[str, dict[str, Any]] = _report(completed)["results"]
     return results
+
+
+@pytest.fixture(scope="module")
+def ws_results(dev_server: DevServer) -> dict[str, dict[str, Any]]:
+    return _run_scenarios(_node(), _ws_url(dev_server))
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
@@ -100,6 +105,19 @@ def test_a_push_during_a_catch_up_reached_the_catching_up_pull(ws_results: dict[
     result = ws_results["catchup-race"]
     assert result["ok"], json.dumps(result, indent=2)
     assert result["pushesDuringCatchup"] >= 1
+
+
+def test_the_scenarios_through_an_in_process_dev_server() -> None:
+    """The same scenarios through ``stratasync dev --in-process``: the functions in threads of the
+    server's process, their DynamoDB and ``@connections`` calls served without a socket."""
+    node = _node()
+    with running_dev_server("--in-process") as (url, lines):
+        results = _run_scenarios(node, url)
+    assert "thread(s) per Lambda function" in "".join(lines)
+    failed = {name: result for name, result in results.items() if not result["ok"]}
+    assert set(results) == set(SCENARIOS)
+    assert not failed, json.dumps(failed, indent=2)
+    assert results["catchup-race"]["pushesDuringCatchup"] >= 1
 
 
 def test_reconnect_after_the_server_closes_the_socket(dev_server: DevServer) -> None:

@@ -17,7 +17,19 @@ def _add_storage_options(parser: argparse.ArgumentParser) -> None:
         help="DynamoDB endpoint (DynamoDB Local, another emulator, or AWS); default: an embedded moto",
     )
     parser.add_argument("--table", default="stratasync", help="DynamoDB table name (created if missing)")
-    parser.add_argument("--workers", type=int, default=2, help="Lambda worker processes (default: 2)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="execution environments per function: worker processes, or threads with --in-process"
+        " (default: 2)",
+    )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the Lambda functions in threads of this process, their calls to the embedded moto and"
+        " @connections without a socket: faster live sync, less like Lambda (docs/dev-server.md)",
+    )
     parser.add_argument("--log-level", default="WARNING", help="handler log level (default: WARNING)")
     parser.add_argument("--show-metrics", action="store_true", help="print the handler's EMF metric lines")
     parser.add_argument(
@@ -130,6 +142,7 @@ def _dev_config(args: argparse.Namespace, port: int) -> object:
         ws_idle_timeout_seconds=args.ws_idle_timeout,
         ws_max_lifetime_seconds=args.ws_max_lifetime,
         web_app_dir=_web_app_dir(args),
+        in_process=args.in_process,
     )
 
 

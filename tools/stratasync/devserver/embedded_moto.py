@@ -152,6 +152,8 @@ class EmbeddedMoto:
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        #: moto's WSGI app, one request at a time (what the port serves; see :mod:`.loopback`).
+        self.app: Callable[[dict[str, Any], Any], Iterable[bytes]] | None = None
 
     @property
     def endpoint(self) -> str:
@@ -180,6 +182,7 @@ class EmbeddedMoto:
             def log_request(self, *args: Any, **kwargs: Any) -> None:
                 pass
 
+        self.app = serialized_app
         self._server = make_server(
             self._host, self._port, serialized_app, threaded=True, request_handler=QuietHandler
         )

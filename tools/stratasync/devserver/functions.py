@@ -3,6 +3,10 @@
 A worker imports the real handler module once (its cold start) and then serves one invocation
 at a time with its module state kept warm, so concurrent requests really run concurrently, as
 on AWS. Workers are started with ``spawn``: nothing of the dev server's own process leaks in.
+
+:class:`ThreadFunction` is the dev server's in-process mode: the same handler in threads of the
+dev server's own process, which share one warm module state (see its docstring for what that
+gives up).
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import os
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +71,32 @@ class LocalFunction:
 
     def invoke(self, event: dict[str, Any]) -> Future[Any]:
         """Run one invocation in a free execution environment."""
+        return self._pool.submit(_invoke, self.spec, event)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class ThreadFunction:
+    """One Lambda function run in up to ``spec.concurrency`` threads of this process.
+
+    The in-process mode of the dev server: no worker process, no pickling of events, and, with
+    :mod:`.loopback`, no socket between the handler and the embedded moto. What it gives up:
+    the threads share one module state (one cold start for all, one cache), take turns on the
+    GIL, and read the process's own environment, which the dev server sets (so one in-process
+    dev server per process at a time).
+    """
+
+    def __init__(self, spec: FunctionSpec) -> None:
+        self.spec = spec
+        self._pool = ThreadPoolExecutor(max_workers=spec.concurrency, thread_name_prefix=spec.name)
+
+    def warm(self, timeout: float = 120) -> None:
+        """Run the function's init now (so a misconfiguration shows at once)."""
+        self._pool.submit(_resolve(self.spec.init)).result(timeout=timeout)
+
+    def invoke(self, event: dict[str, Any]) -> Future[Any]:
+        """Run one invocation in a free thread."""
         return self._pool.submit(_invoke, self.spec, event)
 
     def close(self) -> None:

@@ -30,7 +30,8 @@ from typing import Any, TextIO
 
 from stratasync.devserver.asgi import GatewayApp, LambdaApiApp, PrivateApp, ServerThread, bind
 from stratasync.devserver.embedded_moto import EmbeddedMoto, ensure_fake_credentials
-from stratasync.devserver.functions import FunctionSpec, LocalFunction
+from stratasync.devserver.functions import FunctionSpec, LocalFunction, ThreadFunction
+from stratasync.devserver.loopback import asgi_route, serve_in_process, wsgi_route
 from stratasync.devserver.streams import StreamPoller
 from stratasync.devserver.webapp import WebAppMount
 from stratasync.devserver.websocket import WebSocketApi, WebSocketLimits, websocket_protocol
@@ -71,6 +72,10 @@ class DevServerConfig:
     extra_env: dict[str, str] = field(default_factory=dict)
     #: A built web app served at /app/ (the dev server's extra, see :mod:`.webapp`); None: not built.
     web_app_dir: str | None = None
+    #: Run the functions in threads of this process instead of worker processes, their calls to
+    #: the embedded moto and the private port without a socket (:mod:`.loopback`): faster, less
+    #: like Lambda (:class:`~stratasync.devserver.functions.ThreadFunction`). One per process.
+    in_process: bool = False
 
     @property
     def connections_table(self) -> str:
@@ -79,6 +84,18 @@ class DevServerConfig:
 
 #: The archiver function's name (a per-run secret is appended).
 ARCHIVE_FUNCTION = "stratasync-archive-dev"
+
+#: The in-process dev server running in this process, if any (its functions read os.environ).
+_in_process_server: DevServer | None = None
+_in_process_lock = threading.Lock()
+
+
+def _forget_warm_state() -> None:
+    """Drop the handlers' warm state of this process (an in-process run's clients and caches)."""
+    from stratasync.handlers import wiring
+
+    for cached in (wiring.get_backend, wiring.get_live, wiring.get_archiver):
+        cached.cache_clear()
 
 
 class DevServer:
@@ -91,10 +108,12 @@ class DevServer:
         self._moto: EmbeddedMoto | None = None
         self._public: ServerThread | None = None
         self._private: ServerThread | None = None
-        self._sync: LocalFunction | None = None
-        self._archiver: LocalFunction | None = None
-        self._ws: LocalFunction | None = None
-        self._fanout: LocalFunction | None = None
+        self._sync: LocalFunction | ThreadFunction | None = None
+        self._archiver: LocalFunction | ThreadFunction | None = None
+        self._ws: LocalFunction | ThreadFunction | None = None
+        self._fanout: LocalFunction | ThreadFunction | None = None
+        #: Undo what the in-process mode changed in this process (routes, os.environ, caches).
+        self._undo_in_process: list[Callable[[], None]] = []
         self._poller: StreamPoller | None = None
         self._stop_waking: Callable[[], None] = lambda: None
         #: The emulated WebSocket API (None with websocket=False).
@@ -128,6 +147,14 @@ class DevServer:
         return f"{self.lambda_api_url}/{self._ws_stage}"
 
     def start(self) -> DevServer:
+        """Start everything; a failure on the way stops what had started, and is raised."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> DevServer:
         from stratasync.storage.dynamodb import create_table, make_client
         from stratasync.storage.dynamodb_table import create_connections_table
         from stratasync.storage.s3 import ensure_bucket, make_s3_client
@@ -147,13 +174,10 @@ class DevServer:
             "devserver-http",
             ws=websocket_protocol(limits) if config.websocket else "none",
         )
-        self._private = ServerThread(
-            PrivateApp(
-                LambdaApiApp(self.archive_function, self.invoke_archive), self.websocket, self._ws_stage
-            ),
-            bind("127.0.0.1", 0),
-            "devserver-lambda-api",
+        private_app = PrivateApp(
+            LambdaApiApp(self.archive_function, self.invoke_archive), self.websocket, self._ws_stage
         )
+        self._private = ServerThread(private_app, bind("127.0.0.1", 0), "devserver-lambda-api")
         self._private.start()
         if config.dynamodb_endpoint is None or config.s3_endpoint is None:
             self._moto = EmbeddedMoto().start()
@@ -217,7 +241,9 @@ class DevServer:
             },
             **config.extra_env,
         }
-        self._sync = LocalFunction(
+        if config.in_process:
+            self._enter_in_process(env, private_app)
+        self._sync = self._function(
             FunctionSpec(
                 "stratasync-sync-dev",
                 "stratasync.handlers.sync:lambda_handler",
@@ -228,7 +254,7 @@ class DevServer:
             env,
         )
         # The archiver is another function: its own execution environment (one at a time).
-        self._archiver = LocalFunction(
+        self._archiver = self._function(
             FunctionSpec(
                 self.archive_function,
                 "stratasync.handlers.archiver:lambda_handler",
@@ -240,7 +266,7 @@ class DevServer:
         )
         functions = [self._sync, self._archiver]
         if config.websocket:
-            self._ws = LocalFunction(
+            self._ws = self._function(
                 FunctionSpec(
                     "stratasync-ws-dev",
                     "stratasync.handlers.ws:lambda_handler",
@@ -251,7 +277,7 @@ class DevServer:
                 env,
             )
             # The stream consumer: one invocation at a time (ParallelizationFactor 1).
-            self._fanout = LocalFunction(
+            self._fanout = self._function(
                 FunctionSpec(
                     "stratasync-fanout-dev",
                     "stratasync.handlers.fanout:lambda_handler",
@@ -282,14 +308,55 @@ class DevServer:
                 " fanned out from the eventlog's DynamoDB stream",
                 file=self._out,
             )
+        functions_text = (
+            f"{config.workers} thread(s) per Lambda function in this process (--in-process)"
+            if config.in_process
+            else f"{config.workers} Lambda worker process(es)"
+        )
         print(
-            f"  {config.workers} Lambda worker process(es); LiveStore: makeHttpSync({{ url: '{self.url}' }})",
+            f"  {functions_text}; LiveStore: makeHttpSync({{ url: '{self.url}' }})",
             file=self._out,
             flush=True,
         )
         if config.web_app_dir is not None:
             print(f"  web app: {self.app_url} (from {config.web_app_dir})", file=self._out, flush=True)
         return self
+
+    def _function(self, spec: FunctionSpec, env: dict[str, str]) -> LocalFunction | ThreadFunction:
+        """The function as worker processes, or as threads of this process (``in_process``)."""
+        return ThreadFunction(spec) if self.config.in_process else LocalFunction(spec, env)
+
+    def _enter_in_process(self, env: dict[str, str], private_app: PrivateApp) -> None:
+        """Give this process the functions' environment and serve its calls to the embedded moto
+        and the private port in process; each step is undone by :meth:`stop`."""
+        global _in_process_server
+        with _in_process_lock:
+            if _in_process_server is not None:
+                raise RuntimeError("an in-process dev server already runs in this process; stop it first")
+            _in_process_server = self
+
+        def release() -> None:
+            global _in_process_server
+            with _in_process_lock:
+                if _in_process_server is self:
+                    _in_process_server = None
+
+        self._undo_in_process.append(release)
+        saved = {name: os.environ.get(name) for name in env}
+
+        def restore_environ() -> None:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+        os.environ.update(env)
+        self._undo_in_process.append(restore_environ)
+        self._undo_in_process.append(_forget_warm_state)
+        if self._moto is not None and self._moto.app is not None:
+            self._undo_in_process.append(serve_in_process(self._moto.endpoint, wsgi_route(self._moto.app)))
+        self._undo_in_process.append(serve_in_process(self.lambda_api_url, asgi_route(private_app)))
 
     def _start_poller(self) -> None:
         assert self.dynamodb_endpoint is not None
@@ -331,6 +398,8 @@ class DevServer:
             if function is not None:
                 function.close()
         self._sync = self._archiver = self._ws = self._fanout = None
+        while self._undo_in_process:
+            self._undo_in_process.pop()()
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
