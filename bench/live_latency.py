@@ -88,9 +88,13 @@ def measure(
 
 
 @contextmanager
-def dev_server_unless(url: str | None) -> Iterator[tuple[str, str | None]]:
-    """``url``, or else a ``stratasync dev`` (embedded moto, 2 workers) started for the bench and
-    stopped after it; yields its URL and a label for the report (None: the URL was given)."""
+def dev_server_unless(
+    url: str | None, *, in_process: bool = False, table_name: str = "stratasync"
+) -> Iterator[tuple[str, str | None]]:
+    """``url``, or else a ``stratasync dev`` (embedded moto, 2 workers; ``in_process``: its
+    functions in threads of this process) started for the bench and stopped after it; yields its
+    URL and a label for the report (None: the URL was given). Two dev servers in one bench
+    process share moto's state, so each needs its own ``table_name``."""
     if url is not None:
         yield url, None
         return
@@ -98,52 +102,58 @@ def dev_server_unless(url: str | None) -> Iterator[tuple[str, str | None]]:
     from stratasync.devserver.embedded_moto import ensure_fake_credentials
 
     ensure_fake_credentials()
-    server = DevServer(DevServerConfig(port=0, workers=2), out=open(os.devnull, "w"))  # noqa: SIM115
+    config = DevServerConfig(port=0, workers=2, in_process=in_process, table_name=table_name)
+    server = DevServer(config, out=open(os.devnull, "w"))  # noqa: SIM115
+    label = "stratasync dev --in-process (embedded moto, 2 threads a function)" if in_process else None
     try:
-        yield server.start().url, "stratasync dev (embedded moto, 2 workers)"
+        yield server.start().url, label or "stratasync dev (embedded moto, 2 worker processes)"
     finally:
         server.stop()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", help="a running stratasync dev (default: start one)")
+    parser.add_argument("--url", help="a running stratasync dev (default: start one, and an in-process one)")
     parser.add_argument("--samples", type=int, default=200, help="samples over WebSocket")
     parser.add_argument("--poll-samples", type=int, default=20, help="samples with HTTP polling")
     parser.add_argument("--poll-interval", type=float, default=5.0)
     parser.add_argument("--label", help="what the server is, for the report (default: its URL)")
     args = parser.parse_args()
+    load_start = os.getloadavg()[0]
     with dev_server_unless(args.url) as (url, started):
-        load_start = os.getloadavg()[0]
-        ws = measure(url, "ws", args.samples)
-        polling = measure(url, "http", args.poll_samples, args.poll_interval)
-        load_end = os.getloadavg()[0]
+        server = args.label or started or url
+        rows = [{"server": server, **measure(url, "ws", args.samples)}]
+        if args.url is None:
+            with dev_server_unless(None, in_process=True, table_name="bench-in-process") as (fast, label):
+                rows.append({"server": label, **measure(fast, "ws", args.samples)})
+        rows.append({"server": server, **measure(url, "http", args.poll_samples, args.poll_interval)})
+    load_end = os.getloadavg()[0]
     report = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, CPython {platform.python_version()}, {os.cpu_count()} CPUs",
         "load_average": {"start": round(load_start, 2), "end": round(load_end, 2)},
-        "server": args.label or started or url,
-        "results": [ws, polling],
+        "server": server,
+        "results": rows,
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "live_latency.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
         f"# Commit-to-visible latency, Python to Python ({report['date']}, {report['machine']})",
         "",
-        f"Through {report['server']}; 1-minute load average {report['load_average']['start']} at the "
-        f"start, {report['load_average']['end']} at the end. A sample: `commit()` on a writer store "
+        f"1-minute load average {report['load_average']['start']} at the start, "
+        f"{report['load_average']['end']} at the end. A sample: `commit()` on a writer store "
         "(live, pushing over HTTP at once) until a subscription callback on a reader store ran.",
         "",
-        "| reader | n | p50 | p90 | p99 | max | mean |",
-        "|---|---|---|---|---|---|---|",
+        "| server | reader | n | p50 | p90 | p99 | max | mean |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in report["results"]:
         name = f"HTTP polling every {row['poll_interval_s']} s"
         if row["reader"] == "ws":
             name = "live pull over WebSocket"
         lines.append(
-            f"| {name} | {row['n']} | {row['p50_ms']} ms | {row['p90_ms']} ms | {row['p99_ms']} ms "
-            f"| {row['max_ms']} ms | {row['mean_ms']} ms |"
+            f"| {row['server']} | {name} | {row['n']} | {row['p50_ms']} ms | {row['p90_ms']} ms "
+            f"| {row['p99_ms']} ms | {row['max_ms']} ms | {row['mean_ms']} ms |"
         )
     (RESULTS / "live_latency.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

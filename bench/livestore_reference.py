@@ -1,5 +1,6 @@
 """LiveStore's own sync server beside ``stratasync dev``, on one machine in one run: commit-to-visible
-latency of the real client (LiveStore 0.4.0's ``makeWsSync`` on node) through each, alternating.
+latency of the real client (LiveStore 0.4.0's ``makeWsSync`` on node) through each, alternating;
+``stratasync dev`` both with its worker processes and ``--in-process``.
 
     .venv/bin/python -m bench.livestore_reference [--samples 100] [--rounds 2]
 
@@ -110,9 +111,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="runs per server, taking turns")
     args = parser.parse_args()
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs"
-    runs: dict[str, list[list[float]]] = {"stratasync": [], "livestore": []}
-    with dev_server_unless(None) as (ours, label), reference_server() as reference:
-        urls = {"stratasync": ours, "livestore": reference}
+    runs: dict[str, list[list[float]]] = {"stratasync": [], "stratasync_in_process": [], "livestore": []}
+    with (
+        dev_server_unless(None) as (ours, label),
+        dev_server_unless(None, in_process=True, table_name="bench-in-process") as (fast, fast_label),
+        reference_server() as reference,
+    ):
+        urls = {"stratasync": ours, "stratasync_in_process": fast, "livestore": reference}
         for name, url in urls.items():
             print(f"warming up {name} ...", flush=True)
             latency_run(url, 10)
@@ -125,6 +130,7 @@ def main() -> None:
     load = f"1-minute load average {load_start:.2f} at the start, {load_end:.2f} at the end"
     servers = {
         "stratasync": f"{label}, this checkout",
+        "stratasync_in_process": f"{fast_label}, this checkout",
         "livestore": "LiveStore 0.4.0 @livestore/sync-cf/cf-worker under wrangler dev --local (workerd)",
     }
     summaries = {
@@ -139,6 +145,9 @@ def main() -> None:
         for name, run_list in runs.items()
     }
     ratio = round(summaries["stratasync"]["p50_ms"] / summaries["livestore"]["p50_ms"], 2)
+    ratio_in_process = round(
+        summaries["stratasync_in_process"]["p50_ms"] / summaries["livestore"]["p50_ms"], 2
+    )
     report = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{machine} ({load})",
@@ -146,6 +155,7 @@ def main() -> None:
         "sample": "push on connection A (over WebSocket) until the event arrives on connection B's live pull",
         "rounds": args.rounds,
         "p50_ratio_stratasync_to_livestore": ratio,
+        "p50_ratio_stratasync_in_process_to_livestore": ratio_in_process,
         **summaries,
     }
     RESULTS.mkdir(exist_ok=True)
@@ -168,7 +178,11 @@ def main() -> None:
             f"| {summary['server']} | {summary['n']} | {summary['p50_ms']} ms | {summary['p90_ms']} ms "
             f"| {summary['p99_ms']} ms | {summary['max_ms']} ms | {per_run} |"
         )
-    lines += ["", f"p50 ratio, stratasync to LiveStore's server, in this run: {ratio}."]
+    lines += [
+        "",
+        f"p50 ratio to LiveStore's server in this run: {ratio} for `stratasync dev` (worker processes),"
+        f" {ratio_in_process} for `stratasync dev --in-process`.",
+    ]
     (RESULTS / "livestore_reference.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -104,7 +104,7 @@ def test_the_dev_servers_stream_poller_reads_a_record_when_moto_writes_it(woken:
 
 
 def test_a_query_reads_its_partition_as_dynamodb_does(moto_endpoint: str) -> None:
-    """:func:`~stratasync.devserver.embedded_moto.query_one_partition`: the same answers (order,
+    """:func:`~stratasync.devserver.moto_speedups.query_one_partition`: the same answers (order,
     range conditions, paging, descending) from a table of many partitions."""
     dynamodb = make_client(moto_endpoint)
     table = f"partitions-{uuid.uuid4().hex[:8]}"
@@ -138,7 +138,7 @@ def test_a_query_reads_its_partition_as_dynamodb_does(moto_endpoint: str) -> Non
 def test_moto_lists_its_modules_once_and_the_same(moto_endpoint: str) -> None:
     import moto.backends as backends
 
-    from stratasync.devserver.embedded_moto import list_moto_modules_once
+    from stratasync.devserver.moto_speedups import list_moto_modules_once
 
     list_moto_modules_once()  # the embedded moto did it already: a second call changes nothing
     listed = backends.list_of_moto_modules()

@@ -8,13 +8,18 @@ get the same by letting one request at a time into moto's WSGI app.
 
 from __future__ import annotations
 
-import inspect
 import os
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, make_server
+
+from stratasync.devserver.moto_speedups import (
+    list_moto_modules_once,
+    query_one_partition,
+    serialize_items_directly,
+)
 
 _FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -60,60 +65,6 @@ def keep_stream_shards_on_rollback() -> None:
 
     transact_write_items._keeps_stream_shards = True  # type: ignore[attr-defined]
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
-
-
-def query_one_partition() -> None:
-    """Make moto's ``Query`` on a table's key read the one partition it names.
-
-    moto reads and sorts every item of the table for each ``Query`` (``Table.all_items``), so a
-    dev server's queries slowed with everything every store ever wrote: 8 ms with 50 items, 83 ms
-    with 3,000 in other partitions. DynamoDB reads one partition. This hands moto's query only
-    the items of the partition it filters for anyway (the rest of it, the sort, the range
-    condition, paging and the filter, is moto's own). Index queries are left as they are. Safe
-    because the embedded moto serves one request at a time.
-    """
-    from moto.dynamodb.models.table import Table
-
-    original = Table.query
-    if getattr(original, "_one_partition", False):
-        return
-    signature = inspect.signature(original)
-
-    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
-        index_name = signature.bind(self, hash_key, *args, **kwargs).arguments.get("index_name")
-        if index_name or hash_key is None or not self.range_key_attr:
-            return original(self, hash_key, *args, **kwargs)
-        partition = list(self.items.get(hash_key, {}).values())
-        self.all_items = lambda: partition  # an instance attribute, for this call only
-        try:
-            return original(self, hash_key, *args, **kwargs)
-        finally:
-            del self.all_items
-
-    query._one_partition = True  # type: ignore[attr-defined]
-    Table.query = query  # type: ignore[method-assign]
-
-
-def list_moto_modules_once() -> None:
-    """Make moto's server list its own service modules once, not per request.
-
-    For every request moto's dispatcher asks whether the ``Host`` header names one of its
-    modules, and ``list_of_moto_modules`` answers by listing moto's package directory and
-    ``stat``-ing each entry: a ``GetItem`` served by moto's app took 2.1 ms with it, 1.5 ms without.
-    The directory does not change while the server runs.
-    """
-    import moto.backends as backends
-
-    original = backends.list_of_moto_modules
-    if getattr(original, "_listed_once", False):
-        return
-    modules = tuple(original())
-
-    def list_of_moto_modules() -> tuple[str, ...]:
-        return modules
-
-    list_of_moto_modules._listed_once = True  # type: ignore[attr-defined]
-    backends.list_of_moto_modules = list_of_moto_modules
 
 
 _stream_listeners: list[Callable[[], None]] = []
@@ -172,6 +123,7 @@ class EmbeddedMoto:
         notify_stream_records()
         query_one_partition()
         list_moto_modules_once()
+        serialize_items_directly()
         moto_app = DomainDispatcherApplication(create_backend_app)
 
         def serialized_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
