@@ -361,6 +361,44 @@ def test_a_push_over_websocket_fans_out_before_its_exit(harness: Harness) -> Non
     assert harness.gateway.seqs(other.connection_id, "1") == [1]
 
 
+def test_one_send_at_a_time_serves_the_others_before_the_pusher_s_echo(
+    make_harness: MakeHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``send_concurrency=1`` (the in-process dev server's): the sends go one after another in
+    the pushing invocation's own thread, everyone else's chunk before the pusher's echo."""
+    harness = make_harness(send_concurrency=1)
+    connections = [harness.connect() for _ in range(4)]
+    for connection in connections:
+        harness.live_pull(connection)
+    pusher = connections[1]
+    order: list[tuple[str, str]] = []
+    post = harness.gateway.post
+
+    def recorded(connection_id: str, data: str) -> None:
+        order.append((connection_id, threading.current_thread().name))
+        post(connection_id, data)
+
+    monkeypatch.setattr(harness.gateway, "post", recorded)
+    frame = ws_request(
+        "9", WS_PUSH, harness.store_id, None, {"batch": [event(1), event(2)], "backendId": {"_tag": "None"}}
+    )
+    outcome = handle_message(
+        harness.live, pusher.connection_id, frame, deadline_ms=int(time.time() * 1000) + 60_000
+    )
+    assert outcome.error is None
+    assert outcome.published is not None
+    assert outcome.published.delivered == 4
+    chunks = order[:-1]  # the last post is the push's Exit
+    assert [connection_id for connection_id, _ in chunks][-1] == pusher.connection_id
+    assert {connection_id for connection_id, _ in chunks[:-1]} == {
+        connection.connection_id for connection in connections if connection is not pusher
+    }
+    assert {thread for _, thread in order} == {threading.current_thread().name}
+    assert order[-1][0] == pusher.connection_id
+    for connection in connections:
+        assert_exactly_once_in_order(harness.gateway.seqs(connection.connection_id, "1"), 0, 2)
+
+
 def test_the_stream_reads_only_when_a_pull_is_not_past_its_records(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -45,12 +45,7 @@ from stratasync.protocol.limits import MAX_PULL_EVENTS_PER_CHUNK
 from stratasync.protocol.rpc import PullPage, encode_pull_item
 from stratasync.protocol.ws import encode_chunk
 from stratasync.storage.base import StorageError
-from stratasync.storage.subscriptions import (
-    ConnectionGoneError,
-    SendError,
-    Subscription,
-    SubscriptionStatus,
-)
+from stratasync.storage.subscriptions import ConnectionGoneError, SendError, Subscription, SubscriptionStatus
 
 # The live-sync rules log as one (stratasync.core.live).
 logger = logging.getLogger("stratasync.core.live")
@@ -98,6 +93,8 @@ class _Sender:
     max_rounds: int | None = None
     max_subscriptions: int | None = None
     last_parent: int | None = None
+    #: The pushing connection: its own echo is sent after everyone else's chunk.
+    pusher: str | None = None
 
 
 @dataclass
@@ -179,7 +176,9 @@ class FanOut(BacklogReads):
             )
         return report
 
-    def publish(self, store_id: str, pushed: PushResult, *, deadline_ms: int) -> FanOutReport | None:
+    def publish(
+        self, store_id: str, pushed: PushResult, *, deadline_ms: int, pusher: str | None = None
+    ) -> FanOutReport | None:
         """The push path's fan-out: right after a commit, bring the live subscriptions to its last
         event with the batch's events in hand (no stream hop, no read of the events).
 
@@ -187,8 +186,10 @@ class FanOut(BacklogReads):
         ``push_fan_out_max_subscriptions`` live subscriptions, a claim held by another sender
         beyond ``max_fan_out_rounds`` short waits, a storage error) the stream's fan-out does.
         ``deadline_ms``: when the push's invocation ends (its claims last until then, plus a
-        margin). None when it did nothing: ``push_fan_out`` is off, or the push was a retry of a
-        committed batch (its first invocation published it)."""
+        margin). ``pusher``: the pushing connection, whose echo goes last (the pusher has its events
+        already, and waits for its answer, which comes after the fan-out anyway). None when it did
+        nothing: ``push_fan_out`` is off, or the push was a retry of a committed batch (its first
+        invocation published it)."""
         if not self.settings.push_fan_out or pushed.already_committed or not pushed.batch:
             return None
         known = [(seq, encode_pull_item(text, pushed.committed_at)) for seq, text in pushed.batch]
@@ -200,6 +201,7 @@ class FanOut(BacklogReads):
                 known=known,
                 max_rounds=self.settings.max_fan_out_rounds,
                 max_subscriptions=self.settings.push_fan_out_max_subscriptions,
+                pusher=pusher,
             )
             outcome = self._fan_out(store_id, report, errors, pushed.parent, sender)
         except Exception as error:
@@ -318,7 +320,9 @@ class FanOut(BacklogReads):
             return waiting  # nothing after the lowest sent_seq: everyone is at the head
         head = items[-1][0]
         report.head = max(report.head, head)
-        behind = [sub for sub in live if sub.sent_seq < head]
+        behind = sorted(
+            (s for s in live if s.sent_seq < head), key=lambda s: s.key.connection_id == sender.pusher
+        )
         if not behind:
             return waiting
         lost = False
@@ -341,6 +345,12 @@ class FanOut(BacklogReads):
 
         if len(behind) == 1:
             deliver(behind[0])
+        elif self.settings.send_concurrency == 1:  # one after another, in this thread
+            for sub in behind:
+                try:
+                    deliver(sub)
+                except Exception as error:
+                    errors.append(error)
         else:
             with ThreadPoolExecutor(min(len(behind), self.settings.send_concurrency)) as pool:
                 for result in [pool.submit(deliver, sub) for sub in behind]:

@@ -145,7 +145,7 @@ def _request(live: LiveSync, connection_id: str, request: RpcRequest, deadline_m
             pushed = service.push(store_id, payload)
             # Fanned out before the answer: the other clients wait for the events, the pusher's
             # next push can wait a few milliseconds more (it gets its echo either way).
-            published = live.publish(store_id, pushed, deadline_ms=deadline_ms)
+            published = live.publish(store_id, pushed, deadline_ms=deadline_ms, pusher=connection_id)
             live.send(connection_id, encode_exit_success(request.id, {}))
             return MessageOutcome("Request", request.tag, store_id, push=pushed, published=published)
         connection = live.subscriptions.connection(connection_id)

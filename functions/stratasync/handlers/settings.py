@@ -68,6 +68,9 @@ class Settings(BaseModel):
     #: A push fans its batch out to the live pulls itself, the stream's fan-out being the safety
     #: net (on the sync and ws functions, given the connections table and the endpoint).
     push_fan_out: bool = True
+    #: Live subscriptions a fan-out sends to at once (each one's messages stay in order); 1: one
+    #: after another, the pusher's own echo last (the in-process dev server's choice).
+    send_concurrency: int = Field(default=8, ge=1, le=64)
 
     @property
     def publishes_pushes(self) -> bool:

@@ -121,7 +121,7 @@ def build_live(settings: Settings, backend: Backend | None = None) -> LiveBacken
         backend.service,
         subscriptions,
         ApiGatewayConnections(settings.ws_endpoint),
-        LiveSettings(push_fan_out=settings.push_fan_out),
+        LiveSettings(push_fan_out=settings.push_fan_out, send_concurrency=settings.send_concurrency),
     )
     return LiveBackend(backend, live)
 

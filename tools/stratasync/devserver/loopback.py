@@ -133,15 +133,24 @@ def wsgi_route(app: WsgiApp) -> Route:
 
 
 def asgi_route(app: AsgiApp) -> Route:
-    """A route that runs an ASGI app (the private port's) on each request, on an event loop of the
-    calling thread's own (the app hands work to other loops itself, as it does when served)."""
-    loops = threading.local()
+    """A route that runs an ASGI app (the private port's) on each request, on one event loop of
+    its own in a daemon thread (the app hands work to other loops itself, as it does when served).
+    One loop for all callers: the fan-out's senders are short-lived threads, and a loop each would
+    cost its making and its file descriptors on every send."""
+    lock = threading.Lock()
+    running: list[asyncio.AbstractEventLoop] = []
+
+    def loop() -> asyncio.AbstractEventLoop:
+        with lock:
+            if not running:
+                new_loop = asyncio.new_event_loop()
+                threading.Thread(target=new_loop.run_forever, name="loopback-asgi", daemon=True).start()
+                running.append(new_loop)
+            return running[0]
 
     def serve(method: str, url: str, headers: list[tuple[str, str]], body: bytes) -> Reply:
-        loop = getattr(loops, "loop", None)
-        if loop is None:
-            loop = loops.loop = asyncio.new_event_loop()
-        return loop.run_until_complete(_call_asgi(app, method, url, headers, body))
+        call = _call_asgi(app, method, url, headers, body)
+        return asyncio.run_coroutine_threadsafe(call, loop()).result(timeout=60)
 
     return serve
 

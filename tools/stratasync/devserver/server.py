@@ -234,6 +234,8 @@ class DevServer:
                 if config.websocket
                 else {}
             ),
+            # In one process the sends share the GIL with moto: sent at once they only interleave.
+            **({"STRATASYNC_SEND_CONCURRENCY": "1"} if config.in_process else {}),
             **{
                 name: os.environ[name]
                 for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
