@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from stratasync.client import SyncHttpTransport
 from stratasync.devserver import DevServer, DevServerConfig
 from stratasync.devserver.embedded_moto import EmbeddedMoto
-from stratasync.devserver.loopback import serve_in_process, wsgi_route
+from stratasync.devserver.loopback import AsgiRoute, serve_in_process, wsgi_route
 from stratasync.storage.dynamodb import create_table, make_client
 from stratasync.storage.s3 import make_s3_client
 
@@ -141,6 +141,27 @@ def test_only_the_served_endpoint_is_taken_and_stop_gives_it_back() -> None:
         assert make_client(moto.endpoint).describe_table(TableName="prefix")["Table"]["TableName"] == "prefix"
 
 
+def test_an_asgi_app_answers_in_process_on_one_loop_until_closed() -> None:
+    seen: list[tuple[str, str, bytes, str]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        body = (await receive())["body"]
+        seen.append((scope["method"], scope["path"], body, threading.current_thread().name))
+        await send({"type": "http.response.start", "status": 201, "headers": [(b"x-echo", b"yes")]})
+        await send({"type": "http.response.body", "body": body[::-1]})
+
+    route = AsgiRoute(app)
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(
+            pool.map(lambda n: route("POST", f"http://127.0.0.1:9/a%20b/{n}", [], b"abc"), range(8))
+        )
+    assert all(answer == (201, [("x-echo", "yes")], b"cba") for answer in answers)
+    assert {path for _, path, _, _ in seen} == {f"/a b/{n}" for n in range(8)}
+    assert {thread for *_, thread in seen} == {"loopback-asgi"}  # one loop for every caller
+    route.close()
+    assert not any(thread.name == "loopback-asgi" for thread in threading.enumerate())
+
+
 def _event(seq: int) -> dict[str, Any]:
     return {
         "name": "v1.TodoCreated",
@@ -169,6 +190,7 @@ def test_an_in_process_dev_server_serves_and_gives_back_what_it_changed() -> Non
 
     assert dict(os.environ) == before
     assert wiring.get_backend.cache_info().currsize == 0
+    assert not any(thread.name == "loopback-asgi" for thread in threading.enumerate())
     # and another one may start now (moto's state is the process's: the store is still there)
     config = DevServerConfig(port=0, in_process=True)
     with (

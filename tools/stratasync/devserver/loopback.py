@@ -132,27 +132,39 @@ def wsgi_route(app: WsgiApp) -> Route:
     return serve
 
 
-def asgi_route(app: AsgiApp) -> Route:
+class AsgiRoute:
     """A route that runs an ASGI app (the private port's) on each request, on one event loop of
     its own in a daemon thread (the app hands work to other loops itself, as it does when served).
-    One loop for all callers: the fan-out's senders are short-lived threads, and a loop each would
-    cost its making and its file descriptors on every send."""
-    lock = threading.Lock()
-    running: list[asyncio.AbstractEventLoop] = []
+    One loop for all callers: the fan-out's senders may be short-lived threads, and a loop each
+    would cost its making and its file descriptors on every send. :meth:`close` stops it."""
 
-    def loop() -> asyncio.AbstractEventLoop:
-        with lock:
-            if not running:
-                new_loop = asyncio.new_event_loop()
-                threading.Thread(target=new_loop.run_forever, name="loopback-asgi", daemon=True).start()
-                running.append(new_loop)
-            return running[0]
+    def __init__(self, app: AsgiApp) -> None:
+        self.app = app
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
 
-    def serve(method: str, url: str, headers: list[tuple[str, str]], body: bytes) -> Reply:
-        call = _call_asgi(app, method, url, headers, body)
-        return asyncio.run_coroutine_threadsafe(call, loop()).result(timeout=60)
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(
+                    target=self._loop.run_forever, name="loopback-asgi", daemon=True
+                )
+                self._thread.start()
+            return self._loop
 
-    return serve
+    def __call__(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes) -> Reply:
+        call = _call_asgi(self.app, method, url, headers, body)
+        return asyncio.run_coroutine_threadsafe(call, self._running_loop()).result(timeout=60)
+
+    def close(self) -> None:
+        with self._lock:
+            loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
+        if loop is not None and thread is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=5)
+            loop.close()
 
 
 async def _call_asgi(

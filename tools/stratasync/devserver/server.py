@@ -31,7 +31,7 @@ from typing import Any, TextIO
 from stratasync.devserver.asgi import GatewayApp, LambdaApiApp, PrivateApp, ServerThread, bind
 from stratasync.devserver.embedded_moto import EmbeddedMoto, ensure_fake_credentials
 from stratasync.devserver.functions import FunctionSpec, LocalFunction, ThreadFunction
-from stratasync.devserver.loopback import asgi_route, serve_in_process, wsgi_route
+from stratasync.devserver.loopback import AsgiRoute, serve_in_process, wsgi_route
 from stratasync.devserver.streams import StreamPoller
 from stratasync.devserver.webapp import WebAppMount
 from stratasync.devserver.websocket import WebSocketApi, WebSocketLimits, websocket_protocol
@@ -358,7 +358,9 @@ class DevServer:
         self._undo_in_process.append(_forget_warm_state)
         if self._moto is not None and self._moto.app is not None:
             self._undo_in_process.append(serve_in_process(self._moto.endpoint, wsgi_route(self._moto.app)))
-        self._undo_in_process.append(serve_in_process(self.lambda_api_url, asgi_route(private_app)))
+        private_route = AsgiRoute(private_app)
+        self._undo_in_process.append(private_route.close)
+        self._undo_in_process.append(serve_in_process(self.lambda_api_url, private_route))
 
     def _start_poller(self) -> None:
         assert self.dynamodb_endpoint is not None
