@@ -16,7 +16,10 @@ import argparse
 import json
 import os
 import platform
+import socket
 import statistics
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -91,24 +94,67 @@ def measure(
 def dev_server_unless(
     url: str | None, *, in_process: bool = False, table_name: str = "stratasync"
 ) -> Iterator[tuple[str, str | None]]:
-    """``url``, or else a ``stratasync dev`` (embedded moto, 2 workers; ``in_process``: its
-    functions in threads of this process) started for the bench and stopped after it; yields its
-    URL and a label for the report (None: the URL was given). Two dev servers in one bench
-    process share moto's state, so each needs its own ``table_name``."""
+    """``url``, or else a ``stratasync dev`` (embedded moto, 2 workers) started for the bench and
+    stopped after it; yields its URL and a label for the report (None: the URL was given).
+
+    The worker-process server runs in this process (its functions in their own); an
+    ``in_process`` one runs as ``stratasync dev --in-process`` in a process of its own, as a user
+    runs it: in this one its functions would share the GIL with the bench's own clients. Two
+    servers of this process share moto's state, so each needs its own ``table_name``."""
     if url is not None:
         yield url, None
+        return
+    if in_process:
+        with _dev_process("--in-process", "--table", table_name) as started:
+            yield started, "stratasync dev --in-process (embedded moto, 2 threads a function)"
         return
     from stratasync.devserver import DevServer, DevServerConfig
     from stratasync.devserver.embedded_moto import ensure_fake_credentials
 
     ensure_fake_credentials()
-    config = DevServerConfig(port=0, workers=2, in_process=in_process, table_name=table_name)
+    config = DevServerConfig(port=0, workers=2, table_name=table_name)
     server = DevServer(config, out=open(os.devnull, "w"))  # noqa: SIM115
-    label = "stratasync dev --in-process (embedded moto, 2 threads a function)" if in_process else None
     try:
-        yield server.start().url, label or "stratasync dev (embedded moto, 2 worker processes)"
+        yield server.start().url, "stratasync dev (embedded moto, 2 worker processes)"
     finally:
         server.stop()
+
+
+@contextmanager
+def _dev_process(*args: str, startup_seconds: float = 120) -> Iterator[str]:
+    """``stratasync dev ARGS`` on a free port in its own process; yields its URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [str(Path(sys.executable).parent / "stratasync"), "dev", "--port", str(port), *args]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:  # keeps reading, so a chatty server never blocks on a full pipe
+        for line in process.stdout or ():
+            lines.append(line)
+            if "press Ctrl-C" in line:
+                ready.set()
+        ready.set()  # it exited
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        if not ready.wait(startup_seconds) or process.poll() is not None:
+            raise RuntimeError("stratasync dev did not start:\n" + "".join(lines))
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def main() -> None:

@@ -14,11 +14,14 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import os
+import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from stratasync.devserver.gateway import FakeLambdaContext
+from stratasync.devserver.loopback import Route, serve_in_process
 
 
 @dataclass(frozen=True)
@@ -101,3 +104,60 @@ class ThreadFunction:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class InProcessHost:
+    """What running the functions in this process changes in it, undone by :meth:`leave`: the
+    process's one in-process owner, its environment (the functions read it), the handlers' warm
+    state, and the routes that serve the owner's own endpoints without a socket."""
+
+    _owner: object | None = None
+    _lock = threading.Lock()
+
+    def __init__(self, owner: object) -> None:
+        self.owner = owner
+        self._undo: list[Callable[[], None]] = []
+
+    def enter(self, env: dict[str, str], routes: dict[str, Route]) -> InProcessHost:
+        """Take the process (one in-process dev server at a time), set ``env``, serve ``routes``."""
+        with InProcessHost._lock:
+            if InProcessHost._owner is not None:
+                raise RuntimeError("an in-process dev server already runs in this process; stop it first")
+            InProcessHost._owner = self.owner
+        self._undo.append(self._release)
+        saved = {name: os.environ.get(name) for name in env}
+        os.environ.update(env)
+        self._undo.append(lambda: _restore_environ(saved))
+        self._undo.append(_forget_warm_state)
+        for base_url, route in routes.items():
+            close = getattr(route, "close", None)
+            if close is not None:
+                self._undo.append(close)
+            self._undo.append(serve_in_process(base_url, route))
+        return self
+
+    def leave(self) -> None:
+        """Undo :meth:`enter`, last step first."""
+        while self._undo:
+            self._undo.pop()()
+
+    def _release(self) -> None:
+        with InProcessHost._lock:
+            if InProcessHost._owner is self.owner:
+                InProcessHost._owner = None
+
+
+def _restore_environ(saved: dict[str, str | None]) -> None:
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def _forget_warm_state() -> None:
+    """Drop the handlers' warm state of this process (an in-process run's clients and caches)."""
+    from stratasync.handlers import wiring
+
+    for cached in (wiring.get_backend, wiring.get_live, wiring.get_archiver):
+        cached.cache_clear()

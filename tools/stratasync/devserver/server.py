@@ -25,77 +25,19 @@ import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from stratasync.devserver.asgi import GatewayApp, LambdaApiApp, PrivateApp, ServerThread, bind
+from stratasync.devserver.config import DevServerConfig
 from stratasync.devserver.embedded_moto import EmbeddedMoto, ensure_fake_credentials
-from stratasync.devserver.functions import FunctionSpec, LocalFunction, ThreadFunction
-from stratasync.devserver.loopback import AsgiRoute, serve_in_process, wsgi_route
+from stratasync.devserver.functions import FunctionSpec, InProcessHost, LocalFunction, ThreadFunction
+from stratasync.devserver.loopback import AsgiRoute, Route, wsgi_route
 from stratasync.devserver.streams import StreamPoller
 from stratasync.devserver.webapp import WebAppMount
 from stratasync.devserver.websocket import WebSocketApi, WebSocketLimits, websocket_protocol
 
-
-@dataclass
-class DevServerConfig:
-    """How to run ``stratasync dev``."""
-
-    host: str = "127.0.0.1"
-    port: int = 8787
-    #: None: an embedded moto. Otherwise DynamoDB Local, another emulator, or a real AWS endpoint.
-    dynamodb_endpoint: str | None = None
-    table_name: str = "stratasync"
-    workers: int = 2
-    log_level: str = "WARNING"
-    #: Print the handler's CloudWatch EMF metric lines too.
-    show_metrics: bool = False
-    #: Require HS256 tokens signed with this secret (None: authentication off).
-    auth_secret: str | None = None
-    #: None: the embedded moto serves S3 too. Otherwise SeaweedFS, MinIO, or a real AWS endpoint.
-    s3_endpoint: str | None = None
-    #: The archive bucket (created if missing).
-    bucket: str = "stratasync-archive"
-    #: Seal a segment at this many events or bytes of event JSON (small values: segments at once).
-    segment_events: int = 10_000
-    segment_bytes: int = 4_000_000
-    #: Serve LiveStore's makeWsSync too (pushes then refuse events too large for WebSocket).
-    websocket: bool = True
-    #: The WebSocket API's idle timeout and connection lifetime (API Gateway: 10 min and 2 h).
-    ws_idle_timeout_seconds: float = 600.0
-    ws_max_lifetime_seconds: float = 7200.0
-    #: How often the stream poller reads the eventlog's stream while WebSocket clients are connected.
-    stream_poll_interval: float = 0.01
-    #: With the embedded moto: how long after a commit's stream record is written the poller reads
-    #: it (Lambda's poller reads a shard about four times a second; see :mod:`.streams`).
-    stream_read_delay: float = 0.1
-    extra_env: dict[str, str] = field(default_factory=dict)
-    #: A built web app served at /app/ (the dev server's extra, see :mod:`.webapp`); None: not built.
-    web_app_dir: str | None = None
-    #: Run the functions in threads of this process instead of worker processes, their calls to
-    #: the embedded moto and the private port without a socket (:mod:`.loopback`): faster, less
-    #: like Lambda (:class:`~stratasync.devserver.functions.ThreadFunction`). One per process.
-    in_process: bool = False
-
-    @property
-    def connections_table(self) -> str:
-        return f"{self.table_name}-connections"
-
-
 #: The archiver function's name (a per-run secret is appended).
 ARCHIVE_FUNCTION = "stratasync-archive-dev"
-
-#: The in-process dev server running in this process, if any (its functions read os.environ).
-_in_process_server: DevServer | None = None
-_in_process_lock = threading.Lock()
-
-
-def _forget_warm_state() -> None:
-    """Drop the handlers' warm state of this process (an in-process run's clients and caches)."""
-    from stratasync.handlers import wiring
-
-    for cached in (wiring.get_backend, wiring.get_live, wiring.get_archiver):
-        cached.cache_clear()
 
 
 class DevServer:
@@ -112,8 +54,8 @@ class DevServer:
         self._archiver: LocalFunction | ThreadFunction | None = None
         self._ws: LocalFunction | ThreadFunction | None = None
         self._fanout: LocalFunction | ThreadFunction | None = None
-        #: Undo what the in-process mode changed in this process (routes, os.environ, caches).
-        self._undo_in_process: list[Callable[[], None]] = []
+        #: With ``in_process``: what the functions changed in this process, given back at stop.
+        self._host: InProcessHost | None = None
         self._poller: StreamPoller | None = None
         self._stop_waking: Callable[[], None] = lambda: None
         #: The emulated WebSocket API (None with websocket=False).
@@ -244,7 +186,10 @@ class DevServer:
             **config.extra_env,
         }
         if config.in_process:
-            self._enter_in_process(env, private_app)
+            routes: dict[str, Route] = {self.lambda_api_url: AsgiRoute(private_app)}
+            if self._moto is not None and self._moto.app is not None:
+                routes[self._moto.endpoint] = wsgi_route(self._moto.app)
+            self._host = InProcessHost(self).enter(env, routes)
         self._sync = self._function(
             FunctionSpec(
                 "stratasync-sync-dev",
@@ -328,40 +273,6 @@ class DevServer:
         """The function as worker processes, or as threads of this process (``in_process``)."""
         return ThreadFunction(spec) if self.config.in_process else LocalFunction(spec, env)
 
-    def _enter_in_process(self, env: dict[str, str], private_app: PrivateApp) -> None:
-        """Give this process the functions' environment and serve its calls to the embedded moto
-        and the private port in process; each step is undone by :meth:`stop`."""
-        global _in_process_server
-        with _in_process_lock:
-            if _in_process_server is not None:
-                raise RuntimeError("an in-process dev server already runs in this process; stop it first")
-            _in_process_server = self
-
-        def release() -> None:
-            global _in_process_server
-            with _in_process_lock:
-                if _in_process_server is self:
-                    _in_process_server = None
-
-        self._undo_in_process.append(release)
-        saved = {name: os.environ.get(name) for name in env}
-
-        def restore_environ() -> None:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
-
-        os.environ.update(env)
-        self._undo_in_process.append(restore_environ)
-        self._undo_in_process.append(_forget_warm_state)
-        if self._moto is not None and self._moto.app is not None:
-            self._undo_in_process.append(serve_in_process(self._moto.endpoint, wsgi_route(self._moto.app)))
-        private_route = AsgiRoute(private_app)
-        self._undo_in_process.append(private_route.close)
-        self._undo_in_process.append(serve_in_process(self.lambda_api_url, private_route))
-
     def _start_poller(self) -> None:
         assert self.dynamodb_endpoint is not None
         moto = self._moto if self.config.dynamodb_endpoint is None else None
@@ -402,8 +313,9 @@ class DevServer:
             if function is not None:
                 function.close()
         self._sync = self._archiver = self._ws = self._fanout = None
-        while self._undo_in_process:
-            self._undo_in_process.pop()()
+        if self._host is not None:
+            self._host.leave()
+            self._host = None
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
