@@ -15,6 +15,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from stratasync.client import SyncHttpTransport
@@ -160,6 +161,28 @@ def test_an_asgi_app_answers_in_process_on_one_loop_until_closed() -> None:
     assert {thread for *_, thread in seen} == {"loopback-asgi"}  # one loop for every caller
     route.close()
     assert not any(thread.name == "loopback-asgi" for thread in threading.enumerate())
+
+
+def test_a_route_that_fails_answers_500_as_a_server_would() -> None:
+    """The caller gets the HTTP error its client would get from a server that failed (here
+    botocore's ``ClientError``), not the route's exception."""
+
+    def broken(method: str, url: str, headers: list[tuple[str, str]], body: bytes) -> Any:
+        raise RuntimeError("the app broke")
+
+    stop = serve_in_process("http://127.0.0.1:9", broken)
+    try:
+        client = boto3.client(
+            "apigatewaymanagementapi",
+            endpoint_url="http://127.0.0.1:9/stage",
+            region_name="us-east-1",
+            config=Config(retries={"total_max_attempts": 1}),
+        )
+        with pytest.raises(ClientError) as failed:
+            client.post_to_connection(ConnectionId="abc", Data=b"x")
+        assert failed.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    finally:
+        stop()
 
 
 def _event(seq: int) -> dict[str, Any]:

@@ -15,6 +15,8 @@ close``), and the dev server's process spent most of its CPU on that HTTP servin
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import threading
 from collections.abc import Awaitable, Callable, Iterable
 from io import BytesIO
@@ -32,6 +34,8 @@ Reply = tuple[int, list[tuple[str, str]], bytes]
 Route = Callable[[str, str, list[tuple[str, str]], bytes], Reply]
 WsgiApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
 AsgiApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+
+logger = logging.getLogger(__name__)
 
 _routes: dict[str, Route] = {}
 _routes_lock = threading.Lock()
@@ -75,7 +79,12 @@ def _before_send(request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
     if route is None:
         return None  # not one of ours: over the network
     headers = [(_text(name), _text(value)) for name, value in request.headers.items()]
-    status, reply_headers, body = route(request.method, url, headers, _body(request))
+    try:
+        status, reply_headers, body = route(request.method, url, headers, _body(request))
+    except Exception as error:  # what the port's server would answer: a 500, not a crash of the caller
+        logger.exception("the in-process route for %s failed", url)
+        status, reply_headers = 500, [("content-type", "application/json")]
+        body = json.dumps({"message": f"{type(error).__name__}: {error}"}).encode()
     return AWSResponse(url, status, HTTPHeaders.from_pairs(reply_headers), _RawBody(body))
 
 
@@ -94,9 +103,9 @@ def _install() -> None:
 def serve_in_process(base_url: str, route: Route) -> Callable[[], None]:
     """Answer this process's boto3 requests under ``base_url`` (``http://127.0.0.1:port``) with
     ``route`` instead of a socket; returns what stops it."""
-    _install()
     base = base_url.rstrip("/")
     with _routes_lock:
+        _install()
         _routes[base] = route
 
     def stop() -> None:
