@@ -5,8 +5,10 @@ and upload checksums: the segment store conformance suite, the archive conforman
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -106,3 +108,20 @@ def test_every_bucket_can_store_objects(seaweedfs_endpoint: str) -> None:
         ensure_bucket(client, bucket)
         client.put_object(Bucket=bucket, Key="k", Body=b"x" * 100)
         assert client.get_object(Bucket=bucket, Key="k")["Body"].read() == b"x" * 100
+
+
+def test_dev_servers_starting_at_once_each_ensure_the_bucket(seaweedfs_endpoint: str) -> None:
+    """Several callers see the bucket missing and create it at once: SeaweedFS (like S3 outside
+    us-east-1) answers the late ones ``BucketAlreadyOwnedByYou``, which is success (CI once failed
+    this way with three dev servers starting on one SeaweedFS)."""
+    bucket = f"race-{uuid.uuid4().hex[:10]}"
+    barrier = threading.Barrier(6)
+
+    def ensure(_: int) -> None:
+        client = make_s3_client(seaweedfs_endpoint)
+        barrier.wait()
+        ensure_bucket(client, bucket)
+
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(ensure, range(6)))
+    make_s3_client(seaweedfs_endpoint).head_bucket(Bucket=bucket)

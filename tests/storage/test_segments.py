@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 
 from stratasync.storage import (
     SegmentCorruptError,
@@ -180,6 +181,22 @@ def test_s3_persistent_throttling_ends_as_storage_unavailable(
     wrapper.hooks["get_object"] = always
     with pytest.raises(StorageUnavailableError, match="still failing"):
         store.get("stores/t/x")
+
+
+def test_ensure_bucket_takes_a_bucket_made_meanwhile_and_refuses_someone_else_s() -> None:
+    """Between its check and its create another caller made the bucket: ``BucketAlreadyOwnedByYou``
+    is success; ``BucketAlreadyExists`` (someone else's name) is not."""
+    for code, raises in (("BucketAlreadyOwnedByYou", False), ("BucketAlreadyExists", True)):
+        client = make_s3_client("http://127.0.0.1:9")
+        with Stubber(client) as stubbed:
+            stubbed.add_client_error("head_bucket", service_error_code="404", http_status_code=404)
+            stubbed.add_client_error("create_bucket", service_error_code=code, http_status_code=409)
+            if raises:
+                with pytest.raises(ClientError):
+                    ensure_bucket(client, BUCKET)
+            else:
+                ensure_bucket(client, BUCKET)
+            stubbed.assert_no_pending_responses()
 
 
 def test_s3_missing_bucket_and_object_map_to_storage_errors(moto_endpoint: str) -> None:

@@ -40,11 +40,20 @@ def make_s3_client(endpoint_url: str | None = None, region_name: str | None = No
 
 
 def ensure_bucket(client: S3Client, bucket: str) -> None:
-    """Create the bucket if it is missing (dev server and tests; in AWS the stack owns it)."""
+    """Create the bucket if it is missing (dev server and tests; in AWS the stack owns it).
+
+    Idempotent: a bucket of ours that appeared between the check and the create (another dev
+    server starting at once, or our own create whose answer was lost and retried) is success."""
     try:
         client.head_bucket(Bucket=bucket)
+        return
     except ClientError:
+        pass
+    try:
         client.create_bucket(Bucket=bucket)
+    except ClientError as error:
+        if error_code(error) != "BucketAlreadyOwnedByYou":
+            raise
 
 
 @dataclass(frozen=True)
