@@ -68,7 +68,12 @@ def test_clients_converge_and_the_history_checks_out_under_storage_faults(
     assert not failed, "\n\n".join(f"seed {seed}: {message}" for seed, message in failed.items())
     for report in reports:
         history = report.history
-        assert history["acked_events"] >= 50, report.line()
+        # Every committed event was acked, or pushed in a push left unanswered (the dev server was
+        # killed after the commit, before the answer; its client learns of it by pulling): the
+        # run did its work (else it proved less). Acked alone is not a bound: CI once had 49 acked
+        # and 15 unanswered.
+        assert history["unaccounted_events"] == 0, report.line()
+        assert history["acked_events"] + history["unanswered_events"] >= 50, report.line()
         assert history["lost"] == history["duplicated"] == history["forks"] == 0, report.line()
         # Each run's archiver sealed (else the push/archiver races went untried).
         assert report.segments_sealed > 0, report.line()
