@@ -239,15 +239,8 @@ DIRECT_OPERATIONS = frozenset(
 
 
 def _wire(value: Any) -> Any:
-    """A moto DynamoDB result as the service's JSON has it (binary as base64, no None)."""
-    from moto.dynamodb.models.dynamo_type import DynamoType
-
-    if isinstance(value, DynamoType):
-        if value.type == "B":
-            return {"B": _base64(value.value)}
-        if value.type == "BS":
-            return {"BS": [_base64(member) for member in value.value]}
-        return {value.type: _wire(value.value)}
+    """A moto DynamoDB result, as moto converts it for its serializer (binary as bytes), in the
+    service's JSON (binary as base64, no None)."""
     if isinstance(value, dict):
         return {key: _wire(member) for key, member in value.items() if member is not None}
     if isinstance(value, list | tuple):
@@ -256,8 +249,6 @@ def _wire(value: Any) -> Any:
         return _base64(value)
     if isinstance(value, datetime):
         return value.timestamp()
-    if hasattr(value, "to_json"):
-        return _wire(value.to_json())
     return value
 
 
@@ -276,24 +267,14 @@ def serialize_items_directly() -> None:
     checks the two agree on every kind of attribute value and on each operation.
     """
     from moto.core.responses import ActionResult
-    from moto.dynamodb.models.utilities import dynamo_to_dict
     from moto.dynamodb.responses import DynamoResult
 
     if getattr(DynamoResult, "_serialized_directly", False):
         return
 
-    def keep_raw(self: Any, result: object) -> None:
-        self._raw = result  # moto's conversion for its serializer is made when it is needed
-
-    def result(self: Any) -> Any:
-        if not hasattr(self, "_converted"):
-            self._converted = dynamo_to_dict(self._raw)
-        return self._converted
-
     def execute_result(self: Any, context: Any) -> Any:
         operation = context.operation_model
-        # moto's wrappers may have changed the converted result (ReturnConsumedCapacity does)
-        answer = getattr(self, "_converted", self._raw)
+        answer = self.result  # moto's conversion, as its wrappers left it (ReturnConsumedCapacity)
         if operation.name not in DIRECT_OPERATIONS or not isinstance(answer, dict):
             return ActionResult.execute_result(self, context)
         members = operation.output_shape.members if operation.output_shape is not None else {}
@@ -302,7 +283,5 @@ def serialize_items_directly() -> None:
         )
         return 200, {"Content-Type": "application/x-amz-json-1.0"}, body
 
-    DynamoResult.__init__ = keep_raw  # type: ignore[method-assign]
-    DynamoResult.result = property(result)  # type: ignore[assignment,method-assign]
     DynamoResult.execute_result = execute_result  # type: ignore[method-assign]
     DynamoResult._serialized_directly = True  # type: ignore[attr-defined]
