@@ -16,10 +16,7 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -105,7 +102,9 @@ def dev_server_unless(
         yield url, None
         return
     if in_process:
-        with _dev_process("--in-process", "--table", table_name) as started:
+        from tests.devserver_process import running_dev_server
+
+        with running_dev_server("--in-process", "--table", table_name) as (started, _):
             yield started, "stratasync dev --in-process (embedded moto, 2 threads a function)"
         return
     from stratasync.devserver import DevServer, DevServerConfig
@@ -118,43 +117,6 @@ def dev_server_unless(
         yield server.start().url, "stratasync dev (embedded moto, 2 worker processes)"
     finally:
         server.stop()
-
-
-@contextmanager
-def _dev_process(*args: str, startup_seconds: float = 120) -> Iterator[str]:
-    """``stratasync dev ARGS`` on a free port in its own process; yields its URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [str(Path(sys.executable).parent / "stratasync"), "dev", "--port", str(port), *args]
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def read() -> None:  # keeps reading, so a chatty server never blocks on a full pipe
-        for line in process.stdout or ():
-            lines.append(line)
-            if "press Ctrl-C" in line:
-                ready.set()
-        ready.set()  # it exited
-
-    threading.Thread(target=read, daemon=True).start()
-    try:
-        if not ready.wait(startup_seconds) or process.poll() is not None:
-            raise RuntimeError("stratasync dev did not start:\n" + "".join(lines))
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def main() -> None:
