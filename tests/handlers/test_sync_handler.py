@@ -149,6 +149,18 @@ def test_settings_errors_are_readable() -> None:
         Settings.from_env({"STRATASYNC_TABLE_NAME": "t" * 5, "STRATASYNC_STORAGE_TIME_BUDGET_SECONDS": "-1"})
 
 
+@pytest.mark.parametrize("value", ["0", "65", "nan", "1e309", "-1", "2.5", "\ud800"])
+def test_a_send_concurrency_out_of_range_or_not_a_count_is_refused_by_name(value: str) -> None:
+    with pytest.raises(RuntimeError, match="STRATASYNC_SEND_CONCURRENCY"):
+        Settings.from_env({"STRATASYNC_TABLE_NAME": "t" * 5, "STRATASYNC_SEND_CONCURRENCY": value})
+    assert (
+        Settings.from_env(
+            {"STRATASYNC_TABLE_NAME": "t" * 5, "STRATASYNC_SEND_CONCURRENCY": "1"}
+        ).send_concurrency
+        == 1
+    )
+
+
 def test_tokens_never_reach_logs(
     moto_endpoint: str,
     monkeypatch: pytest.MonkeyPatch,

@@ -414,13 +414,16 @@ def test_the_stream_reads_only_when_a_pull_is_not_past_its_records(
     assert_exactly_once_in_order(harness.gateway.seqs(connection.connection_id, "1"), 0, 2)
 
 
+@pytest.mark.parametrize("send_concurrency", [8, 1])
 @pytest.mark.parametrize("step", ["claim", "release"])
 def test_a_storage_error_around_a_send_closes_that_connection(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch, step: str
+    make_harness: MakeHarness, monkeypatch: pytest.MonkeyPatch, step: str, send_concurrency: int
 ) -> None:
     """A claim whose answer was lost (it was written) or a release that failed would leave a
     claim nobody releases, holding that pull until its time is up: the sender closes the
-    connection instead (the client re-pulls from its cursor), and the others are served."""
+    connection instead (the client re-pulls from its cursor), and the others are served; with
+    the sends at once and one after another."""
+    harness = make_harness(send_concurrency=send_concurrency)
     failing, other = harness.connect(), harness.connect()
     harness.live_pull(failing)
     harness.live_pull(other)
