@@ -89,23 +89,29 @@ def measure(
 
 @contextmanager
 def dev_server_unless(
-    url: str | None, *, in_process: bool = False, table_name: str = "stratasync"
+    url: str | None, *, in_process: bool = False, memory: bool = False, table_name: str = "stratasync"
 ) -> Iterator[tuple[str, str | None]]:
     """``url``, or else a ``stratasync dev`` (embedded moto, 2 workers) started for the bench and
     stopped after it; yields its URL and a label for the report (None: the URL was given).
 
     The worker-process server runs in this process (its functions in their own); an
-    ``in_process`` one runs as ``stratasync dev --in-process`` in a process of its own, as a user
-    runs it: in this one its functions would share the GIL with the bench's own clients. Two
-    servers of this process share moto's state, so each needs its own ``table_name``."""
+    ``in_process`` one (``memory``: ``--memory``, its tables in memory) runs as ``stratasync dev
+    --in-process`` in a process of its own, as a user runs it: in this one its functions would
+    share the GIL with the bench's own clients. Two servers of this process share moto's state, so
+    each needs its own ``table_name``."""
     if url is not None:
         yield url, None
         return
-    if in_process:
+    if in_process or memory:
         from tests.devserver_process import running_dev_server
 
-        with running_dev_server("--in-process", "--table", table_name) as (started, _):
-            yield started, "stratasync dev --in-process (embedded moto, 2 threads a function)"
+        option, label = (
+            ("--memory", "stratasync dev --memory (tables in memory, 2 threads a function)")
+            if memory
+            else ("--in-process", "stratasync dev --in-process (embedded moto, 2 threads a function)")
+        )
+        with running_dev_server(option, "--table", table_name) as (started, _):
+            yield started, label
         return
     from stratasync.devserver import DevServer, DevServerConfig
     from stratasync.devserver.embedded_moto import ensure_fake_credentials

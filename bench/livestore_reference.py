@@ -1,6 +1,6 @@
 """LiveStore's own sync server beside ``stratasync dev``, on one machine in one run: commit-to-visible
 latency of the real client (LiveStore 0.4.0's ``makeWsSync`` on node) through each, alternating;
-``stratasync dev`` both with its worker processes and ``--in-process``.
+``stratasync dev`` with its worker processes, ``--in-process`` and ``--memory``.
 
     .venv/bin/python -m bench.livestore_reference [--samples 100] [--rounds 2]
 
@@ -111,13 +111,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="runs per server, taking turns")
     args = parser.parse_args()
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs"
-    runs: dict[str, list[list[float]]] = {"stratasync": [], "stratasync_in_process": [], "livestore": []}
+    names = ("stratasync", "stratasync_in_process", "stratasync_memory", "livestore")
+    runs: dict[str, list[list[float]]] = {name: [] for name in names}
     with (
         dev_server_unless(None) as (ours, label),
         dev_server_unless(None, in_process=True, table_name="bench-in-process") as (fast, fast_label),
+        dev_server_unless(None, memory=True, table_name="bench-memory") as (memory, memory_label),
         reference_server() as reference,
     ):
-        urls = {"stratasync": ours, "stratasync_in_process": fast, "livestore": reference}
+        urls = {
+            "stratasync": ours,
+            "stratasync_in_process": fast,
+            "stratasync_memory": memory,
+            "livestore": reference,
+        }
         for name, url in urls.items():
             print(f"warming up {name} ...", flush=True)
             latency_run(url, 10)
@@ -131,6 +138,7 @@ def main() -> None:
     servers = {
         "stratasync": f"{label}, this checkout",
         "stratasync_in_process": f"{fast_label}, this checkout",
+        "stratasync_memory": f"{memory_label}, this checkout",
         "livestore": "LiveStore 0.4.0 @livestore/sync-cf/cf-worker under wrangler dev --local (workerd)",
     }
     summaries = {
@@ -144,18 +152,18 @@ def main() -> None:
         }
         for name, run_list in runs.items()
     }
-    ratio = round(summaries["stratasync"]["p50_ms"] / summaries["livestore"]["p50_ms"], 2)
-    ratio_in_process = round(
-        summaries["stratasync_in_process"]["p50_ms"] / summaries["livestore"]["p50_ms"], 2
-    )
+    ratios = {
+        name: round(summaries[name]["p50_ms"] / summaries["livestore"]["p50_ms"], 2)
+        for name in names
+        if name != "livestore"
+    }
     report = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{machine} ({load})",
         "client": "real LiveStore 0.4.0 makeWsSync on node (tests/interop/livestore_ws_driver.mjs latency)",
         "sample": "push on connection A (over WebSocket) until the event arrives on connection B's live pull",
         "rounds": args.rounds,
-        "p50_ratio_stratasync_to_livestore": ratio,
-        "p50_ratio_stratasync_in_process_to_livestore": ratio_in_process,
+        **{f"p50_ratio_{name}_to_livestore": ratio for name, ratio in ratios.items()},
         **summaries,
     }
     RESULTS.mkdir(exist_ok=True)
@@ -180,8 +188,9 @@ def main() -> None:
         )
     lines += [
         "",
-        f"p50 ratio to LiveStore's server in this run: {ratio} for `stratasync dev` (worker processes),"
-        f" {ratio_in_process} for `stratasync dev --in-process`.",
+        f"p50 ratio to LiveStore's server in this run: {ratios['stratasync']} for `stratasync dev`"
+        f" (worker processes), {ratios['stratasync_in_process']} for `stratasync dev --in-process`,"
+        f" {ratios['stratasync_memory']} for `stratasync dev --memory`.",
     ]
     (RESULTS / "livestore_reference.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -4,6 +4,9 @@
 describes; :func:`get_backend` and :func:`get_archiver` cache them once per execution environment
 (a warm Lambda keeps its clients and caches), the way the Lambda handler cookbook reaches its data
 layer. Tests call the ``build_*`` functions with their own settings.
+
+:func:`use_memory_tables` swaps DynamoDB for tables in this process's memory (``stratasync dev
+--memory``, where every function runs in the dev server's own process).
 """
 
 from __future__ import annotations
@@ -17,10 +20,13 @@ from stratasync.core.sealing import ArchivePolicy, Archiver
 from stratasync.core.service import SyncService
 from stratasync.handlers.settings import Settings
 from stratasync.handlers.trigger import ArchiveTrigger
+from stratasync.storage.base import HotTierStorage
 from stratasync.storage.dynamodb import DynamoDBStorage, make_client
 from stratasync.storage.dynamodb_subscriptions import DynamoDBSubscriptionStorage
+from stratasync.storage.memory import InMemoryStorage, InMemorySubscriptionStorage
 from stratasync.storage.s3 import S3SegmentStorage, make_s3_client
 from stratasync.storage.segments import SegmentStorage, lost_store_guard
+from stratasync.storage.subscriptions import SubscriptionStorage
 from stratasync.storage.tiered import SegmentCache, TieredEventLog
 from stratasync.storage.websocket_api import ApiGatewayConnections
 
@@ -35,17 +41,42 @@ class Backend:
     archive: TieredEventLog | None
     #: Invokes the archiver when a push probably completed a segment (None: no archiver function).
     archive_trigger: ArchiveTrigger | None
-    #: The DynamoDB hot tier (its client serves live sync's connections table too).
-    hot: DynamoDBStorage
+    #: The hot tier: DynamoDB (its client serves live sync's connections table too), or the
+    #: memory tables (:func:`use_memory_tables`).
+    hot: HotTierStorage
+
+
+@dataclass(frozen=True)
+class MemoryTables:
+    """The eventlog and connections tables in this process's memory, in place of DynamoDB's."""
+
+    eventlog: InMemoryStorage
+    connections: InMemorySubscriptionStorage
+
+
+_memory_tables: MemoryTables | None = None
+
+
+def use_memory_tables(tables: MemoryTables | None) -> None:
+    """Serve every function of this process from ``tables`` instead of the DynamoDB tables its
+    settings name (None: DynamoDB again), and drop what was built before. Only for a process
+    that runs every function itself (``stratasync dev --memory``): each Lambda execution
+    environment would have tables of its own."""
+    global _memory_tables
+    _memory_tables = tables
+    forget_warm_state()
 
 
 def archive_policy(settings: Settings) -> ArchivePolicy:
     return ArchivePolicy(segment_events=settings.segment_events, segment_bytes=settings.segment_bytes)
 
 
-def _hot_storage(settings: Settings, segments: SegmentStorage | None) -> DynamoDBStorage:
-    """DynamoDB; with an archive, a store is only created afresh if the archive never knew it
-    (:func:`~stratasync.storage.segments.lost_store_guard`: one S3 GET per new store)."""
+def _hot_storage(settings: Settings, segments: SegmentStorage | None) -> HotTierStorage:
+    """DynamoDB (or the memory tables); with an archive, a store is only created afresh in DynamoDB
+    if the archive never knew it (:func:`~stratasync.storage.segments.lost_store_guard`: one S3
+    GET per new store)."""
+    if _memory_tables is not None:
+        return _memory_tables.eventlog
     return DynamoDBStorage(
         settings.table_name,
         make_client(settings.dynamodb_endpoint),
@@ -111,12 +142,17 @@ def build_live(settings: Settings, backend: Backend | None = None) -> LiveBacken
     assert settings.connections_table is not None
     assert settings.ws_endpoint is not None
     backend = backend or build_backend(settings)
-    subscriptions = DynamoDBSubscriptionStorage(
-        settings.connections_table,
-        settings.table_name,
-        backend.hot.table.client,  # one DynamoDB client a process (boto3 clients are thread-safe)
-        time_budget_seconds=settings.storage_time_budget_seconds,
-    )
+    subscriptions: SubscriptionStorage
+    if _memory_tables is not None:
+        subscriptions = _memory_tables.connections
+    else:
+        assert isinstance(backend.hot, DynamoDBStorage)
+        subscriptions = DynamoDBSubscriptionStorage(
+            settings.connections_table,
+            settings.table_name,
+            backend.hot.table.client,  # one DynamoDB client a process (boto3 clients are thread-safe)
+            time_budget_seconds=settings.storage_time_budget_seconds,
+        )
     live = LiveSync(
         backend.service,
         subscriptions,
@@ -169,6 +205,13 @@ def init_sync_function() -> Backend:
 def get_archiver() -> Archiver:
     """The archiver function's archiver, built from the environment once per execution environment."""
     return build_archiver(Settings.from_env())
+
+
+def forget_warm_state() -> None:
+    """Drop what :func:`get_backend`, :func:`get_live` and :func:`get_archiver` built (the next
+    call builds it again from the environment)."""
+    for cached in (get_backend, get_live, get_archiver):
+        cached.cache_clear()
 
 
 def after_snapshot_restore() -> None:

@@ -80,11 +80,18 @@ class _StoreState:
 
 
 class InMemoryStorage(HotTierStorage):
-    """Keeps every store in a dict guarded by one lock."""
+    """Keeps every store in a dict guarded by one lock.
 
-    def __init__(self) -> None:
+    ``on_commit(store_id, parent_seq_num)``: called for every batch committed, under that lock (so
+    in commit order, and before the commit can be read): what a DynamoDB stream records of the
+    commit records (the dev server's ``--memory`` feeds its fan-out with it). It must not block
+    and must not raise.
+    """
+
+    def __init__(self, on_commit: Callable[[str, int], None] | None = None) -> None:
         self._stores: dict[str, _StoreState] = {}
         self._lock = threading.Lock()
+        self.on_commit = on_commit
 
     def _state(self, store_id: str) -> _StoreState:
         with self._lock:
@@ -120,6 +127,8 @@ class InMemoryStorage(HotTierStorage):
             )
             state.parents.append(parent)
             state.head = LogHead(batch.last_seq_num, position)
+            if self.on_commit is not None:
+                self.on_commit(store_id, parent)
             return AppendOutcome.COMMITTED
 
     def read_hot(self, store_id: str, after: int) -> Iterator[StoredBatch | ArchiveGap]:

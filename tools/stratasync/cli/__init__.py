@@ -30,6 +30,13 @@ def _add_storage_options(parser: argparse.ArgumentParser) -> None:
         help="run the Lambda functions in threads of this process, their calls to the embedded moto and"
         " @connections without a socket: faster live sync, less like Lambda (docs/dev-server.md)",
     )
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="keep the eventlog and the WebSocket connections in this process's memory instead of"
+        " DynamoDB (implies --in-process): the fastest live sync, the least like AWS; no operator"
+        " commands (docs/dev-server.md)",
+    )
     parser.add_argument("--log-level", default="WARNING", help="handler log level (default: WARNING)")
     parser.add_argument("--show-metrics", action="store_true", help="print the handler's EMF metric lines")
     parser.add_argument(
@@ -125,25 +132,29 @@ def _dev_config(args: argparse.Namespace, port: int) -> object:
 
     if args.workers < 1:
         raise SystemExit("stratasync: --workers must be at least 1")
-    return DevServerConfig(
-        host=args.host,
-        port=port,
-        dynamodb_endpoint=args.dynamodb_endpoint,
-        table_name=args.table,
-        workers=args.workers,
-        log_level=args.log_level.upper(),
-        show_metrics=args.show_metrics,
-        auth_secret=args.auth_secret,
-        s3_endpoint=args.s3_endpoint,
-        bucket=args.bucket,
-        segment_events=args.segment_events,
-        segment_bytes=args.segment_bytes,
-        websocket=args.websocket,
-        ws_idle_timeout_seconds=args.ws_idle_timeout,
-        ws_max_lifetime_seconds=args.ws_max_lifetime,
-        web_app_dir=_web_app_dir(args),
-        in_process=args.in_process,
-    )
+    try:
+        return DevServerConfig(
+            host=args.host,
+            port=port,
+            dynamodb_endpoint=args.dynamodb_endpoint,
+            table_name=args.table,
+            workers=args.workers,
+            log_level=args.log_level.upper(),
+            show_metrics=args.show_metrics,
+            auth_secret=args.auth_secret,
+            s3_endpoint=args.s3_endpoint,
+            bucket=args.bucket,
+            segment_events=args.segment_events,
+            segment_bytes=args.segment_bytes,
+            websocket=args.websocket,
+            ws_idle_timeout_seconds=args.ws_idle_timeout,
+            ws_max_lifetime_seconds=args.ws_max_lifetime,
+            web_app_dir=_web_app_dir(args),
+            in_process=args.in_process,
+            memory=args.memory,
+        )
+    except ValueError as error:  # options that do not go together
+        raise SystemExit(f"stratasync: {error}") from None
 
 
 def _web_app_dir(args: argparse.Namespace) -> str | None:

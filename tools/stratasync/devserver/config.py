@@ -44,6 +44,25 @@ class DevServerConfig:
     #: the embedded moto and the private port without a socket (:mod:`.loopback`): faster, less
     #: like Lambda (:class:`~stratasync.devserver.functions.ThreadFunction`). One per process.
     in_process: bool = False
+    #: Keep the eventlog and the connections in this process's memory instead of DynamoDB
+    #: (implies ``in_process``; the embedded moto still serves S3): the fastest dev server, and
+    #: the least like AWS (see docs/dev-server.md). No DynamoDB endpoint, so no operator commands.
+    memory: bool = False
+
+    def __post_init__(self) -> None:
+        if self.memory:
+            if self.dynamodb_endpoint is not None:
+                raise ValueError(
+                    "--memory keeps the eventlog in this process's memory: it cannot be combined"
+                    " with --dynamodb-endpoint"
+                )
+            if self.s3_endpoint is not None:
+                raise ValueError(
+                    "--memory keeps the eventlog in this process's memory: an archive on --s3-endpoint"
+                    " would outlive it (the next run would start the archived stores afresh); use"
+                    " the embedded moto's S3, or drop --memory"
+                )
+            self.in_process = True
 
     @property
     def connections_table(self) -> str:

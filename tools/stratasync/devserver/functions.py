@@ -18,10 +18,13 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stratasync.devserver.gateway import FakeLambdaContext
 from stratasync.devserver.loopback import Route, serve_in_process
+
+if TYPE_CHECKING:
+    from stratasync.handlers.wiring import MemoryTables
 
 
 @dataclass(frozen=True)
@@ -118,8 +121,13 @@ class InProcessHost:
         self.owner = owner
         self._undo: list[Callable[[], None]] = []
 
-    def enter(self, env: dict[str, str], routes: dict[str, Route]) -> InProcessHost:
-        """Take the process (one in-process dev server at a time), set ``env``, serve ``routes``."""
+    def enter(
+        self, env: dict[str, str], routes: dict[str, Route], memory_tables: MemoryTables | None = None
+    ) -> InProcessHost:
+        """Take the process (one in-process dev server at a time), set ``env``, serve ``routes``,
+        and serve the functions from ``memory_tables`` instead of DynamoDB when given."""
+        from stratasync.handlers import wiring  # the handlers' modules load only when used
+
         with InProcessHost._lock:
             if InProcessHost._owner is not None:
                 raise RuntimeError("an in-process dev server already runs in this process; stop it first")
@@ -128,7 +136,10 @@ class InProcessHost:
         saved = {name: os.environ.get(name) for name in env}
         os.environ.update(env)
         self._undo.append(lambda: _restore_environ(saved))
-        self._undo.append(_forget_warm_state)
+        self._undo.append(wiring.forget_warm_state)
+        if memory_tables is not None:
+            wiring.use_memory_tables(memory_tables)
+            self._undo.append(lambda: wiring.use_memory_tables(None))
         for base_url, route in routes.items():
             close = getattr(route, "close", None)
             if close is not None:
@@ -153,11 +164,3 @@ def _restore_environ(saved: dict[str, str | None]) -> None:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
-
-
-def _forget_warm_state() -> None:
-    """Drop the handlers' warm state of this process (an in-process run's clients and caches)."""
-    from stratasync.handlers import wiring
-
-    for cached in (wiring.get_backend, wiring.get_live, wiring.get_archiver):
-        cached.cache_clear()

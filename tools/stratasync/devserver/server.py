@@ -4,7 +4,8 @@ Each HTTP request becomes an API Gateway HTTP API (payload 2.0) event for the sy
 by worker processes that each import the real handler module (:mod:`.functions`): concurrent
 requests really run concurrently, as on AWS. A Lambda response over Lambda's 6 MB limit is
 answered 500, as API Gateway would. Storage is an embedded moto, or real endpoints (DynamoDB
-Local, SeaweedFS, AWS).
+Local, SeaweedFS, AWS), or (``memory``) the in-memory adapters, with :class:`~.streams.CommitFeed`
+standing in for the stream.
 
 The push path triggers the archiver through the Lambda ``Invoke`` API. The dev server serves
 that API on a second, private port on 127.0.0.1 (never on the public sync port), for a function
@@ -25,16 +26,19 @@ import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from stratasync.devserver.asgi import GatewayApp, LambdaApiApp, PrivateApp, ServerThread, bind
 from stratasync.devserver.config import DevServerConfig
 from stratasync.devserver.embedded_moto import EmbeddedMoto, ensure_fake_credentials
 from stratasync.devserver.functions import FunctionSpec, InProcessHost, LocalFunction, ThreadFunction
 from stratasync.devserver.loopback import AsgiRoute, Route, wsgi_route
-from stratasync.devserver.streams import StreamPoller
+from stratasync.devserver.streams import CommitFeed, StreamPoller
 from stratasync.devserver.webapp import WebAppMount
 from stratasync.devserver.websocket import WebSocketApi, WebSocketLimits, websocket_protocol
+
+if TYPE_CHECKING:
+    from stratasync.handlers.wiring import MemoryTables
 
 #: The archiver function's name (a per-run secret is appended).
 ARCHIVE_FUNCTION = "stratasync-archive-dev"
@@ -57,6 +61,10 @@ class DevServer:
         #: With ``in_process``: what the functions changed in this process, given back at stop.
         self._host: InProcessHost | None = None
         self._poller: StreamPoller | None = None
+        #: With ``memory``: the stand-in for the stream (the memory eventlog's commits).
+        self._feed: CommitFeed | None = None
+        #: With ``memory``: the eventlog and connections the functions serve from.
+        self.memory_tables: MemoryTables | None = None
         self._stop_waking: Callable[[], None] = lambda: None
         #: The emulated WebSocket API (None with websocket=False).
         self.websocket: WebSocketApi | None = None
@@ -97,8 +105,10 @@ class DevServer:
             raise
 
     def _start(self) -> DevServer:
+        from stratasync.handlers.wiring import MemoryTables
         from stratasync.storage.dynamodb import create_table, make_client
         from stratasync.storage.dynamodb_table import create_connections_table
+        from stratasync.storage.memory import InMemoryStorage, InMemorySubscriptionStorage
         from stratasync.storage.s3 import ensure_bucket, make_s3_client
 
         config = self.config
@@ -134,10 +144,19 @@ class DevServer:
             storage_text = f"DynamoDB at {self.dynamodb_endpoint}"
         if self.dynamodb_endpoint.startswith("http://"):
             ensure_fake_credentials()  # local emulators accept any credentials
-        dynamodb = make_client(self.dynamodb_endpoint)
-        create_table(dynamodb, config.table_name, stream_view_type="KEYS_ONLY" if config.websocket else None)
-        if config.websocket:
-            create_connections_table(dynamodb, config.connections_table)
+        if config.memory:  # the functions never call DynamoDB: no tables in moto
+            storage_text = "this process's memory (--memory: no DynamoDB; gone when the server stops)"
+            self._feed = CommitFeed(
+                self.invoke_fanout, table_name=config.table_name, read_delay=config.stream_read_delay
+            )
+            eventlog = InMemoryStorage(on_commit=self._feed.record if config.websocket else None)
+            self.memory_tables = MemoryTables(eventlog, InMemorySubscriptionStorage(eventlog))
+        else:
+            dynamodb = make_client(self.dynamodb_endpoint)
+            stream_view = "KEYS_ONLY" if config.websocket else None
+            create_table(dynamodb, config.table_name, stream_view_type=stream_view)
+            if config.websocket:
+                create_connections_table(dynamodb, config.connections_table)
         if config.s3_endpoint is None:
             assert self._moto is not None
             self.s3_endpoint = self._moto.endpoint
@@ -189,7 +208,7 @@ class DevServer:
             routes: dict[str, Route] = {self.lambda_api_url: AsgiRoute(private_app)}
             if self._moto is not None and self._moto.app is not None:
                 routes[self._moto.endpoint] = wsgi_route(self._moto.app)
-            self._host = InProcessHost(self).enter(env, routes)
+            self._host = InProcessHost(self).enter(env, routes, self.memory_tables)
         self._sync = self._function(
             FunctionSpec(
                 "stratasync-sync-dev",
@@ -237,11 +256,14 @@ class DevServer:
             functions += [self._ws, self._fanout]
         for function in functions:
             function.warm()
-        if config.websocket:
+        if config.websocket and self._feed is not None:
+            self._feed.start()
+        elif config.websocket:
             self._start_poller()
         self._public.start()
         print(f"stratasync dev server listening on {self.url}", file=self._out)
-        print(f"  storage: {storage_text}, table {config.table_name!r}", file=self._out)
+        table_text = "" if config.memory else f", table {config.table_name!r}"
+        print(f"  storage: {storage_text}{table_text}", file=self._out)
         auth_text = "HS256 tokens signed with --auth-secret required" if config.auth_secret else "off"
         print(f"  auth: {auth_text}", file=self._out)
         print(
@@ -250,9 +272,10 @@ class DevServer:
             file=self._out,
         )
         if config.websocket:
+            source = "its commits in memory" if config.memory else "the eventlog's DynamoDB stream"
             print(
                 f"  websocket: LiveStore makeWsSync({{ url: '{self.url}' }}) on the same port; live events"
-                " fanned out from the eventlog's DynamoDB stream",
+                f" fanned out from {source}",
                 file=self._out,
             )
         functions_text = (
@@ -304,6 +327,9 @@ class DevServer:
         if self._poller is not None:
             self._poller.stop()
             self._poller = None
+        if self._feed is not None:
+            self._feed.stop()
+            self._feed = None
         self._stop_waking()
         for server in (self._public, self._private):
             if server is not None:

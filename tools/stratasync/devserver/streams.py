@@ -1,5 +1,6 @@
 """An event source mapping for the dev server: the eventlog table's DynamoDB stream into the
-fanout function, as Lambda's poller does it on AWS.
+fanout function, as Lambda's poller does it on AWS (and :class:`CommitFeed`, its stand-in when
+the eventlog is in memory).
 
 It reads the same stream AWS would (moto and DynamoDB Local both serve DynamoDB Streams), so
 the fan-out is driven by the commits themselves and not by a hint from the push path: what a
@@ -37,7 +38,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from stratasync.devserver.gateway import stream_event
 from stratasync.storage.aws import client_config, error_code
-from stratasync.storage.dynamodb_items import BATCH_PREFIX
+from stratasync.storage.dynamodb_items import BATCH_PREFIX, batch_sk
 
 logger = logging.getLogger(__name__)
 
@@ -213,15 +214,117 @@ class StreamPoller:
     def _deliver(self, records: list[dict[str, Any]]) -> None:
         if not records:
             return
-        event = stream_event(records, self.stream_arn, self.region)
-        delay = 0.1
+        if deliver_until_done(self.invoke, stream_event(records, self.stream_arn, self.region), self._stop):
+            self.invocations += 1
+            self.records_delivered += len(records)
+
+
+def deliver_until_done(invoke: Invoke, event: dict[str, Any], stop: threading.Event) -> bool:
+    """Invoke the function with ``event`` until an invocation succeeds, as an event source mapping
+    retries a failed batch (back-off from 0.1 s, doubling up to 5 s); False when ``stop`` is set
+    first."""
+    delay = 0.1
+    while not stop.is_set():
+        try:
+            invoke(event).result(timeout=300)
+            return True
+        except Exception as error:  # the function failed: retry the batch, as Lambda does
+            logger.warning("fanout function failed (%s); retrying the batch in %.1f s", error, delay)
+            stop.wait(delay)
+            delay = min(delay * 2, 5.0)
+    return False
+
+
+class CommitFeed:
+    """The stand-in for the eventlog's stream and its event source mapping under ``stratasync dev
+    --memory``, where the eventlog is an :class:`~stratasync.storage.memory.InMemoryStorage` and
+    there is no stream to read.
+
+    The storage calls :meth:`record` for every batch it commits, under its lock, so in commit order
+    and before anyone can read the commit (its ``on_commit``): no commit is missed, none is recorded
+    twice, and none is recorded that did not happen. The feed hands them to the fanout function as
+    the mapping would hand it the stream's records: ``KEYS_ONLY`` ``INSERT`` records of commit
+    records (``pk`` the store, ``sk`` ``b#<parent>``), at most ``batch_size`` a batch, one batch at a
+    time and in order, ``read_delay`` after the first record of a batch (as :class:`StreamPoller`
+    waits after a wake), a failed batch retried until it succeeds. The guarantees the fan-out
+    relies on are the stream's: every commit at least once, in order per store. Records wait in
+    memory until delivered, like the eventlog itself: gone when the server stops.
+    """
+
+    def __init__(
+        self,
+        invoke: Invoke,
+        *,
+        table_name: str,
+        batch_size: int = 100,
+        read_delay: float = 0.1,
+        region: str = "us-east-1",
+    ) -> None:
+        self.invoke = invoke
+        self.batch_size = batch_size
+        self.read_delay = read_delay
+        self.region = region
+        self.stream_arn = f"arn:aws:dynamodb:{region}:000000000000:table/{table_name}/stream/memory"
+        self._pending: list[dict[str, Any]] = []
+        self._sequence = 0
+        self._ready = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        #: Invocations made and records delivered (for tests and the bench).
+        self.invocations = 0
+        self.records_delivered = 0
+
+    def record(self, store_id: str, parent_seq_num: int) -> None:
+        """A batch was committed on ``parent_seq_num`` in ``store_id`` (never blocks)."""
+        with self._ready:
+            self._sequence += 1
+            self._pending.append(
+                {
+                    "eventID": f"memory-{self._sequence}",
+                    "eventName": "INSERT",
+                    "eventVersion": "1.1",
+                    "eventSource": "aws:dynamodb",
+                    "awsRegion": self.region,
+                    "dynamodb": {
+                        "ApproximateCreationDateTime": int(time.time()),
+                        "Keys": {"pk": {"S": store_id}, "sk": {"S": batch_sk(parent_seq_num)}},
+                        "SequenceNumber": f"{self._sequence:021d}",
+                        "StreamViewType": "KEYS_ONLY",
+                    },
+                }
+            )
+            self._ready.notify()
+
+    @property
+    def pending(self) -> int:
+        """Records recorded and not delivered yet."""
+        with self._ready:
+            return len(self._pending)
+
+    def start(self) -> CommitFeed:
+        self._thread = threading.Thread(target=self._run, name="devserver-commit-feed", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._ready:
+            self._ready.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                self.invoke(event).result(timeout=300)
+            with self._ready:
+                while not self._pending and not self._stop.is_set():
+                    self._ready.wait()
+            if self._stop.wait(self.read_delay):
+                return
+            with self._ready:
+                records = self._pending[: self.batch_size]
+            event = stream_event(records, self.stream_arn, self.region)
+            if deliver_until_done(self.invoke, event, self._stop):
+                with self._ready:
+                    del self._pending[: len(records)]
                 self.invocations += 1
                 self.records_delivered += len(records)
-                return
-            except Exception as error:  # the function failed: retry the batch, as Lambda does
-                logger.warning("fanout function failed (%s); retrying the batch in %.1f s", error, delay)
-                self._stop.wait(delay)
-                delay = min(delay * 2, 5.0)
