@@ -95,10 +95,13 @@ def manifest_of(url: str, store_id: str, after: int = 0) -> dict[str, Any]:
     return body
 
 
-@pytest.mark.parametrize("mode", [(), ("--in-process",)], ids=["worker-processes", "in-process"])
+@pytest.mark.parametrize(
+    "mode", [(), ("--in-process",), ("--memory",)], ids=["worker-processes", "in-process", "memory"]
+)
 def test_dev_server_archives_through_the_push_path_and_pulls_stay_seamless(mode: tuple[str, ...]) -> None:
     """In process too: the archiver's trigger goes through the Lambda ``Invoke`` API and its
-    segments to the embedded moto's S3 without a socket; the presigned GET still over HTTP."""
+    segments to the embedded moto's S3 without a socket; the presigned GET still over HTTP. With
+    ``--memory`` the hot tier it retires is the in-memory eventlog."""
     store_id = f"dev-archive-{uuid.uuid4().hex[:6]}"
     with running_dev_server("--segment-events", "10", *mode) as (url, lines):
         events: list[dict[str, Any]] = []

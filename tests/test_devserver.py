@@ -29,19 +29,20 @@ def todo(seq: int, parent: int, client: str) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(params=["worker-processes", "in-process"])
+@pytest.fixture(params=["worker-processes", "in-process", "memory"])
 def any_dev_server_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The session's dev server (worker processes), or a ``stratasync dev --in-process``."""
+    """The session's dev server (worker processes), or a ``stratasync dev --in-process`` or
+    ``--memory``."""
     if request.param == "worker-processes":
         yield request.getfixturevalue("dev_server").url
         return
-    with running_dev_server("--in-process") as (url, _):
+    with running_dev_server(f"--{request.param}") as (url, _):
         yield url
 
 
 def test_eight_writers_race_on_the_same_parent_exactly_one_wins_each_round(any_dev_server_url: str) -> None:
     """In process too, where the handlers' conditional writes reach moto from threads of one
-    process without a socket (each request still applied alone)."""
+    process without a socket (each request still applied alone), and with the eventlog in memory."""
     url = any_dev_server_url
     writers, rounds = 8, 5
     store_id = f"race-{uuid.uuid4().hex[:8]}"

@@ -45,13 +45,14 @@ def url(request: pytest.FixtureRequest) -> str:
     return str(url)
 
 
-@pytest.fixture(params=["worker-processes", "in-process"])
+@pytest.fixture(params=["worker-processes", "in-process", "memory"])
 def any_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """:func:`url`, or a ``stratasync dev --in-process`` (functions in threads of its process)."""
+    """:func:`url`, or a ``stratasync dev --in-process`` (functions in threads of its process) or
+    ``--memory`` (its tables in memory too)."""
     if request.param == "worker-processes":
         yield request.getfixturevalue("url")
         return
-    with running_dev_server("--in-process") as (in_process_url, _):
+    with running_dev_server(f"--{request.param}") as (in_process_url, _):
         yield in_process_url
 
 

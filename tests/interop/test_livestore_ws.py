@@ -107,13 +107,17 @@ def test_a_push_during_a_catch_up_reached_the_catching_up_pull(ws_results: dict[
     assert result["pushesDuringCatchup"] >= 1
 
 
-def test_the_scenarios_through_an_in_process_dev_server() -> None:
+@pytest.mark.parametrize("mode", ["--in-process", "--memory"])
+def test_the_scenarios_through_an_in_process_dev_server(mode: str) -> None:
     """The same scenarios through ``stratasync dev --in-process``: the functions in threads of the
-    server's process, their DynamoDB and ``@connections`` calls served without a socket."""
+    server's process, their DynamoDB and ``@connections`` calls served without a socket; and
+    through ``--memory``, the eventlog and connections in memory, fanned out from its commit feed."""
     node = _node()
-    with running_dev_server("--in-process") as (url, lines):
+    with running_dev_server(mode) as (url, lines):
         results = _run_scenarios(node, url)
     assert "thread(s) per Lambda function" in "".join(lines)
+    if mode == "--memory":
+        assert "this process's memory" in "".join(lines)
     failed = {name: result for name, result in results.items() if not result["ok"]}
     assert set(results) == set(SCENARIOS)
     assert not failed, json.dumps(failed, indent=2)
