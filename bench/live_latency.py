@@ -7,7 +7,8 @@ callback runs (in the reader's sync thread). The reader syncs once over WebSocke
 
     .venv/bin/python -m bench.live_latency [--url http://127.0.0.1:8787/] [--samples 200]
 
-writes bench/results/live_latency.{json,md}; without ``--url`` it starts ``stratasync dev``.
+writes bench/results/live_latency.{json,md}; without ``--url`` it starts ``stratasync dev``, and
+``--in-process`` and ``--memory`` ones for the WebSocket rows.
 """
 
 from __future__ import annotations
@@ -127,7 +128,10 @@ def dev_server_unless(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", help="a running stratasync dev (default: start one, and an in-process one)")
+    parser.add_argument(
+        "--url",
+        help="a running stratasync dev (default: start one, an --in-process one and a --memory one)",
+    )
     parser.add_argument("--samples", type=int, default=200, help="samples over WebSocket")
     parser.add_argument("--poll-samples", type=int, default=20, help="samples with HTTP polling")
     parser.add_argument("--poll-interval", type=float, default=5.0)
@@ -140,6 +144,8 @@ def main() -> None:
         if args.url is None:
             with dev_server_unless(None, in_process=True, table_name="bench-in-process") as (fast, label):
                 rows.append({"server": label, **measure(fast, "ws", args.samples)})
+            with dev_server_unless(None, memory=True, table_name="bench-memory") as (fastest, label):
+                rows.append({"server": label, **measure(fastest, "ws", args.samples)})
         rows.append({"server": server, **measure(url, "http", args.poll_samples, args.poll_interval)})
     load_end = os.getloadavg()[0]
     report = {
