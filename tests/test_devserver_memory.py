@@ -88,7 +88,12 @@ def test_on_commit_runs_before_the_commit_can_be_read() -> None:
 
 def test_the_feed_hands_every_commit_to_the_function_in_order_as_stream_records() -> None:
     events: list[dict[str, Any]] = []
-    feed = CommitFeed(lambda event: done(events.append(event)), table_name="t", read_delay=0.01).start()
+
+    def invoke(event: dict[str, Any]) -> Future[Any]:
+        events.append(event)
+        return done()
+
+    feed = CommitFeed(invoke, table_name="t", read_delay=0.01).start()
     try:
         storage = InMemoryStorage(on_commit=feed.record)
         parents = {"a": 0, "b": 0}
