@@ -128,6 +128,7 @@ def test_other_driver_errors_become_storage_errors_with_the_request_id(moto_endp
         store.head("s")
     assert failed.value.request_id
     assert failed.value.request_id in str(failed.value)
+    assert f"no table 'no-such-table' at {moto_endpoint}" in str(failed.value)  # which one, where
 
 
 def test_any_5xx_is_retried_even_with_a_code_botocore_does_not_know(

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import ClientError
 
-from stratasync.storage.aws import call_within_budget, client_config, error_code
-from stratasync.storage.base import StorageUnavailableError
+from stratasync.storage.aws import call_within_budget, client_config, error_code, request_id_of
+from stratasync.storage.base import StorageError, StorageUnavailableError
 from stratasync.storage.dynamodb_items import Item
 
 if TYPE_CHECKING:
@@ -102,9 +102,20 @@ class DynamoDBTable:
             lambda: method(**kwargs),
             what=f"DynamoDB {operation}",
             budget_seconds=self.time_budget_seconds,
-            special=_condition_failed,
+            special=lambda error: _condition_failed(error) or self._missing_table(operation, error),
         )
         return result
+
+    def _missing_table(self, operation: str, error: ClientError) -> StorageError | None:
+        """``ResourceNotFoundException``, saying which table is missing where."""
+        if error_code(error) != "ResourceNotFoundException":
+            return None
+        return StorageError(
+            f"DynamoDB {operation} failed: ResourceNotFoundException: no table {self.table_name!r} at"
+            f" {self.client.meta.endpoint_url} (check the table name and the endpoint; a `stratasync dev"
+            " --memory` server keeps its tables in memory and has none in DynamoDB)",
+            request_id=request_id_of(error),
+        )
 
     def put_if_absent(self, item: dict[str, Any]) -> Item | None:
         """Put ``item`` unless its key exists: None if it was written, else the item already there
