@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from stratasync.core.live import LiveSettings, LiveSync
 from stratasync.core.sealing import ArchivePolicy, Archiver
@@ -23,12 +24,14 @@ from stratasync.handlers.trigger import ArchiveTrigger
 from stratasync.storage.base import HotTierStorage
 from stratasync.storage.dynamodb import DynamoDBStorage, make_client
 from stratasync.storage.dynamodb_subscriptions import DynamoDBSubscriptionStorage
-from stratasync.storage.memory import InMemoryStorage, InMemorySubscriptionStorage
 from stratasync.storage.s3 import S3SegmentStorage, make_s3_client
 from stratasync.storage.segments import SegmentStorage, lost_store_guard
 from stratasync.storage.subscriptions import SubscriptionStorage
 from stratasync.storage.tiered import SegmentCache, TieredEventLog
 from stratasync.storage.websocket_api import ApiGatewayConnections
+
+if TYPE_CHECKING:  # only the dev server makes them: a Lambda's cold start need not import them
+    from stratasync.storage.memory import InMemoryStorage, InMemorySubscriptionStorage
 
 
 @dataclass(frozen=True)
